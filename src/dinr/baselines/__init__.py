@@ -1,0 +1,1 @@
+"""Analytic baselines: static and sliding-window filtered back-projection."""

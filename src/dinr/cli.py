@@ -1,0 +1,181 @@
+"""``dinr``: one subcommand per pipeline stage.
+
+Each subcommand parses its arguments, loads its settings section (a JSON file written
+by the workflow) and calls one function of :mod:`dinr.stages`. Bad input ends with a
+one-line ``dinr <stage>: error: ...`` on stderr and exit code 2; in an MPI job the
+failing rank aborts all ranks, so none is left waiting.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from dinr import __version__
+from dinr.errors import InputError
+from dinr.settings import (
+    BaselineSettings,
+    PrepareSettings,
+    RenderSettings,
+    SimulateSettings,
+    TrainSettings,
+    load_section,
+)
+
+EXIT_INPUT = 2
+
+
+def _key_value_paths(items: Sequence[str], option: str) -> dict[str, Path]:
+    pairs: dict[str, Path] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name or not value:
+            raise InputError(f"{option} {item!r}: expected NAME=PATH")
+        pairs[name] = Path(value)
+    return pairs
+
+
+def _simulate(args: argparse.Namespace) -> None:
+    from dinr import stages
+
+    stages.simulate(load_section(SimulateSettings, args.settings), args.raw, args.truth)
+
+
+def _prepare(args: argparse.Namespace) -> None:
+    from dinr import stages
+
+    stages.prepare(load_section(PrepareSettings, args.settings), args.raw, args.out)
+
+
+def _train(args: argparse.Namespace) -> None:
+    from dinr import stages
+    from dinr.train.comm import Communicator
+
+    settings = load_section(TrainSettings, args.settings)
+    stages.train(settings, args.sinogram, args.checkpoint, args.model, Communicator(), args.reuse_checkpoint)
+
+
+def _render(args: argparse.Namespace) -> None:
+    from dinr import stages
+    from dinr.train.comm import Communicator
+
+    settings = load_section(RenderSettings, args.settings)
+    stages.render(settings, args.model, args.sinogram, args.truth, args.out, Communicator())
+
+
+def _fbp(args: argparse.Namespace) -> None:
+    from dinr import stages
+
+    settings = load_section(BaselineSettings, args.settings)
+    stages.baseline(settings, args.sinogram, args.truth, args.frames, args.mode, args.out)
+
+
+def _evaluate(args: argparse.Namespace) -> None:
+    from dinr import stages
+
+    stages.evaluate(
+        args.dataset, args.sinogram, args.truth, _key_value_paths(args.recon, "--recon"), args.model,
+        {path.stem: path for path in args.benchmark}, args.out, args.table,
+    )
+
+
+def _figures(args: argparse.Namespace) -> None:
+    from dinr import stages
+
+    stages.figures(args.metrics, _key_value_paths(args.recon, "--recon"), args.truth, args.model, args.outdir)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dinr", description="DINR: 4D X-ray tomography by distributed implicit neural representations.")
+    parser.add_argument("--version", action="version", version=f"dinr {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="stage", required=True, metavar="STAGE")
+
+    def stage(name: str, func: Callable[[argparse.Namespace], None], text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=text, description=text)
+        p.set_defaults(func=func)
+        return p
+
+    p = stage("simulate", _simulate, "Scan a built-in deforming phantom: raw Data Exchange file + ground truth.")
+    p.add_argument("--settings", type=Path, required=True, help="JSON of the 'simulate' config section")
+    p.add_argument("--raw", type=Path, required=True, help="output raw scan (Data Exchange HDF5)")
+    p.add_argument("--truth", type=Path, required=True, help="output ground truth (HDF5 /truth, /time)")
+
+    p = stage("prepare", _prepare, "Flat/dark-correct and -log a raw scan into the canonical sinogram file.")
+    p.add_argument("--settings", type=Path, required=True, help="JSON of the 'prepare' config section")
+    p.add_argument("--raw", type=Path, required=True, help="input raw scan (Data Exchange HDF5)")
+    p.add_argument("--out", type=Path, required=True, help="output canonical sinogram (HDF5)")
+
+    p = stage("train", _train, "Train the DINR field; run under mpiexec/srun for several ranks.")
+    p.add_argument("--settings", type=Path, required=True, help="JSON of the 'train' config section")
+    p.add_argument("--sinogram", type=Path, required=True, help="prepared scan (HDF5)")
+    p.add_argument("--checkpoint", type=Path, required=True, help="checkpoint to resume from and update")
+    p.add_argument("--model", type=Path, required=True, help="output: the final trained model")
+    p.add_argument("--reuse-checkpoint", action="store_true",
+                   help="resume from a checkpoint made with other settings")
+
+    p = stage("render", _render, "Sample the trained field at the frame times into a 4D volume.")
+    p.add_argument("--settings", type=Path, required=True, help="JSON of the 'render' config section")
+    p.add_argument("--model", type=Path, required=True, help="trained model (from 'dinr train')")
+    p.add_argument("--sinogram", type=Path, required=True, help="prepared scan (for its time axis)")
+    p.add_argument("--truth", type=Path, help="ground truth: render at its frame times")
+    p.add_argument("--out", type=Path, required=True, help="output 4D volume (HDF5 /recon, /time)")
+
+    p = stage("fbp", _fbp, "Static or sliding-window (half-turn) FBP at the frame times.")
+    p.add_argument("--settings", type=Path, required=True, help="JSON of the 'baselines' config section")
+    p.add_argument("--sinogram", type=Path, required=True, help="prepared scan (HDF5)")
+    p.add_argument("--mode", choices=("static", "sliding"), required=True)
+    p.add_argument("--truth", type=Path, help="ground truth: reconstruct at its frame times")
+    p.add_argument("--frames", type=int, default=16, help="number of frames without ground truth")
+    p.add_argument("--out", type=Path, required=True, help="output 4D volume (HDF5 /recon, /time)")
+
+    p = stage("evaluate", _evaluate, "Metrics of every method (truth or held-out residuals) as JSON + table.")
+    p.add_argument("--dataset", required=True, help="dataset name recorded in the report")
+    p.add_argument("--sinogram", type=Path, required=True, help="prepared scan (HDF5)")
+    p.add_argument("--truth", type=Path, help="ground truth (HDF5 /truth, /time)")
+    p.add_argument("--model", type=Path, required=True, help="trained model")
+    p.add_argument("--recon", nargs="+", default=[], metavar="NAME=PATH", help="reconstructions by method")
+    p.add_argument("--benchmark", nargs="*", default=[], type=Path, metavar="TSV",
+                   help="Snakemake benchmark files, named <stage>.tsv")
+    p.add_argument("--out", type=Path, required=True, help="output metrics.json")
+    p.add_argument("--table", type=Path, required=True, help="output markdown table")
+
+    p = stage("figures", _figures, "Slices over time, metrics over time and the training curve (PNG).")
+    p.add_argument("--metrics", type=Path, required=True, help="metrics.json from 'dinr evaluate'")
+    p.add_argument("--recon", nargs="+", default=[], metavar="NAME=PATH", help="reconstructions by method")
+    p.add_argument("--truth", type=Path, help="ground truth (HDF5 /truth, /time)")
+    p.add_argument("--model", type=Path, required=True, help="trained model (for the training curve)")
+    p.add_argument("--outdir", type=Path, required=True, help="folder for the figures")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr,
+    )
+    try:
+        args.func(args)
+    except (InputError, FileNotFoundError) as exc:
+        print(f"dinr {args.stage}: error: {exc}", file=sys.stderr, flush=True)
+        _abort_other_ranks(EXIT_INPUT)
+        return EXIT_INPUT
+    except BaseException:
+        _abort_other_ranks(1)
+        raise
+    return 0
+
+
+def _abort_other_ranks(code: int) -> None:
+    """In an MPI job of several ranks, end them all: the others would wait forever."""
+    mpi = sys.modules.get("mpi4py.MPI")
+    if mpi is not None and mpi.Is_initialized() and not mpi.Is_finalized() and mpi.COMM_WORLD.Get_size() > 1:
+        mpi.COMM_WORLD.Abort(code)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Metrics against ground truth or held-out projections, and figures."""

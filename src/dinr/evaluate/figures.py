@@ -1,0 +1,89 @@
+"""Paper-ready figures: slices over time, metrics over time, the training curve."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from dinr.io.atomic import atomic_path  # noqa: E402
+
+LABELS = {"truth": "truth", "fbp_static": "static FBP", "fbp_sliding": "sliding FBP", "dinr": "DINR"}
+
+
+def _save(fig: plt.Figure, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format=path.suffix.lstrip("."), dpi=150, bbox_inches="tight")
+    plt.close(fig)
+
+
+def slices_over_time(volumes: dict[str, np.ndarray], times_s: np.ndarray, path: Path,
+                     truth: np.ndarray | None = None, columns: int = 4) -> None:
+    """One row per method (and truth, and |DINR - truth|), one column per chosen frame,
+    showing the middle slice (z) of (t, z, y, x) volumes on a shared grey scale."""
+    frames = np.unique(np.linspace(0, len(times_s) - 1, columns).round().astype(int))
+    rows = ({"truth": truth} if truth is not None else {}) | volumes
+    reference = truth if truth is not None else next(iter(volumes.values()))
+    z = reference.shape[1] // 2
+    vmin, vmax = np.percentile(reference[:, z], [0.5, 99.5])
+    show_error = truth is not None and "dinr" in volumes
+    n_rows = len(rows) + int(show_error)
+    fig, axes = plt.subplots(n_rows, len(frames), figsize=(2.2 * len(frames), 2.2 * n_rows), squeeze=False)
+    for i, (name, volume) in enumerate(rows.items()):
+        for j, f in enumerate(frames):
+            axes[i, j].imshow(volume[f, z], cmap="gray", vmin=vmin, vmax=vmax)
+    if show_error:
+        error = np.abs(volumes["dinr"] - truth)
+        for j, f in enumerate(frames):
+            axes[-1, j].imshow(error[f, z], cmap="magma", vmin=0, vmax=0.5 * (vmax - vmin))
+    names = [LABELS.get(n, n) for n in rows] + (["|DINR - truth|"] if show_error else [])
+    for i, name in enumerate(names):
+        axes[i, 0].set_ylabel(name)
+    for j, f in enumerate(frames):
+        axes[0, j].set_title(f"t = {times_s[f]:.3g} s")
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+    _save(fig, path)
+
+
+def metrics_over_time(metrics: dict[str, dict[str, object]], times_s: np.ndarray, path: Path) -> None:
+    """PSNR and SSIM per frame for each method, or a bar chart of projection residuals
+    when the metrics have no per-frame values (no ground truth)."""
+    if all("per_frame" in m for m in metrics.values()):
+        fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+        for name, m in metrics.items():
+            per_frame = m["per_frame"]  # type: ignore[index]
+            for ax, key in zip(axes, ("psnr", "ssim")):
+                ax.plot(times_s, [p[key] for p in per_frame], marker="o", ms=3, label=LABELS.get(name, name))
+        axes[0].set_ylabel("PSNR (dB)")
+        axes[1].set_ylabel("SSIM")
+        for ax in axes:
+            ax.set_xlabel("time (s)")
+            ax.grid(alpha=0.3)
+        axes[0].legend()
+    else:
+        fig, ax = plt.subplots(figsize=(4.5, 3.2))
+        names = list(metrics)
+        key = next(iter(metrics[names[0]]))
+        ax.bar([LABELS.get(n, n) for n in names], [float(metrics[n][key]) for n in names])  # type: ignore[arg-type]
+        ax.set_ylabel(key.replace("_", " "))
+    _save(fig, path)
+
+
+def training_curve(history: list[list[float]], path: Path) -> None:
+    """Loss (log scale) and rays/s against the step, from a checkpoint's history."""
+    steps, loss, rate = (np.asarray(c) for c in zip(*history)) if history else (np.zeros(0),) * 3
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    ax.semilogy(steps, loss, color="C0")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss (mean squared error)", color="C0")
+    twin = ax.twinx()
+    twin.plot(steps, rate, color="C1", alpha=0.6)
+    twin.set_ylabel("rays / s (all ranks)", color="C1")
+    ax.grid(alpha=0.3)
+    _save(fig, path)

@@ -1,0 +1,1 @@
+"""Beam geometries: where each detector pixel's ray runs through the object."""

@@ -1,0 +1,55 @@
+"""Parallel-beam geometry shared by the simulator, the ray model of DINR and FBP.
+
+Coordinates are in pixels, following ASTRA's and TomoPy's parallel-beam convention:
+a slice of an ``n x n`` grid has pixel (row ``i``, column ``j``) centred at
+``x = j + 0.5 - n/2`` and ``y = n/2 - (i + 0.5)`` (x to the right, y up). The view at
+angle ``theta`` (radians) measures, at detector coordinate ``u``, the line integral
+along the ray ``u * (cos theta, sin theta) + s * (-sin theta, cos theta)``.
+Detector column ``c`` (centre of the pixel) sits at ``u = c + 0.5 - center`` with
+``center`` in TomoPy's units (``cols / 2`` when the axis is in the middle). Detector row
+``r`` and volume slice ``r`` sit at height ``z = rows/2 - (r + 0.5)`` (z up, along the
+rotation axis).
+
+DINR works in normalised coordinates: pixel coordinates divided by the radius of the
+reconstruction cylinder, ``n / 2``, so the cylinder is the unit disk in (x, y).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ParallelGeometry:
+    """Detector of ``rows x cols`` pixels, rotation axis at column ``center``, and a
+    reconstruction grid of ``n x n`` pixels per slice (``rows`` slices)."""
+
+    rows: int
+    cols: int
+    center: float
+    n: int
+
+    @property
+    def radius(self) -> float:
+        """Radius of the reconstruction cylinder in pixels."""
+        return self.n / 2.0
+
+    def detector_u(self) -> np.ndarray:
+        """(cols,) detector coordinate of each column centre, pixels."""
+        return np.arange(self.cols) + 0.5 - self.center
+
+    def slice_z(self) -> np.ndarray:
+        """(rows,) height of each detector row / volume slice, pixels."""
+        return self.rows / 2.0 - (np.arange(self.rows) + 0.5)
+
+    def grid_xy(self) -> tuple[np.ndarray, np.ndarray]:
+        """(n, n) x and y of every pixel centre of a slice, pixels (rows index y)."""
+        c = np.arange(self.n) + 0.5 - self.n / 2.0
+        return np.meshgrid(c, -c, indexing="xy")
+
+    def cylinder_mask(self) -> np.ndarray:
+        """(n, n) boolean: pixel centres inside the reconstruction cylinder."""
+        x, y = self.grid_xy()
+        return x**2 + y**2 < self.radius**2

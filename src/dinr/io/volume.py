@@ -1,0 +1,63 @@
+"""4D volumes: reconstructions and ground truth, (t, z, y, x) with their frame times.
+
+A reconstruction file has ``/recon`` (t, z, y, x) float32 in attenuation per pixel
+length and ``/time`` (t,) seconds; a ground-truth file has ``/truth`` and ``/time`` in
+the same layout. Axis ``y`` points up: row 0 of a slice is its top (ASTRA's and
+TomoPy's parallel-beam convention, see :mod:`dinr.geometry.parallel`).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from dinr.errors import InputError
+from dinr.io.atomic import atomic_path
+
+AXES = "t,z,y,x"
+
+
+def write_volume(
+    path: str | os.PathLike[str],
+    volume: np.ndarray,
+    time_s: np.ndarray,
+    attrs: dict[str, Any],
+    name: str = "recon",
+) -> None:
+    """Write a (t, z, y, x) volume and its frame times atomically, chunked per slice."""
+    if volume.ndim != 4 or volume.shape[0] != len(time_s):
+        raise ValueError(f"volume {volume.shape} and {len(time_s)} frame times do not match")
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        dset = f.create_dataset(name, data=volume.astype(np.float32), chunks=(1, 1, *volume.shape[2:]))
+        dset.attrs["axes"] = AXES
+        dset.attrs["units"] = "1/pixel"
+        f.create_dataset("time", data=np.asarray(time_s, dtype=np.float64)).attrs["units"] = "s"
+        f.attrs.update(attrs)
+
+
+def read_volume(path: str | os.PathLike[str], name: str = "recon") -> tuple[np.ndarray, np.ndarray]:
+    """Read ``(volume (t, z, y, x) float32, time (t,) seconds)`` from a volume file."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: file not found")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as exc:
+        raise InputError(f"{path}: not a readable HDF5 file ({exc})") from exc
+    with f:
+        for key in (name, "time"):
+            if key not in f:
+                raise InputError(f"{path}: dataset /{key} is missing")
+        volume = np.asarray(f[name][()], dtype=np.float32)
+        time = np.asarray(f["time"][()], dtype=np.float64)
+    if volume.ndim != 4:
+        raise InputError(f"{path}: /{name} has shape {volume.shape}, expected (t, z, y, x)")
+    if volume.shape[0] != time.shape[0]:
+        raise InputError(f"{path}: /{name} has {volume.shape[0]} frames but /time has {time.shape[0]}")
+    if not np.all(np.isfinite(volume)):
+        raise InputError(f"{path}: /{name} contains NaN or infinite values")
+    return volume, time

@@ -1,0 +1,1 @@
+"""Preprocessing of raw counts into line integrals (TomoPy's conventions)."""

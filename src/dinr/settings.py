@@ -1,0 +1,110 @@
+"""Typed settings of each stage, built from the validated config.
+
+The defaults live in ``workflow/schemas/config.schema.yaml``; the workflow resolves a
+dataset's settings (defaults, then global sections, then the dataset's overrides) and
+hands each stage its section as a JSON file. Here each section becomes a frozen
+dataclass, and a key that is missing or unknown is an error that names it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from dinr.errors import InputError
+
+
+@dataclass(frozen=True)
+class SimulateSettings:
+    """Built-in phantom scan. Sizes in pixels, ``photons`` in counts per flat pixel."""
+
+    phantom: str
+    size: int
+    rows: int
+    views: int
+    turns: float
+    photons: float
+    frames: int
+    view_time_s: float
+    twist_deg: float
+    seed: int
+
+
+@dataclass(frozen=True)
+class PrepareSettings:
+    """Flat/dark correction. ``center`` in detector columns, null for ``cols / 2``;
+    every ``heldout_every``-th view is held out of training and FBP (0: none)."""
+
+    center: float | None
+    heldout_every: int
+    pixel_size_mm: float
+    transmission_floor: float
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """The field and its distributed optimisation (see ``config/README.md`` for units)."""
+
+    n_features: int
+    sigma_t: float
+    sigma_s: float
+    width: int
+    hidden_layers: int
+    output_scale: float | str
+    nonnegative: bool
+    steps: int
+    batch_rays: int
+    samples_per_ray: int
+    lr: float
+    lr_final: float
+    warmup_steps: int
+    seed: int
+    checkpoint_every: int
+    log_every: int
+    checksum_every: int
+    device: str
+
+
+@dataclass(frozen=True)
+class RenderSettings:
+    """Frame times and chunking of the rendered 4D volume."""
+
+    frames: int
+    chunk: int
+
+
+@dataclass(frozen=True)
+class BaselineSettings:
+    """FBP baselines: backend (auto, tomopy, astra) and filter."""
+
+    backend: str
+    filter: str
+
+
+S = TypeVar("S")
+
+
+def from_dict(cls: type[S], values: dict[str, Any], where: str) -> S:
+    """Build settings ``cls`` from ``values``; ``where`` names the source in errors."""
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(values) - names)
+    missing = sorted(names - set(values))
+    if unknown:
+        raise InputError(f"{where}: unknown key(s) {', '.join(unknown)}")
+    if missing:
+        raise InputError(f"{where}: missing key(s) {', '.join(missing)}")
+    return cls(**values)
+
+
+def load_section(cls: type[S], path: str | os.PathLike[str]) -> S:
+    """Read one section's settings from a JSON file written by the workflow."""
+    path = Path(path)
+    try:
+        values = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InputError(f"{path}: cannot read settings ({exc})") from exc
+    return from_dict(cls, values, str(path))

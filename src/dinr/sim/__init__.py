@@ -1,0 +1,1 @@
+"""Built-in deforming phantoms and the continuous-rotation scan that images them."""

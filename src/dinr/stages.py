@@ -1,0 +1,212 @@
+"""One function per pipeline stage: read inputs, compute with the library, write outputs.
+
+These are what the ``dinr`` subcommands (and so the workflow rules) call. File formats
+are handled by :mod:`dinr.io`, numerics by the other subpackages.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from dinr.baselines.fbp import available_backend, fbp, sliding_window_fbp
+from dinr.errors import InputError
+from dinr.evaluate.figures import metrics_over_time, slices_over_time, training_curve
+from dinr.evaluate.metrics import volume_metrics
+from dinr.evaluate.residuals import field_residual, volume_residual
+from dinr.frames import frame_times
+from dinr.geometry.parallel import ParallelGeometry
+from dinr.inr.render import render_frames
+from dinr.io.canonical import Sinogram, read_sinogram, write_sinogram
+from dinr.io.dxchange import read_raw, write_raw
+from dinr.io.atomic import write_json, write_text
+from dinr.io.volume import read_volume, write_volume
+from dinr.prep.normalize import minus_log, normalize
+from dinr.provenance import provenance
+from dinr.settings import BaselineSettings, PrepareSettings, RenderSettings, SimulateSettings, TrainSettings
+from dinr.sim.phantoms import PHANTOMS
+from dinr.sim.scan import simulate_scan
+from dinr.train.checkpoint import load_checkpoint, save_checkpoint
+from dinr.train.comm import Communicator
+from dinr.train.loop import field_from_checkpoint
+from dinr.train.loop import train as train_loop
+
+log = logging.getLogger(__name__)
+
+
+def simulate(settings: SimulateSettings, raw_path: Path, truth_path: Path) -> None:
+    """Scan a built-in deforming phantom: raw Data Exchange counts plus ground truth."""
+    if settings.phantom not in PHANTOMS:
+        raise InputError(f"simulate.phantom: unknown phantom {settings.phantom!r}; known: {sorted(PHANTOMS)}")
+    geometry = ParallelGeometry(rows=settings.rows, cols=settings.size, center=settings.size / 2, n=settings.size)
+    phantom = PHANTOMS[settings.phantom](settings.size, settings.rows, seed=settings.seed, twist_deg=settings.twist_deg)
+    scan = simulate_scan(
+        phantom, geometry, n_views=settings.views, turns=settings.turns, photons=settings.photons,
+        n_frames=settings.frames, view_time_s=settings.view_time_s, seed=settings.seed,
+    )
+    attrs = provenance("simulate", dataclasses.asdict(settings))
+    write_raw(raw_path, scan.data, scan.flat, scan.dark, scan.theta_deg, scan.time_s, attrs)
+    write_volume(truth_path, scan.truth, scan.truth_time_s, attrs, name="truth")
+    log.info("simulated %d views of %s, truth %s", settings.views, scan.data.shape[1:], scan.truth.shape)
+
+
+def heldout_views(views: int, every: int) -> np.ndarray:
+    """(views,) bool: every ``every``-th view (the 10th, 20th, ... for 10), none for 0."""
+    mask = np.zeros(views, dtype=bool)
+    if every > 0:
+        mask[every - 1::every] = True
+    return mask
+
+
+def prepare(settings: PrepareSettings, raw_path: Path, out_path: Path) -> None:
+    """Flat/dark-correct and take -log of a raw scan into the canonical sinogram file."""
+    raw = read_raw(raw_path)
+    projections = minus_log(normalize(raw.data, raw.flat, raw.dark), settings.transmission_floor)
+    cols = projections.shape[2]
+    center = cols / 2.0 if settings.center is None else float(settings.center)
+    sino = Sinogram(
+        projections=projections, theta=raw.theta, time=raw.time, view_index=np.arange(len(raw.theta)),
+        center=center, scan_time=(float(raw.time[0]), float(raw.time[-1])), pixel_size_mm=settings.pixel_size_mm,
+        heldout=heldout_views(len(raw.theta), settings.heldout_every),
+    )
+    attrs = provenance("prepare", dataclasses.asdict(settings), {"raw": str(raw_path)})
+    write_sinogram(out_path, sino, attrs)
+    log.info("prepared %s: %d views x %d rows x %d cols, centre %.2f", out_path, *projections.shape, center)
+
+
+def baseline(settings: BaselineSettings, sinogram_path: Path, truth_path: Path | None, frames: int,
+             mode: str, out_path: Path) -> str:
+    """Static or sliding-window FBP at the frame times; returns the backend used."""
+    sino = read_sinogram(sinogram_path)
+    backend = available_backend(settings.backend)
+    seconds, normalised = frame_times(sino, truth_path, frames)
+    if mode == "static":
+        volume = fbp(sino.projections, sino.theta, sino.center, settings.filter, backend)
+        recon = np.broadcast_to(volume, (len(seconds), *volume.shape))
+    elif mode == "sliding":
+        recon = sliding_window_fbp(
+            sino.projections, sino.theta, sino.normalised_time(sino.time), normalised,
+            sino.center, settings.filter, backend,
+        )
+    else:
+        raise InputError(f"FBP mode {mode!r}: use 'static' or 'sliding'")
+    attrs = provenance(f"fbp_{mode}", {**dataclasses.asdict(settings), "frames": frames},
+                       {"sinogram": str(sinogram_path), "truth": str(truth_path or "")})
+    attrs["fbp_backend"] = backend
+    write_volume(out_path, np.ascontiguousarray(recon), seconds, attrs)
+    log.info("fbp %s (%s): %d frames", mode, backend, len(seconds))
+    return backend
+
+
+def train(settings: TrainSettings, sinogram_path: Path, checkpoint_path: Path, model_path: Path,
+          comm: Communicator, reuse_checkpoint: bool = False) -> None:
+    """Distributed training; rank 0 writes the final model (a complete checkpoint)."""
+    state = train_loop(settings, sinogram_path, checkpoint_path, comm, reuse_checkpoint)
+    if comm.rank == 0:
+        state["provenance"] = provenance("train", dataclasses.asdict(settings), {"sinogram": str(sinogram_path)})
+        save_checkpoint(model_path, state)
+
+
+def render(settings: RenderSettings, model_path: Path, sinogram_path: Path, truth_path: Path | None,
+           out_path: Path, comm: Communicator) -> None:
+    """Sample the trained field at the frame times; ranks split the frames."""
+    state = load_checkpoint(model_path)
+    field = field_from_checkpoint(state)
+    sino = read_sinogram(sinogram_path, views=np.arange(1))  # only its scan-time attributes are used
+    geometry = ParallelGeometry(**state["geometry"])
+    seconds, normalised = frame_times(sino, truth_path, settings.frames)
+    mine = np.arange(comm.rank, len(normalised), comm.size)
+    frames = render_frames(field, geometry, normalised[mine], settings.chunk)
+    gathered = comm.gather((mine, frames))
+    if comm.rank == 0:
+        volume = np.empty((len(normalised), *frames.shape[1:]), dtype=np.float32)
+        for index, part in gathered:
+            volume[index] = part
+        attrs = provenance("render", dataclasses.asdict(settings),
+                           {"model": str(model_path), "sinogram": str(sinogram_path)})
+        attrs["dinr_train_settings"] = json.dumps(state["settings"], sort_keys=True)
+        write_volume(out_path, volume, seconds, attrs)
+        log.info("rendered %d frames of %s", len(normalised), frames.shape[1:])
+
+
+def _read_wall_seconds(benchmarks: dict[str, Path]) -> dict[str, float]:
+    """Wall seconds per stage from Snakemake ``benchmark:`` files (TSV, column ``s``)."""
+    wall: dict[str, float] = {}
+    for stage, path in benchmarks.items():
+        lines = Path(path).read_text().splitlines()
+        header, values = lines[0].split("\t"), lines[1].split("\t")
+        wall[stage] = float(values[header.index("s")])
+    return wall
+
+
+def evaluate(dataset: str, sinogram_path: Path, truth_path: Path | None, recons: dict[str, Path],
+             model_path: Path, benchmarks: dict[str, Path], out_json: Path, out_table: Path) -> dict[str, object]:
+    """Metrics of every method: against the truth when there is one, else held-out residuals."""
+    methods: dict[str, dict[str, object]] = {}
+    backends: dict[str, str] = {}
+    volumes = {name: read_volume(path) for name, path in recons.items()}
+    for name, path in recons.items():
+        with h5py.File(path, "r") as f:
+            backends[name] = str(f.attrs.get("fbp_backend", "torch"))
+    state = load_checkpoint(model_path)
+    geometry = ParallelGeometry(**state["geometry"])
+    if truth_path:
+        truth, _ = read_volume(truth_path, name="truth")
+        for name, (volume, _) in volumes.items():
+            methods[name] = volume_metrics(truth, volume, geometry.cylinder_mask())
+    else:
+        heldout = _has_heldout(sinogram_path)
+        sino = read_sinogram(sinogram_path, split="heldout" if heldout else "all")
+        key = "heldout_rel_residual" if heldout else "train_rel_residual"
+        field = field_from_checkpoint(state)
+        samples = 2 * int(state["settings"]["samples_per_ray"])
+        for name, (volume, seconds) in volumes.items():
+            value = field_residual(field, sino, geometry, samples) if name == "dinr" else \
+                volume_residual(volume, sino.normalised_time(seconds), sino, geometry)
+            methods[name] = {key: value}
+    report = {
+        "dataset": dataset,
+        "methods": methods,
+        "wall_s": _read_wall_seconds(benchmarks),
+        "backend": backends,
+        "provenance": provenance("evaluate", None, {k: str(v) for k, v in recons.items()}),
+    }
+    write_json(out_json, report)
+    write_text(out_table, metrics_table(report))
+    return report
+
+
+def _has_heldout(sinogram_path: Path) -> bool:
+    """Whether the prepared scan holds any views out of training."""
+    with h5py.File(sinogram_path, "r") as f:
+        return bool(np.any(f["heldout"][()]))
+
+
+def metrics_table(report: dict[str, object]) -> str:
+    """A markdown table of the mean metrics of each method."""
+    methods: dict[str, dict[str, object]] = report["methods"]  # type: ignore[assignment]
+    keys = [k for k in next(iter(methods.values())) if k != "per_frame"]
+    lines = [f"# {report['dataset']}", "", "| method | " + " | ".join(keys) + " |",
+             "|---|" + "---|" * len(keys)]
+    for name, values in methods.items():
+        lines.append(f"| {name} | " + " | ".join(f"{float(values[k]):.4g}" for k in keys) + " |")
+    wall: dict[str, float] = report["wall_s"]  # type: ignore[assignment]
+    lines += ["", "| stage | wall s |", "|---|---|"] + [f"| {k} | {v:.1f} |" for k, v in wall.items()]
+    return "\n".join(lines) + "\n"
+
+
+def figures(metrics_path: Path, recons: dict[str, Path], truth_path: Path | None, model_path: Path,
+            outdir: Path) -> None:
+    """Write ``slices.png``, ``metrics.png`` and ``training.png`` into ``outdir``."""
+    report = json.loads(Path(metrics_path).read_text())
+    volumes = {name: read_volume(path) for name, path in recons.items()}
+    times = next(iter(volumes.values()))[1]
+    truth = read_volume(truth_path, name="truth")[0] if truth_path else None
+    slices_over_time({n: v for n, (v, _) in volumes.items()}, times, outdir / "slices.png", truth)
+    metrics_over_time(report["methods"], times, outdir / "metrics.png")
+    training_curve(load_checkpoint(model_path)["history"], outdir / "training.png")

@@ -1,0 +1,1 @@
+"""Distributed stochastic optimisation of the field over MPI ranks."""

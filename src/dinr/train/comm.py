@@ -1,0 +1,146 @@
+"""MPI communication for training: our own flat-gradient allreduce and drift checks.
+
+Gradients of all parameters live in one preallocated contiguous buffer (each
+``param.grad`` is a view into it), so averaging them across ranks is a single in-place
+``MPI_Allreduce`` followed by a division by the number of ranks. Parameters never
+travel after the initial broadcast. Without mpi4py or outside ``mpiexec`` everything
+degrades to one rank.
+"""
+
+from __future__ import annotations
+
+import os
+import zlib
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+
+class DriftError(RuntimeError):
+    """Ranks hold different parameters: the identical-steps invariant is broken."""
+
+
+class Communicator:
+    """The ranks of the training job (``MPI.COMM_WORLD``, or one rank without MPI)."""
+
+    def __init__(self, use_mpi: bool = True) -> None:
+        self._mpi: Any = None
+        self.comm: Any = None
+        if use_mpi:
+            try:
+                from mpi4py import MPI
+            except ImportError:
+                MPI = None
+            if MPI is not None:
+                self._mpi = MPI
+                self.comm = MPI.COMM_WORLD
+        self.rank = self.comm.Get_rank() if self.comm else 0
+        self.size = self.comm.Get_size() if self.comm else 1
+        if self.comm:
+            node = self.comm.Split_type(self._mpi.COMM_TYPE_SHARED)
+            self.local_rank, self.local_size = node.Get_rank(), node.Get_size()
+            node.Free()
+        else:
+            self.local_rank, self.local_size = 0, 1
+
+    def cpu_threads(self) -> int:
+        """Threads this rank may use: its CPU affinity, shared among the node's ranks
+        unless the launcher (e.g. ``srun --cpus-per-task``) already bound each rank."""
+        usable = len(os.sched_getaffinity(0))
+        if usable >= (os.cpu_count() or usable) and self.local_size > 1:
+            usable //= self.local_size
+        return max(1, usable)
+
+    def allreduce_mean_(self, buffer: torch.Tensor, staging: torch.Tensor | None = None) -> None:
+        """Average ``buffer`` across ranks in place (a flat float32 tensor).
+
+        CPU tensors are reduced directly; device tensors go through ``staging`` (a
+        pinned host tensor of the same size), the portable path for MPI builds that
+        are not CUDA-aware.
+        """
+        if self.size == 1:
+            return
+        if buffer.device.type == "cpu":
+            self.comm.Allreduce(self._mpi.IN_PLACE, buffer.numpy(), op=self._mpi.SUM)
+        else:
+            assert staging is not None, "device buffers need a pinned host staging buffer"
+            staging.copy_(buffer)
+            self.comm.Allreduce(self._mpi.IN_PLACE, staging.numpy(), op=self._mpi.SUM)
+            buffer.copy_(staging, non_blocking=False)
+        buffer.div_(self.size)
+
+    def allreduce_max(self, value: float) -> float:
+        """The largest ``value`` over all ranks."""
+        return float(self.comm.allreduce(value, op=self._mpi.MAX)) if self.size > 1 else value
+
+    def allreduce_sum(self, value: float) -> float:
+        """The sum of ``value`` over all ranks."""
+        return float(self.comm.allreduce(value, op=self._mpi.SUM)) if self.size > 1 else value
+
+    def broadcast_module(self, module: nn.Module) -> None:
+        """Copy rank 0's parameters and buffers to every rank."""
+        if self.size == 1:
+            return
+        for tensor in list(module.parameters()) + list(module.buffers()):
+            host = tensor.detach().cpu().contiguous()
+            self.comm.Bcast(host.numpy(), root=0)
+            tensor.data.copy_(host)
+
+    def check_identical(self, module: nn.Module, step: int) -> int:
+        """Compare a CRC32 of every rank's parameters; raise :class:`DriftError` if any differ.
+
+        Returns the checksum. Bitwise equality is expected: every rank applies the
+        same update to the same parameters with the same averaged gradient.
+        """
+        crc = 0
+        for tensor in module.state_dict().values():
+            crc = zlib.crc32(tensor.detach().cpu().contiguous().numpy().tobytes(), crc)
+        if self.size > 1:
+            sums = self.comm.allgather(crc)
+            if len(set(sums)) > 1:
+                raise DriftError(
+                    f"parameters differ across ranks at step {step}: CRC32 per rank "
+                    + ", ".join(f"{r}:{c:08x}" for r, c in enumerate(sums))
+                )
+        return crc
+
+    def gather(self, obj: Any) -> list[Any] | None:
+        """Gather a picklable object on rank 0 (``None`` elsewhere)."""
+        return self.comm.gather(obj, root=0) if self.size > 1 else [obj]
+
+    def barrier(self) -> None:
+        if self.size > 1:
+            self.comm.Barrier()
+
+    def abort(self, code: int) -> None:
+        """End every rank of the job now (a failed rank must not leave the others hanging)."""
+        if self.size > 1:
+            self.comm.Abort(code)
+
+
+def flat_gradient_buffer(module: nn.Module) -> torch.Tensor:
+    """Allocate one contiguous buffer and make every parameter's ``.grad`` a view into it.
+
+    Autograd accumulates into existing ``.grad`` tensors in place, so after
+    ``backward()`` the buffer holds all gradients without a copy.
+    """
+    params = [p for p in module.parameters() if p.requires_grad]
+    first = params[0]
+    buffer = torch.zeros(sum(p.numel() for p in params), dtype=first.dtype, device=first.device)
+    offset = 0
+    for p in params:
+        p.grad = buffer[offset:offset + p.numel()].view_as(p)
+        offset += p.numel()
+    return buffer
+
+
+def parameters_checksum(module: nn.Module) -> float:
+    """Sum of all parameters in float64 (a cheap scalar fingerprint for logs)."""
+    return float(sum(p.detach().double().sum().item() for p in module.parameters()))
+
+
+def numpy_state(module: nn.Module) -> dict[str, np.ndarray]:
+    """The module's state as numpy arrays (for comparisons in tests and tools)."""
+    return {k: v.detach().cpu().numpy().copy() for k, v in module.state_dict().items()}

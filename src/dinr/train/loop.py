@@ -1,0 +1,183 @@
+"""The distributed training loop of DINR.
+
+Every rank holds the views ``k % size == rank`` of the prepared scan, draws
+``batch_rays`` rays a step from them, and back-propagates the mean squared error of
+the predicted line integrals. Gradients are averaged by one in-place MPI allreduce of a
+flat buffer, and every rank takes the same Adam step, so parameters stay identical
+(checked by CRC every ``checksum_every`` steps). The effective batch is
+``size * batch_rays`` rays.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from dinr.errors import InputError
+from dinr.geometry.parallel import ParallelGeometry
+from dinr.inr.field import AttenuationField
+from dinr.inr.rays import integrate_rays
+from dinr.io.canonical import Sinogram, read_sinogram
+from dinr.settings import TrainSettings
+from dinr.train.checkpoint import differing_keys, load_checkpoint, save_checkpoint, settings_hash
+from dinr.train.comm import Communicator, flat_gradient_buffer
+from dinr.train.sampler import RaySampler
+
+log = logging.getLogger(__name__)
+
+
+def geometry_of(sino: Sinogram) -> ParallelGeometry:
+    """The reconstruction geometry of a prepared scan (grid as wide as the detector)."""
+    _, rows, cols = sino.shape
+    return ParallelGeometry(rows=rows, cols=cols, center=sino.center, n=cols)
+
+
+def build_field(settings: TrainSettings, scale: float) -> AttenuationField:
+    """The field described by ``settings`` with output ``scale`` (1/pixel)."""
+    return AttenuationField(
+        n_features=settings.n_features, sigma_t=settings.sigma_t, sigma_s=settings.sigma_s,
+        width=settings.width, hidden_layers=settings.hidden_layers, scale=scale,
+        nonnegative=settings.nonnegative, seed=settings.seed,
+    )
+
+
+def field_from_checkpoint(state: dict[str, Any]) -> AttenuationField:
+    """Rebuild the trained field stored in a checkpoint."""
+    settings = TrainSettings(**state["settings"])
+    field = build_field(settings, float(state["scale"]))
+    field.load_state_dict(state["model"])
+    return field
+
+
+def choose_device(requested: str, comm: Communicator) -> torch.device:
+    """One GPU per rank by node-local rank when CUDA is there (or asked for), else CPU."""
+    if requested == "cpu" or (requested == "auto" and not torch.cuda.is_available()):
+        torch.set_num_threads(comm.cpu_threads())
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        raise InputError("train.device: 'cuda' requested but no CUDA device is available")
+    return torch.device("cuda", comm.local_rank % torch.cuda.device_count())
+
+
+def learning_rate(settings: TrainSettings, step: int) -> float:
+    """Linear warm-up, then exponential decay from ``lr`` to ``lr_final`` at the last step."""
+    if step < settings.warmup_steps:
+        return settings.lr * (step + 1) / settings.warmup_steps
+    progress = (step - settings.warmup_steps) / max(1, settings.steps - settings.warmup_steps)
+    return settings.lr * (settings.lr_final / settings.lr) ** progress
+
+
+def output_scale(settings: TrainSettings, sino: Sinogram, geometry: ParallelGeometry, comm: Communicator) -> float:
+    """The field's output scale: configured, or ``auto`` = the attenuation that would
+    give the largest measured line integral (99.9th percentile, all ranks) along a
+    cylinder diameter."""
+    if settings.output_scale != "auto":
+        return float(settings.output_scale)
+    local = float(np.percentile(sino.projections, 99.9))
+    return max(comm.allreduce_max(local), 1e-6) / (2.0 * geometry.radius)
+
+
+class Progress:
+    """Periodic progress lines: step, loss, rays/s and ETA."""
+
+    def __init__(self, total: int, start: int, rays_per_step: int) -> None:
+        self.total, self.start, self.rays_per_step = total, start, rays_per_step
+        self.t0 = time.perf_counter()
+
+    def line(self, step: int, loss: float, lr: float) -> tuple[str, float]:
+        done = step + 1 - self.start
+        elapsed = time.perf_counter() - self.t0
+        rate = done / elapsed if elapsed > 0 else 0.0
+        eta = (self.total - step - 1) / rate if rate > 0 else math.inf
+        rays = rate * self.rays_per_step
+        text = (f"step {step + 1}/{self.total} loss {loss:.4e} lr {lr:.2e} "
+                f"{rays:,.0f} rays/s elapsed {elapsed:.0f}s ETA {eta:.0f}s")
+        return text, rays
+
+
+def train(
+    settings: TrainSettings, sinogram_path: str | Path, checkpoint_path: str | Path,
+    comm: Communicator, reuse_checkpoint: bool = False,
+) -> dict[str, Any]:
+    """Train the field on a prepared scan; return the final state (as checkpointed).
+
+    The run resumes from ``checkpoint_path`` when it exists and was made with the same
+    settings; a checkpoint from other settings is refused (naming the differing keys)
+    unless ``reuse_checkpoint``.
+    """
+    sino = read_sinogram(sinogram_path, comm.rank, comm.size)
+    geometry = geometry_of(sino)
+    device = choose_device(settings.device, comm)
+    config = dataclasses.asdict(settings)
+    run_hash = settings_hash({**config, "ranks": comm.size})
+    scale = output_scale(settings, sino, geometry, comm)
+    field = build_field(settings, scale).to(device)
+    comm.broadcast_module(field)
+    optimizer = torch.optim.Adam(field.parameters(), lr=settings.lr)
+    history: list[list[float]] = []
+    start = 0
+
+    checkpoint_path = Path(checkpoint_path)
+    if checkpoint_path.exists():
+        state = load_checkpoint(checkpoint_path)
+        if state["settings_hash"] != run_hash and not reuse_checkpoint:
+            keys = differing_keys({**state["settings"], "ranks": state["ranks"]}, {**config, "ranks": comm.size})
+            raise InputError(
+                f"{checkpoint_path}: checkpoint was made with other settings (differing: "
+                f"{', '.join(keys) or 'hash only'}); delete it or pass --reuse-checkpoint"
+            )
+        field.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        start, history, scale = int(state["step"]), list(state["history"]), float(state["scale"])
+        if comm.rank == 0:
+            log.info("resuming from %s at step %d", checkpoint_path, start)
+
+    grad_buffer = flat_gradient_buffer(field)
+    staging = torch.empty(grad_buffer.numel(), dtype=grad_buffer.dtype).pin_memory() if device.type == "cuda" else None
+    sampler = RaySampler(sino, geometry, shard=comm.rank, seed=settings.seed, device=device)
+    comm.check_identical(field, start)
+    progress = Progress(settings.steps, start, settings.batch_rays * comm.size)
+
+    def state_at(step: int) -> dict[str, Any]:
+        return {
+            "model": field.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
+            "settings": config, "settings_hash": run_hash, "ranks": comm.size, "scale": scale,
+            "history": history, "geometry": dataclasses.asdict(geometry),
+            "scan_time": sino.scan_time,
+        }
+
+    field.train()
+    for step in range(start, settings.steps):
+        lr = learning_rate(settings, step)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        rays, jitter = sampler.sample(step, settings.batch_rays, settings.samples_per_ray)
+        grad_buffer.zero_()
+        predicted = integrate_rays(field, rays, geometry.radius, settings.samples_per_ray, jitter)
+        loss = torch.mean((predicted - rays.measured) ** 2)
+        loss.backward()
+        comm.allreduce_mean_(grad_buffer, staging)
+        optimizer.step()
+        done = step + 1
+        if done % settings.log_every == 0 or done == settings.steps:
+            mean_loss = comm.allreduce_sum(loss.item()) / comm.size
+            text, rays_per_s = progress.line(step, mean_loss, lr)
+            history.append([done, mean_loss, rays_per_s])
+            if comm.rank == 0:
+                log.info(text)
+        if done % settings.checksum_every == 0 or done == settings.steps:
+            comm.check_identical(field, done)
+        if done % settings.checkpoint_every == 0 and done < settings.steps and comm.rank == 0:
+            save_checkpoint(checkpoint_path, state_at(done))
+    final = state_at(settings.steps)
+    if comm.rank == 0:
+        save_checkpoint(checkpoint_path, final)
+    comm.barrier()
+    return final

@@ -1,0 +1,55 @@
+"""Minibatches of rays drawn from one rank's share of the projections.
+
+Randomness is counter-based: the rays and jitter of step ``s`` on shard ``j`` come from
+a generator seeded by ``(seed, s, j)``. A run therefore draws the same rays whatever
+happened before (resume is exact without saving generator states), and one rank that
+holds several shards can replay what several ranks would draw.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from dinr.geometry.parallel import ParallelGeometry
+from dinr.inr.rays import RayBatch
+from dinr.io.canonical import Sinogram
+
+
+class RaySampler:
+    """Draws rays uniformly over (view, row, column) of one shard, inside the cylinder.
+
+    ``sino`` holds the shard's views (views, rows, cols); ``shard`` its index, used only
+    to seed its generator.
+    """
+
+    def __init__(self, sino: Sinogram, geometry: ParallelGeometry, shard: int, seed: int,
+                 device: torch.device | str = "cpu") -> None:
+        self.device = torch.device(device)
+        self.projections = torch.as_tensor(sino.projections, device=self.device)
+        self.theta = torch.as_tensor(sino.theta, dtype=torch.float32, device=self.device)
+        self.t = torch.as_tensor(sino.normalised_time(sino.time), dtype=torch.float32, device=self.device)
+        self.z = torch.as_tensor(geometry.slice_z(), dtype=torch.float32, device=self.device)
+        u = geometry.detector_u()
+        inside = np.flatnonzero(np.abs(u) < geometry.radius)
+        self.columns = torch.as_tensor(inside, device=self.device)
+        self.u = torch.as_tensor(u, dtype=torch.float32, device=self.device)
+        self.shard, self.seed = shard, seed
+
+    def generator(self, step: int) -> torch.Generator:
+        state = np.random.SeedSequence([self.seed, step, self.shard]).generate_state(2, dtype=np.uint32)
+        return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
+
+    def sample(self, step: int, rays: int, samples: int) -> tuple[RayBatch, torch.Tensor]:
+        """``rays`` rays and their (rays, samples) quadrature jitter for ``step``."""
+        g = self.generator(step)
+        views, rows, _ = self.projections.shape
+        v = torch.randint(views, (rays,), generator=g).to(self.device)
+        r = torch.randint(rows, (rays,), generator=g).to(self.device)
+        c = self.columns[torch.randint(len(self.columns), (rays,), generator=g).to(self.device)]
+        jitter = torch.rand(rays, samples, generator=g).to(self.device)
+        batch = RayBatch(
+            theta=self.theta[v], u=self.u[c], z=self.z[r], t=self.t[v],
+            measured=self.projections[v, r, c],
+        )
+        return batch, jitter

@@ -1,0 +1,62 @@
+# Metrics of every method (against truth, or held-out projection residuals) and figures.
+
+
+rule evaluate:
+    input:
+        unpack(lambda wc: {"truth": truth_input(wc)}),
+        **RECONS,
+        benchmarks=stage_benchmarks,
+        model="results/{dataset}/dinr/model.pt",
+        sinogram="results/{dataset}/prepared/sinogram.h5",
+    output:
+        metrics="results/{dataset}/metrics.json",
+        table="results/{dataset}/metrics.md",
+    params:
+        truth=truth_option,
+        recon=recon_option,
+    log:
+        "logs/{dataset}/evaluate.log",
+    conda:
+        "../../envs/dinr.yaml"
+    shell:
+        "dinr evaluate --dataset {wildcards.dataset} --sinogram {input.sinogram} {params.truth}"
+        " --model {input.model} --recon {params.recon} --benchmark {input.benchmarks}"
+        " --out {output.metrics} --table {output.table} 2> {log}"
+
+
+rule figures:
+    input:
+        unpack(lambda wc: {"truth": truth_input(wc)}),
+        **RECONS,
+        metrics="results/{dataset}/metrics.json",
+        model="results/{dataset}/dinr/model.pt",
+    output:
+        slices=report(
+            "results/{dataset}/figures/slices.png",
+            caption="../report/slices.rst",
+            category="{dataset}",
+            labels={"figure": "slices over time"},
+        ),
+        metrics=report(
+            "results/{dataset}/figures/metrics.png",
+            caption="../report/metrics.rst",
+            category="{dataset}",
+            labels={"figure": "metrics"},
+        ),
+        training=report(
+            "results/{dataset}/figures/training.png",
+            caption="../report/training.rst",
+            category="{dataset}",
+            labels={"figure": "training curve"},
+        ),
+    params:
+        truth=truth_option,
+        recon=recon_option,
+        outdir=lambda wc, output: str(Path(output.slices).parent),
+    log:
+        "logs/{dataset}/figures.log",
+    conda:
+        "../../envs/dinr.yaml"
+    shell:
+        "dinr figures --metrics {input.metrics} --recon {params.recon} {params.truth}"
+        " --model {input.model} --outdir {params.outdir} 2> {log}"

@@ -1,0 +1,17 @@
+# Built-in deforming phantom, scanned by continuous rotation: raw counts + ground truth.
+
+
+rule simulate:
+    input:
+        settings=settings_file("simulate"),
+    output:
+        raw="results/{dataset}/raw/scan.h5",
+        truth="results/{dataset}/raw/truth.h5",
+    log:
+        "logs/{dataset}/simulate.log",
+    benchmark:
+        "results/{dataset}/benchmarks/simulate.tsv"
+    conda:
+        "../../envs/dinr.yaml"
+    shell:
+        "dinr simulate --settings {input.settings} --raw {output.raw} --truth {output.truth} 2> {log}"

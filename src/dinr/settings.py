@@ -49,9 +49,16 @@ class PrepareSettings:
 class TrainSettings:
     """The field and its distributed optimisation (see ``config/README.md`` for units)."""
 
+    encoding: str
     n_features: int
     sigma_t: float
     sigma_s: float
+    hash_levels: int
+    hash_features: int
+    hash_log2_table: int
+    hash_min_resolution: int
+    space_resolution: int | str
+    time_resolution: int | str
     width: int
     hidden_layers: int
     output_scale: float | str

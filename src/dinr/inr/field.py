@@ -1,4 +1,4 @@
-"""The attenuation field ``mu(t, z, y, x) = scale * MLP(gamma(t, z, y, x))``."""
+"""The attenuation field ``mu(t, z, y, x) = scale * MLP(encoding(t, z, y, x))``."""
 
 from __future__ import annotations
 
@@ -6,33 +6,23 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from dinr.inr.encoding import FourierFeatures
-
 
 class AttenuationField(nn.Module):
     """Coordinate network for the linear attenuation of a deforming object.
 
     Input: (..., 4) normalised coordinates ``(t, z, y, x)`` (t in [0, 1], space in the
-    unit cylinder). Output: (...,) attenuation per pixel length. The MLP has
+    unit cylinder). Output: (...,) attenuation per pixel length. ``encoding`` maps
+    coordinates to features (it has an ``out_features`` attribute); the MLP has
     ``hidden_layers`` layers of ``width`` units with SiLU and a linear output, multiplied
     by ``scale`` (1/pixel); ``nonnegative`` passes the output through softplus first.
     """
 
-    def __init__(
-        self,
-        n_features: int = 128,
-        sigma_t: float = 0.5,
-        sigma_s: float = 3.0,
-        width: int = 128,
-        hidden_layers: int = 5,
-        scale: float = 0.1,
-        nonnegative: bool = False,
-        seed: int = 0,
-    ) -> None:
+    def __init__(self, encoding: nn.Module, width: int, hidden_layers: int, scale: float,
+                 nonnegative: bool = False) -> None:
         super().__init__()
-        self.encoding = FourierFeatures(n_features, sigma_t, sigma_s, seed)
+        self.encoding = encoding
         layers: list[nn.Module] = []
-        in_features = self.encoding.out_features
+        in_features = int(encoding.out_features)
         for _ in range(hidden_layers):
             layers += [nn.Linear(in_features, width), nn.SiLU()]
             in_features = width

@@ -22,6 +22,7 @@ import torch
 
 from dinr.errors import InputError
 from dinr.geometry.parallel import ParallelGeometry
+from dinr.inr.build import build_field, field_spec
 from dinr.inr.field import AttenuationField
 from dinr.inr.rays import integrate_rays
 from dinr.io.canonical import Sinogram, read_sinogram
@@ -39,19 +40,9 @@ def geometry_of(sino: Sinogram) -> ParallelGeometry:
     return ParallelGeometry(rows=rows, cols=cols, center=sino.center, n=cols)
 
 
-def build_field(settings: TrainSettings, scale: float) -> AttenuationField:
-    """The field described by ``settings`` with output ``scale`` (1/pixel)."""
-    return AttenuationField(
-        n_features=settings.n_features, sigma_t=settings.sigma_t, sigma_s=settings.sigma_s,
-        width=settings.width, hidden_layers=settings.hidden_layers, scale=scale,
-        nonnegative=settings.nonnegative, seed=settings.seed,
-    )
-
-
 def field_from_checkpoint(state: dict[str, Any]) -> AttenuationField:
     """Rebuild the trained field stored in a checkpoint."""
-    settings = TrainSettings(**state["settings"])
-    field = build_field(settings, float(state["scale"]))
+    field = build_field(TrainSettings(**state["settings"]), state["field_spec"])
     field.load_state_dict(state["model"])
     return field
 
@@ -118,9 +109,11 @@ def train(
     config = dataclasses.asdict(settings)
     run_hash = settings_hash({**config, "ranks": comm.size})
     scale = output_scale(settings, sino, geometry, comm)
-    field = build_field(settings, scale).to(device)
+    span = comm.allreduce_max(float(sino.theta.max())) + comm.allreduce_max(-float(sino.theta.min()))
+    spec = field_spec(settings, geometry.n, span, scale)
+    field = build_field(settings, spec).to(device)
     comm.broadcast_module(field)
-    optimizer = torch.optim.Adam(field.parameters(), lr=settings.lr)
+    optimizer = torch.optim.Adam(field.parameters(), lr=settings.lr, fused=device.type in ("cpu", "cuda"))
     history: list[list[float]] = []
     start = 0
 
@@ -135,7 +128,7 @@ def train(
             )
         field.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
-        start, history, scale = int(state["step"]), list(state["history"]), float(state["scale"])
+        start, history = int(state["step"]), list(state["history"])
         if comm.rank == 0:
             log.info("resuming from %s at step %d", checkpoint_path, start)
 
@@ -148,7 +141,7 @@ def train(
     def state_at(step: int) -> dict[str, Any]:
         return {
             "model": field.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
-            "settings": config, "settings_hash": run_hash, "ranks": comm.size, "scale": scale,
+            "settings": config, "settings_hash": run_hash, "ranks": comm.size, "field_spec": spec,
             "history": history, "geometry": dataclasses.asdict(geometry),
             "scan_time": sino.scan_time,
         }

@@ -82,6 +82,7 @@ class RenderSettings:
 
     frames: int
     chunk: int
+    supersample: int
 
 
 @dataclass(frozen=True)

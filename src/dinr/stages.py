@@ -121,7 +121,7 @@ def render(settings: RenderSettings, model_path: Path, sinogram_path: Path, trut
     geometry = ParallelGeometry(**state["geometry"])
     seconds, normalised = frame_times(sino, truth_path, settings.frames)
     mine = np.arange(comm.rank, len(normalised), comm.size)
-    frames = render_frames(field, geometry, normalised[mine], settings.chunk)
+    frames = render_frames(field, geometry, normalised[mine], settings.chunk, settings.supersample)
     gathered = comm.gather((mine, frames))
     if comm.rank == 0:
         volume = np.empty((len(normalised), *frames.shape[1:]), dtype=np.float32)

@@ -94,15 +94,3 @@ def all_outputs():
         ],
         dataset=config["datasets"],
     )
-
-
-rule settings:
-    output:
-        "results/{dataset}/settings/{section}.json",
-    params:
-        settings=lambda wc: dataset_settings(wc.dataset, wc.section),
-    log:
-        "logs/{dataset}/settings_{section}.log",
-    localrule: True
-    script:
-        "../../scripts/write_settings.py"

@@ -1,0 +1,35 @@
+# Set-up and entry points. `make demo` and `make test` install whatever is missing
+# into ./.venv first (torch CPU build, MPICH + mpi4py, ASTRA, Snakemake, ...).
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+CORES ?= 2
+export PATH := $(abspath $(BIN)):$(PATH)
+
+.PHONY: install demo test report lint clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/mpiexec -n 2 $(BIN)/python -c "from mpi4py import MPI; assert MPI.COMM_WORLD.Get_size() == 2, 'mpiexec and mpi4py use different MPIs'"
+	touch $@
+
+demo: install
+	$(BIN)/snakemake --cores $(CORES) --printshellcmds
+	@cat results/demo/metrics.md
+
+report: install
+	$(BIN)/snakemake --cores $(CORES) --report results/report.html
+
+test: install
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/snakemake --lint
+
+clean:
+	rm -rf results logs .snakemake

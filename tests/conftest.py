@@ -1,0 +1,64 @@
+"""Shared fixtures: a tiny simulated scan, prepared once per test session."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dinr import stages
+from dinr.settings import PrepareSettings, SimulateSettings, TrainSettings
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+PEER = SHARED / "peer-vectors" / "tomopy"
+
+TINY_SIMULATE = SimulateSettings(
+    phantom="compression", size=32, rows=2, views=120, turns=2, photons=2e4, frames=4,
+    view_time_s=0.01, twist_deg=40.0, seed=3,
+)
+TINY_TRAIN = TrainSettings(
+    encoding="hashgrid", n_features=16, sigma_t=0.5, sigma_s=3.0, hash_levels=4, hash_features=2,
+    hash_log2_table=12, hash_min_resolution=4, space_resolution="auto", time_resolution="auto",
+    width=16, hidden_layers=1, output_scale="auto", nonnegative=False, steps=30, batch_rays=64,
+    samples_per_ray=8, lr=1e-2, lr_final=1e-3, warmup_steps=5, seed=0, checkpoint_every=10,
+    log_every=5, checksum_every=5, device="cpu",
+)
+
+
+def mpiexec() -> str:
+    """The MPI launcher installed beside this Python (same MPI as mpi4py), or on PATH."""
+    local = Path(sys.executable).parent / "mpiexec"
+    found = str(local) if local.exists() else shutil.which("mpiexec")
+    if found is None:
+        pytest.fail("mpiexec not found: install the project (pip install -e '.[test]') to get MPICH")
+    return found
+
+
+def dinr_command(*args: str, ranks: int = 0, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """Run ``dinr ARGS`` (under ``mpiexec -n ranks`` when ranks > 0) and capture its output."""
+    command = [sys.executable, "-m", "dinr.cli", *args]
+    if ranks:
+        command = [mpiexec(), "-n", str(ranks), *command]
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+
+
+def write_settings(path: Path, settings: object) -> Path:
+    path.write_text(json.dumps(dataclasses.asdict(settings)))  # type: ignore[call-overload]
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_scan(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A simulated tiny scan: raw file, truth and prepared sinogram paths."""
+    root = tmp_path_factory.mktemp("tiny")
+    raw, truth, sino = root / "scan.h5", root / "truth.h5", root / "sinogram.h5"
+    stages.simulate(TINY_SIMULATE, raw, truth)
+    stages.prepare(PrepareSettings(center=None, heldout_every=0, pixel_size_mm=1e-3, transmission_floor=1e-6),
+                   raw, sino)
+    return {"root": root, "raw": raw, "truth": truth, "sinogram": sino}

@@ -1,0 +1,19 @@
+"""Helper run under mpiexec by the tests: train, then save every rank's parameters.
+
+Usage: python mpi_train_dump.py SETTINGS.json SINOGRAM.h5 CHECKPOINT.pt OUTDIR
+"""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from dinr.settings import TrainSettings, load_section
+from dinr.train.comm import Communicator
+from dinr.train.loop import field_from_checkpoint, train
+
+settings_path, sinogram, checkpoint, outdir = map(Path, sys.argv[1:5])
+comm = Communicator()
+state = train(load_section(TrainSettings, settings_path), sinogram, checkpoint, comm)
+params = {k: v.numpy() for k, v in field_from_checkpoint(state).state_dict().items()}
+np.savez(outdir / f"rank{comm.rank}.npz", size=comm.size, **params)

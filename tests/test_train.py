@@ -1,0 +1,83 @@
+"""Distributed training: identical ranks, checkpoints, exact resume after a kill."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import TINY_TRAIN, dinr_command, mpiexec, write_settings
+from dinr.errors import InputError
+from dinr.train.checkpoint import load_checkpoint
+from dinr.train.comm import Communicator
+from dinr.train.loop import field_from_checkpoint, train
+
+HERE = Path(__file__).parent
+
+
+def test_two_ranks_end_with_identical_parameters(tiny_scan: dict[str, Path], tmp_path: Path) -> None:
+    settings = write_settings(tmp_path / "train.json", TINY_TRAIN)
+    result = subprocess.run(
+        [mpiexec(), "-n", "2", sys.executable, str(HERE / "mpi_train_dump.py"), str(settings),
+         str(tiny_scan["sinogram"]), str(tmp_path / "ck.pt"), str(tmp_path)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    ranks = [np.load(tmp_path / f"rank{r}.npz") for r in (0, 1)]
+    assert int(ranks[0]["size"]) == 2 and int(ranks[1]["size"]) == 2, "MPI did not start 2 ranks"
+    for key in ranks[0].files:
+        np.testing.assert_array_equal(ranks[0][key], ranks[1][key], err_msg=key)
+    assert "step 30/30" in result.stderr
+
+
+def test_training_reduces_the_loss(tiny_scan: dict[str, Path], tmp_path: Path) -> None:
+    settings = dataclasses.replace(TINY_TRAIN, steps=200, log_every=20)
+    state = train(settings, tiny_scan["sinogram"], tmp_path / "ck.pt", Communicator(use_mpi=False))
+    losses = [loss for _, loss, _ in state["history"]]
+    assert losses[-1] < 0.3 * losses[0]
+
+
+def test_resume_after_kill_continues_from_checkpoint_and_matches(tiny_scan: dict[str, Path], tmp_path: Path) -> None:
+    settings = dataclasses.replace(TINY_TRAIN, steps=1500, checkpoint_every=10, log_every=100)
+    settings_file = write_settings(tmp_path / "train.json", settings)
+    args = ["train", "--settings", str(settings_file), "--sinogram", str(tiny_scan["sinogram"])]
+    checkpoint, model = tmp_path / "interrupted.pt", tmp_path / "interrupted_model.pt"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dinr.cli", *args, "--checkpoint", str(checkpoint), "--model", str(model)],
+        stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not checkpoint.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    killed_at = int(load_checkpoint(checkpoint)["step"])
+    assert 0 < killed_at < settings.steps and not model.exists()
+
+    resumed = dinr_command(*args, "--checkpoint", str(checkpoint), "--model", str(model))
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resuming from {checkpoint} at step {killed_at}" in resumed.stderr
+
+    straight = dinr_command(*args, "--checkpoint", str(tmp_path / "straight.pt"), "--model", str(tmp_path / "m.pt"))
+    assert straight.returncode == 0, straight.stderr
+    a = field_from_checkpoint(load_checkpoint(model)).state_dict()
+    b = field_from_checkpoint(load_checkpoint(tmp_path / "m.pt")).state_dict()
+    largest = max(float(torch.max(torch.abs(a[k] - b[k]))) for k in a)
+    assert largest == 0.0, f"largest parameter difference {largest}"
+
+
+def test_checkpoint_from_other_settings_is_refused(tiny_scan: dict[str, Path], tmp_path: Path) -> None:
+    comm = Communicator(use_mpi=False)
+    train(TINY_TRAIN, tiny_scan["sinogram"], tmp_path / "ck.pt", comm)
+    other = dataclasses.replace(TINY_TRAIN, lr=5e-3)
+    with pytest.raises(InputError, match=r"ck\.pt.*differing: lr"):
+        train(other, tiny_scan["sinogram"], tmp_path / "ck.pt", comm)
+    train(other, tiny_scan["sinogram"], tmp_path / "ck.pt", comm, reuse_checkpoint=True)

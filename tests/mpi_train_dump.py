@@ -16,4 +16,4 @@ settings_path, sinogram, checkpoint, outdir = map(Path, sys.argv[1:5])
 comm = Communicator()
 state = train(load_section(TrainSettings, settings_path), sinogram, checkpoint, comm)
 params = {k: v.numpy() for k, v in field_from_checkpoint(state).state_dict().items()}
-np.savez(outdir / f"rank{comm.rank}.npz", size=comm.size, **params)
+np.savez(outdir / f"rank{comm.rank}.npz", size=comm.size, step=state["step"], **params)

@@ -65,7 +65,7 @@ class TrainSettings:
     nonnegative: bool
     steps: int
     batch_rays: int
-    samples_per_ray: int
+    samples_per_ray: int | str
     lr: float
     lr_final: float
     warmup_steps: int

@@ -2,7 +2,7 @@
 
 ``auto`` resolutions of the hash encoding are resolved here from the scan — one cell
 per pixel across the cylinder at the finest level, one cell per half-turn of rotation
-in time — and the resolved values (the *field spec*) are stored with every checkpoint,
+in time, a box as tall as the detector — and the resolved values (the *field spec*) are stored with every checkpoint,
 so a field can be rebuilt without the scan.
 """
 
@@ -12,6 +12,7 @@ import math
 from typing import Any
 
 import numpy as np
+import torch
 
 from dinr.inr.encoding import FourierFeatures
 from dinr.inr.field import AttenuationField
@@ -19,18 +20,27 @@ from dinr.inr.hashgrid import HashGridEncoding
 from dinr.settings import TrainSettings
 
 
-def field_spec(settings: TrainSettings, grid_size: int, angular_span: float, scale: float) -> dict[str, Any]:
+def field_spec(settings: TrainSettings, grid_size: int, rows: int, angular_span: float, scale: float) -> dict[str, Any]:
     """Everything needed to rebuild the field besides the settings: the values resolved
-    from the scan (``grid_size`` pixels across the cylinder, ``angular_span`` radians of
-    rotation from first to last view) and the output ``scale`` (1/pixel)."""
+    from the scan (``grid_size`` pixels across the cylinder, ``rows`` slices,
+    ``angular_span`` radians of rotation from first to last view) and the output
+    ``scale`` (1/pixel)."""
     half_turns = max(1, math.ceil(angular_span / math.pi - 1e-6))
     time_res = half_turns if settings.time_resolution == "auto" else int(settings.time_resolution)
     space_res = grid_size if settings.space_resolution == "auto" else int(settings.space_resolution)
-    return {"scale": scale, "time_resolution": time_res, "space_resolution": space_res}
+    return {"scale": scale, "time_resolution": time_res, "space_resolution": space_res,
+            "extent": (rows / grid_size, 1.0, 1.0)}
 
 
 def build_field(settings: TrainSettings, spec: dict[str, Any]) -> AttenuationField:
-    """The field described by ``settings`` and a :func:`field_spec`."""
+    """The field described by ``settings`` and a :func:`field_spec`, initialised from
+    ``settings.seed`` alone (the global random state is left untouched)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(settings.seed)
+        return _build(settings, spec)
+
+
+def _build(settings: TrainSettings, spec: dict[str, Any]) -> AttenuationField:
     if settings.encoding == "fourier":
         encoding = FourierFeatures(settings.n_features, settings.sigma_t, settings.sigma_s, settings.seed)
     else:
@@ -39,6 +49,6 @@ def build_field(settings: TrainSettings, spec: dict[str, Any]) -> AttenuationFie
                              levels)
         time = np.geomspace(1, max(spec["time_resolution"], 1), levels) if spec["time_resolution"] > 0 \
             else np.zeros(levels)
-        encoding = HashGridEncoding(np.round(space), np.round(time), settings.hash_features,
-                                    settings.hash_log2_table, settings.seed)
+        encoding = HashGridEncoding(np.round(space), np.round(time), tuple(spec["extent"]),
+                                    settings.hash_features, settings.hash_log2_table, settings.seed)
     return AttenuationField(encoding, settings.width, settings.hidden_layers, spec["scale"], settings.nonnegative)

@@ -22,55 +22,67 @@ _PRIMES = (1, 2654435761, 805459861, 3674653429)
 class HashGridEncoding(nn.Module):
     """Concatenated features (..., levels * features) of (..., 4) coordinates.
 
-    Coordinates: ``t`` in [0, 1], ``z, y, x`` in [-1, 1] (normalised by the cylinder
-    radius). ``space_res`` and ``time_res`` (levels,) give each level's cells across the
-    diameter and across the scan; ``log2_table`` the table size per level. All levels
-    share one flat table, so one gather (and one scatter in backward) serves them all.
+    Coordinates: ``t`` in [0, 1]; ``z, y, x`` in the box ``[-extent, extent]`` per axis
+    (normalised by the cylinder radius: ``extent = (rows / n, 1, 1)`` for a scan of
+    ``rows`` slices of ``n`` pixels). Level ``l`` has ``time_res[l]`` cells across the scan
+    and cells of side ``2 / space_res[l]`` in space (the same on every spatial axis), so a
+    thin slab gets few cells in z. A level's table holds one entry per grid node while
+    that fits in ``2**log2_table`` entries (no collisions), else that many hashed entries.
+    All levels share one flat table: one gather (and one scatter in backward) serves all.
     """
 
-    def __init__(self, space_res: np.ndarray, time_res: np.ndarray, features: int, log2_table: int,
-                 seed: int) -> None:
+    def __init__(self, space_res: np.ndarray, time_res: np.ndarray, extent: tuple[float, float, float],
+                 features: int, log2_table: int, seed: int) -> None:
         super().__init__()
         self.levels = len(space_res)
-        self.table_size = 2**log2_table
         self.features = features
-        res = np.stack([time_res, space_res, space_res, space_res], axis=1)  # (levels, 4)
-        self.register_buffer("res", torch.as_tensor(res, dtype=torch.float32))
-        generator = torch.Generator().manual_seed(seed)
-        table = (torch.rand(self.levels * self.table_size, features, generator=generator) * 2 - 1) * 1e-4
-        self.table = nn.Parameter(table)
-        self.out_features = self.levels * features
-        # Per level and axis: the index multiplier (dense row-major strides, or hash primes).
-        dense = np.prod(res + 2, axis=1) <= self.table_size
-        strides = np.cumprod(np.concatenate([np.ones((self.levels, 1)), res[:, :0:-1] + 2], axis=1), axis=1)[:, ::-1]
+        half = np.asarray(extent, dtype=np.float64)
+        res = np.concatenate([np.asarray(time_res, dtype=np.float64)[:, None],
+                              np.ceil(np.asarray(space_res, dtype=np.float64)[:, None] * half[None, :])], axis=1)
+        self.register_buffer("res", torch.as_tensor(res, dtype=torch.float32))  # (levels, 4) cells per axis
+        self.register_buffer("extent", torch.as_tensor(half, dtype=torch.float32))
+        nodes = np.prod(res + 3, axis=1)  # corner indices run from 1 to res + 2
+        dense = nodes <= 2**log2_table
+        sizes = np.where(dense, nodes, 2**log2_table).astype(np.int64)
+        strides = np.cumprod(np.concatenate([np.ones((self.levels, 1)), res[:, :0:-1] + 3], axis=1), axis=1)[:, ::-1]
         multipliers = np.where(dense[:, None], strides, np.asarray(_PRIMES)[None, :]).astype(np.int64)
         self.register_buffer("multipliers", torch.as_tensor(multipliers))
         self.register_buffer("dense", torch.as_tensor(dense))
+        self.register_buffer("sizes", torch.as_tensor(sizes))
+        self.register_buffer("offsets", torch.as_tensor(np.concatenate([[0], np.cumsum(sizes)[:-1]])))
+        generator = torch.Generator().manual_seed(seed)
+        self.table = nn.Parameter((torch.rand(int(sizes.sum()), features, generator=generator) * 2 - 1) * 1e-4)
+        self.out_features = self.levels * features
+
+    def unit_coordinates(self, coords: torch.Tensor) -> torch.Tensor:
+        """(points, 4) coordinates mapped into the unit box [0, 1]^4 of the grid."""
+        return torch.cat([coords[:, :1], (coords[:, 1:] + self.extent) / (2.0 * self.extent)], dim=1)
+
+    def corners(self, unit: torch.Tensor, level: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Table entries (points, 16) and quadrilinear weights (points, 16) of the 16
+        corners of each point's cell at ``level`` (t slowest, x fastest)."""
+        pos = unit * self.res[level]
+        base = torch.floor(pos)
+        frac = pos - base
+        cell = base.long() + 1  # +1 keeps dense indices non-negative at the box edges
+        axis_weight = torch.stack([1.0 - frac, frac], dim=-1)  # (points, 4, 2)
+        axis_index = torch.stack([cell, cell + 1], dim=-1) * self.multipliers[level][None, :, None]
+        weight, index = axis_weight[:, 0], axis_index[:, 0]
+        points = len(unit)
+        for axis in range(1, 4):  # outer products over the axes
+            weight = (weight[:, :, None] * axis_weight[:, axis, None, :]).reshape(points, -1)
+            if self.dense[level]:
+                index = (index[:, :, None] + axis_index[:, axis, None, :]).reshape(points, -1)
+            else:
+                index = (index[:, :, None] ^ axis_index[:, axis, None, :]).reshape(points, -1)
+        return index % self.sizes[level] + self.offsets[level], weight
 
     def forward(self, coords: torch.Tensor) -> torch.Tensor:
         shape = coords.shape[:-1]
-        flat = coords.reshape(-1, 4)
-        unit = torch.cat([flat[:, :1], (flat[:, 1:] + 1.0) * 0.5], dim=1)  # every axis in [0, 1]
-        indices, weights = [], []
-        for level in range(self.levels):
-            pos = unit * self.res[level]
-            base = torch.floor(pos)
-            frac = pos - base
-            cell = base.long() + 1  # +1 keeps dense indices non-negative at the box edges
-            axis_weight = torch.stack([1.0 - frac, frac], dim=-1)  # (points, 4, 2)
-            axis_index = torch.stack([cell, cell + 1], dim=-1) * self.multipliers[level][None, :, None]
-            # Outer products over the axes (t slowest, x fastest): (points, 16) corners.
-            w = axis_weight[:, 0]
-            index = axis_index[:, 0]
-            for axis in range(1, 4):
-                w = (w[:, :, None] * axis_weight[:, axis, None, :]).reshape(len(flat), -1)
-                if self.dense[level]:
-                    index = (index[:, :, None] + axis_index[:, axis, None, :]).reshape(len(flat), -1)
-                else:
-                    index = (index[:, :, None] ^ axis_index[:, axis, None, :]).reshape(len(flat), -1)
-            indices.append(index % self.table_size + level * self.table_size)
-            weights.append(w)
-        index = torch.stack(indices, dim=1)  # (points, levels, 16)
+        unit = self.unit_coordinates(coords.reshape(-1, 4))
+        entries = [self.corners(unit, level) for level in range(self.levels)]
+        index = torch.stack([e[0] for e in entries], dim=1)  # (points, levels, 16)
+        weight = torch.stack([e[1] for e in entries], dim=1)
         values = self.table.index_select(0, index.reshape(-1)).reshape(*index.shape, self.features)
-        features = (values * torch.stack(weights, dim=1)[..., None]).sum(dim=2)  # (points, levels, features)
+        features = (values * weight[..., None]).sum(dim=2)  # (points, levels, features)
         return features.reshape(*shape, self.out_features)

@@ -1,0 +1,82 @@
+"""The neural field: encodings, interpolation, rendering."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from dinr.geometry.parallel import ParallelGeometry
+from dinr.inr.encoding import FourierFeatures
+from dinr.inr.field import AttenuationField
+from dinr.inr.hashgrid import HashGridEncoding
+from dinr.inr.render import render_frames
+
+
+def _grid(log2_table: int = 16) -> HashGridEncoding:
+    return HashGridEncoding(np.array([4.0, 16.0]), np.array([2.0, 8.0]), (0.25, 1.0, 1.0), 3, log2_table, seed=0)
+
+
+def _points(n: int, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    p = torch.rand(n, 4, generator=g) * 2 - 1
+    p[:, 0] = (p[:, 0] + 1) / 2
+    p[:, 1] *= 0.25
+    return p
+
+
+def test_dense_levels_map_distinct_nodes_to_distinct_entries() -> None:
+    grid = _grid()
+    assert bool(grid.dense.all())
+    unit = grid.unit_coordinates(_points(4000))
+    for level in range(grid.levels):
+        index, _ = grid.corners(unit, level)
+        base = torch.floor(unit * grid.res[level]).long()
+        offsets = torch.tensor([[(c >> (3 - a)) & 1 for a in range(4)] for c in range(16)])
+        nodes = (base[:, None, :] + offsets[None]).reshape(-1, 4)
+        pairs = torch.unique(torch.cat([nodes, index.reshape(-1, 1)], dim=1), dim=0)
+        assert len(pairs) == len(torch.unique(nodes, dim=0)) == len(torch.unique(index))
+
+
+def test_interpolation_weights_are_a_partition_of_unity_and_continuous() -> None:
+    grid = _grid(log2_table=10)  # the fine level is hashed here
+    assert not bool(grid.dense.all())
+    unit = grid.unit_coordinates(_points(500))
+    for level in range(grid.levels):
+        _, weight = grid.corners(unit, level)
+        torch.testing.assert_close(weight.sum(dim=1), torch.ones(500))
+    with torch.no_grad():
+        grid.table.normal_()
+        a = _points(200, seed=1)
+        b = a + 1e-5
+        assert torch.max(torch.abs(grid(a) - grid(b))) < 1e-2
+
+
+def test_static_field_ignores_time() -> None:
+    grid = HashGridEncoding(np.array([8.0]), np.array([0.0]), (1.0, 1.0, 1.0), 2, 14, seed=0)
+    fourier = FourierFeatures(8, sigma_t=0.0, sigma_s=2.0, seed=0)
+    p = _points(50)
+    q = p.clone()
+    q[:, 0] = 1 - q[:, 0]
+    with torch.no_grad():
+        grid.table.normal_()
+    for encoding in (grid, fourier):
+        torch.testing.assert_close(encoding(p), encoding(q))
+
+
+def test_render_shape_mask_and_supersampled_constant() -> None:
+    class Constant(torch.nn.Module):
+        out_features = 1
+
+        def forward(self, coords: torch.Tensor) -> torch.Tensor:
+            return torch.ones(*coords.shape[:-1], 1)
+
+    field = AttenuationField(Constant(), width=1, hidden_layers=1, scale=1.0)
+    for p in field.mlp.parameters():
+        torch.nn.init.constant_(p, 0.0)
+    field.mlp[-1].bias.data.fill_(0.02)
+    geometry = ParallelGeometry(rows=3, cols=20, center=10.0, n=20)
+    volume = render_frames(field, geometry, np.array([0.1, 0.9]), chunk=37, supersample=2)
+    assert volume.shape == (2, 3, 20, 20)
+    inside = geometry.cylinder_mask()
+    np.testing.assert_allclose(volume[:, :, inside], 0.02, rtol=1e-6)
+    assert np.all(volume[:, :, ~inside] == 0)

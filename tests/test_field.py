@@ -30,7 +30,7 @@ def test_dense_levels_map_distinct_nodes_to_distinct_entries() -> None:
     unit = grid.unit_coordinates(_points(4000))
     for level in range(grid.levels):
         index, _ = grid.corners(unit, level)
-        base = torch.floor(unit * grid.res[level]).long()
+        base = torch.floor(unit * grid.res[level] + grid.shift).long()
         offsets = torch.tensor([[(c >> (3 - a)) & 1 for a in range(4)] for c in range(16)])
         nodes = (base[:, None, :] + offsets[None]).reshape(-1, 4)
         pairs = torch.unique(torch.cat([nodes, index.reshape(-1, 1)], dim=1), dim=0)

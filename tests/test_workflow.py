@@ -35,7 +35,7 @@ def test_demo_dag_runs_end_to_end_with_and_without_truth(tiny_scan: dict[str, Pa
     shutil.copy(tiny_scan["raw"], tmp_path / "user_scan.h5")
     config["datasets"]["user"] = {"raw": "user_scan.h5", "prepare": {"heldout_every": 10}}
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
-    result = _snakemake(tmp_path, "--cores", "2", "--configfile", "config.yaml")
+    result = _snakemake(tmp_path, "--cores", "2", "--configfile", str(tmp_path / "config.yaml"))
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
     tiny = json.loads((tmp_path / "results/tiny/metrics.json").read_text())

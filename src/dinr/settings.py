@@ -66,6 +66,7 @@ class TrainSettings:
     steps: int
     batch_rays: int
     samples_per_ray: int | str
+    subpixel_rays: bool
     lr: float
     lr_final: float
     warmup_steps: int

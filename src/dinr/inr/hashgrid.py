@@ -41,6 +41,9 @@ class HashGridEncoding(nn.Module):
                               np.ceil(np.asarray(space_res, dtype=np.float64)[:, None] * half[None, :])], axis=1)
         self.register_buffer("res", torch.as_tensor(res, dtype=torch.float32))  # (levels, 4) cells per axis
         self.register_buffer("extent", torch.as_tensor(half, dtype=torch.float32))
+        # Spatial nodes sit half a cell in, so a level with one cell per pixel has its
+        # nodes on the voxel centres (and detector rows), which it then represents exactly.
+        self.register_buffer("shift", torch.tensor([0.0, 0.5, 0.5, 0.5]))
         nodes = np.prod(res + 3, axis=1)  # corner indices run from 1 to res + 2
         dense = nodes <= 2**log2_table
         sizes = np.where(dense, nodes, 2**log2_table).astype(np.int64)
@@ -61,7 +64,7 @@ class HashGridEncoding(nn.Module):
     def corners(self, unit: torch.Tensor, level: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Table entries (points, 16) and quadrilinear weights (points, 16) of the 16
         corners of each point's cell at ``level`` (t slowest, x fastest)."""
-        pos = unit * self.res[level]
+        pos = unit * self.res[level] + self.shift
         base = torch.floor(pos)
         frac = pos - base
         cell = base.long() + 1  # +1 keeps dense indices non-negative at the box edges

@@ -13,7 +13,6 @@ import os
 import zlib
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -134,13 +133,3 @@ def flat_gradient_buffer(module: nn.Module) -> torch.Tensor:
         p.grad = buffer[offset:offset + p.numel()].view_as(p)
         offset += p.numel()
     return buffer
-
-
-def parameters_checksum(module: nn.Module) -> float:
-    """Sum of all parameters in float64 (a cheap scalar fingerprint for logs)."""
-    return float(sum(p.detach().double().sum().item() for p in module.parameters()))
-
-
-def numpy_state(module: nn.Module) -> dict[str, np.ndarray]:
-    """The module's state as numpy arrays (for comparisons in tests and tools)."""
-    return {k: v.detach().cpu().numpy().copy() for k, v in module.state_dict().items()}

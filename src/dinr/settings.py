@@ -66,7 +66,6 @@ class TrainSettings:
     steps: int
     batch_rays: int
     samples_per_ray: int | str
-    subpixel_rays: bool
     lr: float
     lr_final: float
     warmup_steps: int

@@ -141,8 +141,7 @@ def train(
 
     grad_buffer = flat_gradient_buffer(field)
     staging = torch.empty(grad_buffer.numel(), dtype=grad_buffer.dtype).pin_memory() if device.type == "cuda" else None
-    sampler = RaySampler(sino, geometry, shard=comm.rank, seed=settings.seed, device=device,
-                         subpixel=settings.subpixel_rays)
+    sampler = RaySampler(sino, geometry, shard=comm.rank, seed=settings.seed, device=device)
     comm.check_identical(field, start)
     progress = Progress(settings.steps, start, settings.batch_rays * comm.size)
     samples = samples_per_ray(settings, geometry)

@@ -20,13 +20,11 @@ class RaySampler:
     """Draws rays uniformly over (view, row, column) of one shard, inside the cylinder.
 
     ``sino`` holds the shard's views (views, rows, cols); ``shard`` its index, used only
-    to seed its generator. With ``subpixel``, each ray crosses its detector pixel at a
-    uniformly random offset across the pixel's width, as the pixel integrates over its
-    width (so the field converges to the object itself, not to it blurred by one pixel).
+    to seed its generator.
     """
 
     def __init__(self, sino: Sinogram, geometry: ParallelGeometry, shard: int, seed: int,
-                 device: torch.device | str = "cpu", subpixel: bool = False) -> None:
+                 device: torch.device | str = "cpu") -> None:
         self.device = torch.device(device)
         self.projections = torch.as_tensor(sino.projections, device=self.device)
         self.theta = torch.as_tensor(sino.theta, dtype=torch.float32, device=self.device)
@@ -36,7 +34,7 @@ class RaySampler:
         inside = np.flatnonzero(np.abs(u) < geometry.radius)
         self.columns = torch.as_tensor(inside, device=self.device)
         self.u = torch.as_tensor(u, dtype=torch.float32, device=self.device)
-        self.shard, self.seed, self.subpixel = shard, seed, subpixel
+        self.shard, self.seed = shard, seed
 
     def generator(self, step: int) -> torch.Generator:
         state = np.random.SeedSequence([self.seed, step, self.shard]).generate_state(2, dtype=np.uint32)
@@ -50,11 +48,8 @@ class RaySampler:
         r = torch.randint(rows, (rays,), generator=g).to(self.device)
         c = self.columns[torch.randint(len(self.columns), (rays,), generator=g).to(self.device)]
         jitter = torch.rand(rays, samples, generator=g).to(self.device)
-        u = self.u[c]
-        if self.subpixel:
-            u = u + (torch.rand(rays, generator=g).to(self.device) - 0.5)
         batch = RayBatch(
-            theta=self.theta[v], u=u, z=self.z[r], t=self.t[v],
+            theta=self.theta[v], u=self.u[c], z=self.z[r], t=self.t[v],
             measured=self.projections[v, r, c],
         )
         return batch, jitter

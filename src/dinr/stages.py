@@ -11,7 +11,6 @@ import json
 import logging
 from pathlib import Path
 
-import h5py
 import numpy as np
 
 from dinr.baselines.fbp import available_backend, fbp, sliding_window_fbp
@@ -22,10 +21,10 @@ from dinr.evaluate.residuals import field_residual, volume_residual
 from dinr.frames import frame_times
 from dinr.geometry.parallel import ParallelGeometry
 from dinr.inr.render import render_frames
-from dinr.io.canonical import Sinogram, read_sinogram, write_sinogram
+from dinr.io.canonical import Sinogram, has_heldout_views, read_sinogram, write_sinogram
 from dinr.io.dxchange import read_raw, write_raw
 from dinr.io.atomic import write_json, write_text
-from dinr.io.volume import read_volume, write_volume
+from dinr.io.volume import read_volume, volume_attribute, write_volume
 from dinr.prep.normalize import minus_log, normalize
 from dinr.provenance import provenance
 from dinr.settings import BaselineSettings, PrepareSettings, RenderSettings, SimulateSettings, TrainSettings
@@ -80,8 +79,8 @@ def prepare(settings: PrepareSettings, raw_path: Path, out_path: Path) -> None:
 
 
 def baseline(settings: BaselineSettings, sinogram_path: Path, truth_path: Path | None, frames: int,
-             mode: str, out_path: Path) -> str:
-    """Static or sliding-window FBP at the frame times; returns the backend used."""
+             mode: str, out_path: Path) -> None:
+    """Static or sliding-window FBP at the frame times (the backend is recorded in the file)."""
     sino = read_sinogram(sinogram_path)
     backend = available_backend(settings.backend)
     seconds, normalised = frame_times(sino, truth_path, frames)
@@ -100,7 +99,6 @@ def baseline(settings: BaselineSettings, sinogram_path: Path, truth_path: Path |
     attrs["fbp_backend"] = backend
     write_volume(out_path, np.ascontiguousarray(recon), seconds, attrs)
     log.info("fbp %s (%s): %d frames", mode, backend, len(seconds))
-    return backend
 
 
 def train(settings: TrainSettings, sinogram_path: Path, checkpoint_path: Path, model_path: Path,
@@ -148,11 +146,8 @@ def evaluate(dataset: str, sinogram_path: Path, truth_path: Path | None, recons:
              model_path: Path, benchmarks: dict[str, Path], out_json: Path, out_table: Path) -> dict[str, object]:
     """Metrics of every method: against the truth when there is one, else held-out residuals."""
     methods: dict[str, dict[str, object]] = {}
-    backends: dict[str, str] = {}
     volumes = {name: read_volume(path) for name, path in recons.items()}
-    for name, path in recons.items():
-        with h5py.File(path, "r") as f:
-            backends[name] = str(f.attrs.get("fbp_backend", "torch"))
+    backends = {name: volume_attribute(path, "fbp_backend", "torch") for name, path in recons.items()}
     state = load_checkpoint(model_path)
     geometry = ParallelGeometry(**state["geometry"])
     if truth_path:
@@ -160,7 +155,7 @@ def evaluate(dataset: str, sinogram_path: Path, truth_path: Path | None, recons:
         for name, (volume, _) in volumes.items():
             methods[name] = volume_metrics(truth, volume, geometry.cylinder_mask())
     else:
-        heldout = _has_heldout(sinogram_path)
+        heldout = has_heldout_views(sinogram_path)
         sino = read_sinogram(sinogram_path, split="heldout" if heldout else "all")
         key = "heldout_rel_residual" if heldout else "train_rel_residual"
         field = field_from_checkpoint(state)
@@ -179,12 +174,6 @@ def evaluate(dataset: str, sinogram_path: Path, truth_path: Path | None, recons:
     write_json(out_json, report)
     write_text(out_table, metrics_table(report))
     return report
-
-
-def _has_heldout(sinogram_path: Path) -> bool:
-    """Whether the prepared scan holds any views out of training."""
-    with h5py.File(sinogram_path, "r") as f:
-        return bool(np.any(f["heldout"][()]))
 
 
 def metrics_table(report: dict[str, object]) -> str:

@@ -110,3 +110,9 @@ def read_sinogram(
             pixel_size_mm=float(f.attrs["pixel_size_mm"]),
             heldout=heldout[index],
         )
+
+
+def has_heldout_views(path: str | os.PathLike[str]) -> bool:
+    """Whether a canonical file holds any views out of training (its ``/heldout`` mask)."""
+    with h5py.File(path, "r") as f:
+        return bool(np.any(f["heldout"][()]))

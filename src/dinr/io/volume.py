@@ -61,3 +61,9 @@ def read_volume(path: str | os.PathLike[str], name: str = "recon") -> tuple[np.n
     if not np.all(np.isfinite(volume)):
         raise InputError(f"{path}: /{name} contains NaN or infinite values")
     return volume, time
+
+
+def volume_attribute(path: str | os.PathLike[str], key: str, default: str) -> str:
+    """A string attribute of a volume file (``default`` when absent)."""
+    with h5py.File(path, "r") as f:
+        return str(f.attrs.get(key, default))

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from dinr import stages
@@ -29,6 +30,14 @@ TINY_TRAIN = TrainSettings(
     samples_per_ray=8, lr=1e-2, lr_final=1e-3, warmup_steps=5, seed=0, checkpoint_every=10,
     log_every=5, checksum_every=5, device="cpu",
 )
+
+
+def peer_vector(name: str) -> np.ndarray:
+    """A TomoPy test vector from ``../shared/peer-vectors/tomopy`` (beside the checkout)."""
+    path = PEER / name
+    if not path.exists():
+        pytest.fail(f"{path}: TomoPy peer vector missing; the tests expect shared/ beside the repository")
+    return np.load(path)
 
 
 def mpiexec() -> str:

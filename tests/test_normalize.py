@@ -2,13 +2,13 @@
 
 import numpy as np
 
-from conftest import PEER
+from conftest import peer_vector
 from dinr.prep.normalize import minus_log, normalize
 
 
 def test_normalize_matches_tomopy_vector() -> None:
-    out = normalize(np.load(PEER / "tomo.npy"), np.load(PEER / "flat.npy"), np.load(PEER / "dark.npy"))
-    np.testing.assert_allclose(out, np.load(PEER / "normalize.npy"), rtol=1e-5)
+    out = normalize(peer_vector("tomo.npy"), peer_vector("flat.npy"), peer_vector("dark.npy"))
+    np.testing.assert_allclose(out, peer_vector("normalize.npy"), rtol=1e-5)
 
 
 def test_normalize_floors_dead_flat_pixels_and_clips() -> None:

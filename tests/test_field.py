@@ -26,7 +26,7 @@ def _points(n: int, seed: int = 0) -> torch.Tensor:
 
 def test_dense_levels_map_distinct_nodes_to_distinct_entries() -> None:
     grid = _grid()
-    assert bool(grid.dense.all())
+    assert all(grid.dense)
     unit = grid.unit_coordinates(_points(4000))
     for level in range(grid.levels):
         index, _ = grid.corners(unit, level)
@@ -39,7 +39,7 @@ def test_dense_levels_map_distinct_nodes_to_distinct_entries() -> None:
 
 def test_interpolation_weights_are_a_partition_of_unity_and_continuous() -> None:
     grid = _grid(log2_table=10)  # the fine level is hashed here
-    assert not bool(grid.dense.all())
+    assert not all(grid.dense)
     unit = grid.unit_coordinates(_points(500))
     for level in range(grid.levels):
         _, weight = grid.corners(unit, level)

@@ -2,8 +2,8 @@
 
 ``auto`` resolutions of the hash encoding are resolved here from the scan — one cell
 per pixel across the cylinder at the finest level, one cell per half-turn of rotation
-in time, a box as tall as the detector — and the resolved values (the *field spec*) are stored with every checkpoint,
-so a field can be rebuilt without the scan.
+in time, a box as tall as the detector — and the resolved values (the *field spec*)
+are stored with every checkpoint, so a field can be rebuilt without the scan.
 """
 
 from __future__ import annotations

@@ -50,7 +50,7 @@ class HashGridEncoding(nn.Module):
         strides = np.cumprod(np.concatenate([np.ones((self.levels, 1)), res[:, :0:-1] + 3], axis=1), axis=1)[:, ::-1]
         multipliers = np.where(dense[:, None], strides, np.asarray(_PRIMES)[None, :]).astype(np.int64)
         self.register_buffer("multipliers", torch.as_tensor(multipliers))
-        self.register_buffer("dense", torch.as_tensor(dense))
+        self.dense = tuple(bool(d) for d in dense)  # per level; plain bools branch without a device sync
         self.register_buffer("sizes", torch.as_tensor(sizes))
         self.register_buffer("offsets", torch.as_tensor(np.concatenate([[0], np.cumsum(sizes)[:-1]])))
         generator = torch.Generator().manual_seed(seed)

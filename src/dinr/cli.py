@@ -2,8 +2,11 @@
 
 Each subcommand parses its arguments, loads its settings section (a JSON file written
 by the workflow) and calls one function of :mod:`dinr.stages`. Bad input ends with a
-one-line ``dinr <stage>: error: ...`` on stderr and exit code 2; in an MPI job the
-failing rank aborts all ranks, so none is left waiting.
+one-line ``dinr <stage>: error: ...`` on stderr and exit code 2, a failed training run
+(non-finite values it cannot step past, ranks that drifted apart) with exit code 1; in
+an MPI job the failing rank aborts all ranks, so none is left waiting. Training stopped
+by SIGTERM, SIGUSR1 or SIGINT writes its checkpoint and exits with code 75 on every
+rank; rerunning resumes it.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from dinr import __version__
-from dinr.errors import InputError
+from dinr.errors import InputError, TrainingError
 from dinr.settings import (
     BaselineSettings,
     PrepareSettings,
@@ -24,8 +27,11 @@ from dinr.settings import (
     TrainSettings,
     load_section,
 )
+from dinr.train.signals import Interrupted
 
 EXIT_INPUT = 2
+#: Training stopped by a signal after writing its checkpoint (BSD's EX_TEMPFAIL: try again).
+EXIT_INTERRUPTED = 75
 
 
 def _key_value_paths(items: Sequence[str], option: str) -> dict[str, Path]:
@@ -164,6 +170,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"dinr {args.stage}: error: {exc}", file=sys.stderr, flush=True)
         _abort_other_ranks(EXIT_INPUT)
         return EXIT_INPUT
+    except Interrupted as exc:  # raised on every rank at the same step: no abort needed
+        print(f"dinr {args.stage}: {exc}", file=sys.stderr, flush=True)
+        return EXIT_INTERRUPTED
+    except TrainingError as exc:
+        print(f"dinr {args.stage}: error: {exc}", file=sys.stderr, flush=True)
+        _abort_other_ranks(1)
+        return 1
     except BaseException:
         _abort_other_ranks(1)
         raise

@@ -73,6 +73,7 @@ class TrainSettings:
     checkpoint_every: int
     log_every: int
     checksum_every: int
+    nonfinite_retries: int
     device: str
 
 

@@ -16,7 +16,8 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it onto ``path`` only on success.
 
     An interrupted writer leaves at most a ``.tmp`` file behind, never a file under the
-    final name that looks complete. The rename is atomic on POSIX file systems.
+    final name that looks complete. The data reach the disk (fsync) before the rename,
+    which is atomic on POSIX file systems, so a crash leaves the old file or the new one.
     """
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -25,10 +26,21 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
+        _sync(tmp)
         os.replace(tmp, final)
+        _sync(final.parent)
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def _sync(path: Path) -> None:
+    """Flush a file's (or a folder's entries') data to the disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def write_json(path: str | os.PathLike[str], obj: Any) -> None:

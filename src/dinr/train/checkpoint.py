@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +32,25 @@ def save_checkpoint(path: str | os.PathLike[str], state: dict[str, Any]) -> None
         torch.save(state, tmp)
 
 
+#: What every checkpoint holds (the ray schedule is a function of ``settings.seed`` and
+#: ``step``, so no random-generator state needs saving).
+REQUIRED_KEYS = ("model", "optimizer", "step", "settings", "settings_hash", "ranks", "field_spec",
+                 "history", "geometry", "scan_time", "lr_scale", "skipped_steps")
+
+
 def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Load a checkpoint written by :func:`save_checkpoint` (onto the CPU)."""
+    """Load a checkpoint written by :func:`save_checkpoint` (onto the CPU); refuse one
+    that is unreadable, lacks a key of :data:`REQUIRED_KEYS` or holds non-finite
+    parameters."""
     path = Path(path)
     try:
-        return torch.load(path, map_location="cpu", weights_only=False)
-    except (OSError, RuntimeError, EOFError) as exc:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as exc:
         raise InputError(f"{path}: not a readable checkpoint ({exc})") from exc
+    missing = [key for key in REQUIRED_KEYS if not isinstance(state, dict) or key not in state]
+    if missing:
+        raise InputError(f"{path}: not a DINR checkpoint (missing: {', '.join(missing)})")
+    bad = [name for name, tensor in state["model"].items() if not bool(torch.isfinite(tensor).all())]
+    if bad:
+        raise InputError(f"{path}: checkpoint holds non-finite parameters ({', '.join(bad)})")
+    return state

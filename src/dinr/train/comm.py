@@ -16,9 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-
-class DriftError(RuntimeError):
-    """Ranks hold different parameters: the identical-steps invariant is broken."""
+from dinr.errors import DriftError
 
 
 class Communicator:
@@ -119,15 +117,18 @@ class Communicator:
             self.comm.Abort(code)
 
 
-def flat_gradient_buffer(module: nn.Module) -> torch.Tensor:
+def flat_gradient_buffer(module: nn.Module, control_slots: int = 0) -> torch.Tensor:
     """Allocate one contiguous buffer and make every parameter's ``.grad`` a view into it.
 
     Autograd accumulates into existing ``.grad`` tensors in place, so after
-    ``backward()`` the buffer holds all gradients without a copy.
+    ``backward()`` the buffer holds all gradients without a copy. The last
+    ``control_slots`` entries belong to no parameter: the training loop puts per-rank
+    flags there, and they are averaged with the gradients at no extra message.
     """
     params = [p for p in module.parameters() if p.requires_grad]
     first = params[0]
-    buffer = torch.zeros(sum(p.numel() for p in params), dtype=first.dtype, device=first.device)
+    size = sum(p.numel() for p in params) + control_slots
+    buffer = torch.zeros(size, dtype=first.dtype, device=first.device)
     offset = 0
     for p in params:
         p.grad = buffer[offset:offset + p.numel()].view_as(p)

@@ -6,6 +6,13 @@ the predicted line integrals. Gradients are averaged by one in-place MPI allredu
 flat buffer, and every rank takes the same Adam step, so parameters stay identical
 (checked by CRC every ``checksum_every`` steps). The effective batch is
 ``size * batch_rays`` rays.
+
+Two flags travel at the end of the gradient buffer, so every rank takes the same
+decision at the same step without an extra message: a stop request (a signal received
+by any rank: checkpoint, then :class:`~dinr.train.signals.Interrupted` on every rank)
+and a non-finite loss (with a non-finite gradient, the step is skipped and the learning
+rate halved; after ``nonfinite_retries`` such steps in a row training stops with
+:class:`NumericalError`). Parameters are checked finite before every checkpoint.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from dinr.errors import InputError
+from dinr.errors import InputError, NumericalError
 from dinr.geometry.parallel import ParallelGeometry
 from dinr.inr.build import build_field, field_spec
 from dinr.inr.field import AttenuationField
@@ -30,8 +37,14 @@ from dinr.settings import TrainSettings
 from dinr.train.checkpoint import differing_keys, load_checkpoint, save_checkpoint, settings_hash
 from dinr.train.comm import Communicator, flat_gradient_buffer
 from dinr.train.sampler import RaySampler
+from dinr.train.signals import Interrupted, stop_on_signals
 
 log = logging.getLogger(__name__)
+
+#: Factor applied to the learning rate after each step skipped as non-finite.
+LR_BACKOFF = 0.5
+#: Control slots at the end of the gradient buffer: stop requested, loss non-finite.
+_STOP, _NONFINITE = -2, -1
 
 
 def geometry_of(sino: Sinogram) -> ParallelGeometry:
@@ -78,7 +91,7 @@ def output_scale(settings: TrainSettings, sino: Sinogram, geometry: ParallelGeom
     cylinder diameter."""
     if settings.output_scale != "auto":
         return float(settings.output_scale)
-    local = float(np.percentile(sino.projections, 99.9))
+    local = float(np.nanpercentile(sino.projections, 99.9))
     return max(comm.allreduce_max(local), 1e-6) / (2.0 * geometry.radius)
 
 
@@ -98,6 +111,24 @@ class Progress:
         text = (f"step {step + 1}/{self.total} loss {loss:.4e} lr {lr:.2e} "
                 f"{rays:,.0f} rays/s elapsed {elapsed:.0f}s ETA {eta:.0f}s")
         return text, rays
+
+
+def skip_nonfinite_step(step: int, skipped: list[int], lr_scale: float, retries: int, rank: int) -> float:
+    """Record a step skipped for a non-finite loss or gradient; return the lowered
+    learning-rate scale, or raise :class:`NumericalError` once more than ``retries``
+    steps in a row were skipped."""
+    skipped.append(step)
+    in_a_row = 1
+    while in_a_row < len(skipped) and skipped[-1 - in_a_row] == step - in_a_row:
+        in_a_row += 1
+    if in_a_row > retries:
+        raise NumericalError(
+            f"non-finite loss or gradient in {in_a_row} steps in a row (last: step {step}, learning-rate "
+            f"scale {lr_scale:g}); the last checkpoint holds the last good parameters"
+        )
+    if rank == 0:
+        log.warning("step %d: non-finite loss or gradient; step skipped, learning rate x%g", step, LR_BACKOFF)
+    return lr_scale * LR_BACKOFF
 
 
 def train(
@@ -122,7 +153,7 @@ def train(
     comm.broadcast_module(field)
     optimizer = torch.optim.Adam(field.parameters(), lr=settings.lr, fused=device.type in ("cpu", "cuda"))
     history: list[list[float]] = []
-    start = 0
+    start, lr_scale, skipped = 0, 1.0, []
 
     checkpoint_path = Path(checkpoint_path)
     if checkpoint_path.exists():
@@ -136,10 +167,11 @@ def train(
         field.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         start, history = int(state["step"]), list(state["history"])
+        lr_scale, skipped = float(state["lr_scale"]), list(state["skipped_steps"])
         if comm.rank == 0:
             log.info("resuming from %s at step %d", checkpoint_path, start)
 
-    grad_buffer = flat_gradient_buffer(field)
+    grad_buffer = flat_gradient_buffer(field, control_slots=2)
     staging = torch.empty(grad_buffer.numel(), dtype=grad_buffer.dtype).pin_memory() if device.type == "cuda" else None
     sampler = RaySampler(sino, geometry, shard=comm.rank, seed=settings.seed, device=device)
     comm.check_identical(field, start)
@@ -147,36 +179,50 @@ def train(
     samples = samples_per_ray(settings, geometry)
 
     def state_at(step: int) -> dict[str, Any]:
+        if not all(bool(torch.isfinite(p).all()) for p in field.parameters()):
+            raise NumericalError(f"non-finite parameters at step {step}; checkpoint {checkpoint_path} not updated")
         return {
             "model": field.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
             "settings": config, "settings_hash": run_hash, "ranks": comm.size, "field_spec": spec,
             "history": history, "geometry": dataclasses.asdict(geometry),
-            "scan_time": sino.scan_time,
+            "scan_time": sino.scan_time, "lr_scale": lr_scale, "skipped_steps": skipped,
         }
 
     field.train()
-    for step in range(start, settings.steps):
-        lr = learning_rate(settings, step)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        rays, jitter = sampler.sample(step, settings.batch_rays, samples)
-        grad_buffer.zero_()
-        predicted = integrate_rays(field, rays, geometry.radius, samples, jitter)
-        loss = torch.mean((predicted - rays.measured) ** 2)
-        loss.backward()
-        comm.allreduce_mean_(grad_buffer, staging)
-        optimizer.step()
-        done = step + 1
-        if done % settings.log_every == 0 or done == settings.steps:
-            mean_loss = comm.allreduce_sum(loss.item()) / comm.size
-            text, rays_per_s = progress.line(step, mean_loss, lr)
-            history.append([done, mean_loss, rays_per_s])
-            if comm.rank == 0:
-                log.info(text)
-        if done % settings.checksum_every == 0 or done == settings.steps:
-            comm.check_identical(field, done)
-        if done % settings.checkpoint_every == 0 and done < settings.steps and comm.rank == 0:
-            save_checkpoint(checkpoint_path, state_at(done))
+    with stop_on_signals() as stop:
+        for step in range(start, settings.steps):
+            lr = learning_rate(settings, step) * lr_scale
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            rays, jitter = sampler.sample(step, settings.batch_rays, samples)
+            grad_buffer.zero_()
+            predicted = integrate_rays(field, rays, geometry.radius, samples, jitter)
+            loss = torch.mean((predicted - rays.measured) ** 2)
+            loss.backward()
+            grad_buffer[_STOP] = float(stop.requested)
+            grad_buffer[_NONFINITE] = (loss - loss).detach()  # 0, or NaN for an inf/NaN loss
+            comm.allreduce_mean_(grad_buffer, staging)
+            finite, stop_requested = torch.stack([torch.isfinite(grad_buffer).all(), grad_buffer[_STOP] > 0]).tolist()
+            done = step + 1
+            if finite:
+                optimizer.step()
+            else:
+                lr_scale = skip_nonfinite_step(done, skipped, lr_scale, settings.nonfinite_retries, comm.rank)
+            if done % settings.log_every == 0 or done == settings.steps:
+                mean_loss = comm.allreduce_sum(loss.item()) / comm.size
+                text, rays_per_s = progress.line(step, mean_loss, lr)
+                history.append([done, mean_loss, rays_per_s])
+                if comm.rank == 0:
+                    log.info(text)
+            if done % settings.checksum_every == 0 or done == settings.steps:
+                comm.check_identical(field, done)
+            if stop_requested:
+                if comm.rank == 0:
+                    save_checkpoint(checkpoint_path, state_at(done))
+                comm.barrier()
+                raise Interrupted(stop.signal_name or "a signal to another rank", done, str(checkpoint_path))
+            if done % settings.checkpoint_every == 0 and done < settings.steps and comm.rank == 0:
+                save_checkpoint(checkpoint_path, state_at(done))
     final = state_at(settings.steps)
     if comm.rank == 0:
         save_checkpoint(checkpoint_path, final)

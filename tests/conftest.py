@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from dinr import stages
 from dinr.settings import PrepareSettings, SimulateSettings, TrainSettings
@@ -18,6 +19,7 @@ from dinr.settings import PrepareSettings, SimulateSettings, TrainSettings
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 PEER = SHARED / "peer-vectors" / "tomopy"
+SCHEMA_DEFS = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())["$defs"]
 
 TINY_SIMULATE = SimulateSettings(
     phantom="compression", size=32, rows=2, views=120, turns=2, photons=2e4, frames=4,
@@ -62,12 +64,17 @@ def write_settings(path: Path, settings: object) -> Path:
     return path
 
 
+def prepare_settings(**overrides: object) -> PrepareSettings:
+    """The schema's ``prepare`` defaults, with ``overrides``."""
+    defaults = {key: spec["default"] for key, spec in SCHEMA_DEFS["prepare"]["properties"].items()}
+    return PrepareSettings(**{**defaults, **overrides})  # type: ignore[arg-type]
+
+
 @pytest.fixture(scope="session")
 def tiny_scan(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A simulated tiny scan: raw file, truth and prepared sinogram paths."""
     root = tmp_path_factory.mktemp("tiny")
     raw, truth, sino = root / "scan.h5", root / "truth.h5", root / "sinogram.h5"
     stages.simulate(TINY_SIMULATE, raw, truth)
-    stages.prepare(PrepareSettings(center=None, heldout_every=0, pixel_size_mm=1e-3, transmission_floor=1e-6),
-                   raw, sino)
+    stages.prepare(prepare_settings(), raw, sino)
     return {"root": root, "raw": raw, "truth": truth, "sinogram": sino}

@@ -21,6 +21,7 @@ from dinr import __version__
 from dinr.errors import InputError, TrainingError
 from dinr.settings import (
     BaselineSettings,
+    ConvertSettings,
     PrepareSettings,
     RenderSettings,
     SimulateSettings,
@@ -48,6 +49,12 @@ def _simulate(args: argparse.Namespace) -> None:
     from dinr import stages
 
     stages.simulate(load_section(SimulateSettings, args.settings), args.raw, args.truth)
+
+
+def _convert(args: argparse.Namespace) -> None:
+    from dinr import stages
+
+    stages.convert(load_section(ConvertSettings, args.settings), args.raw, args.out)
 
 
 def _prepare(args: argparse.Namespace) -> None:
@@ -84,7 +91,8 @@ def _evaluate(args: argparse.Namespace) -> None:
 
     stages.evaluate(
         args.dataset, args.sinogram, args.truth, _key_value_paths(args.recon, "--recon"), args.model,
-        {path.stem: path for path in args.benchmark}, args.out, args.table,
+        {path.stem: path for path in args.benchmark}, load_section(BaselineSettings, args.baselines),
+        args.out, args.table,
     )
 
 
@@ -110,9 +118,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--raw", type=Path, required=True, help="output raw scan (Data Exchange HDF5)")
     p.add_argument("--truth", type=Path, required=True, help="output ground truth (HDF5 /truth, /time)")
 
-    p = stage("prepare", _prepare, "Flat/dark-correct and -log a raw scan into the canonical sinogram file.")
+    p = stage("convert", _convert, "A raw scan (Data Exchange HDF5 or TIFF folder) into canonical Data Exchange.")
+    p.add_argument("--settings", type=Path, required=True, help="JSON of the 'convert' config section")
+    p.add_argument("--raw", type=Path, required=True, help="input: Data Exchange HDF5 file or TIFF-stack folder")
+    p.add_argument("--out", type=Path, required=True, help="output canonical raw scan (Data Exchange HDF5)")
+
+    p = stage("prepare", _prepare, "Flat/dark correction, artefact removal, -log and centre: the sinogram file.")
     p.add_argument("--settings", type=Path, required=True, help="JSON of the 'prepare' config section")
-    p.add_argument("--raw", type=Path, required=True, help="input raw scan (Data Exchange HDF5)")
+    p.add_argument("--raw", type=Path, required=True, help="input raw scan (canonical Data Exchange HDF5)")
     p.add_argument("--out", type=Path, required=True, help="output canonical sinogram (HDF5)")
 
     p = stage("train", _train, "Train the DINR field; run under mpiexec/srun for several ranks.")
@@ -144,6 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--truth", type=Path, help="ground truth (HDF5 /truth, /time)")
     p.add_argument("--model", type=Path, required=True, help="trained model")
     p.add_argument("--recon", nargs="+", default=[], metavar="NAME=PATH", help="reconstructions by method")
+    p.add_argument("--baselines", type=Path, required=True,
+                   help="JSON of the 'baselines' config section (FBP of the centre scan)")
     p.add_argument("--benchmark", nargs="*", default=[], type=Path, metavar="TSV",
                    help="Snakemake benchmark files, named <stage>.tsv")
     p.add_argument("--out", type=Path, required=True, help="output metrics.json")

@@ -35,14 +35,37 @@ class SimulateSettings:
 
 
 @dataclass(frozen=True)
+class ConvertSettings:
+    """Region of interest, [start, stop) detector ``rows`` and ``views`` (null: all), and
+    ``flat_view``: the view index of each equal group of flats (null: from the file)."""
+
+    rows: list[int] | None
+    views: list[int] | None
+    flat_view: list[int] | None
+
+
+@dataclass(frozen=True)
 class PrepareSettings:
-    """Flat/dark correction. ``center`` in detector columns, null for ``cols / 2``;
-    every ``heldout_every``-th view is held out of training and FBP (0: none)."""
+    """Flat/dark correction, artefact removal and the rotation axis.
+
+    ``center`` in detector columns (null: found by ``find_center``, or ``cols / 2`` when
+    that is ``none``); every ``heldout_every``-th view is held out of training and FBP
+    (0: none); zingers are removed when ``zinger_threshold`` is set (``zinger_size``
+    pixels); ``stripe`` ``vo`` removes stripes with Vo's method (``stripe_snr``,
+    median widths ``stripe_large_size`` and ``stripe_small_size`` in pixels).
+    """
 
     center: float | None
+    find_center: str
     heldout_every: int
     pixel_size_mm: float
     transmission_floor: float
+    zinger_threshold: float | None
+    zinger_size: int
+    stripe: str
+    stripe_snr: float
+    stripe_large_size: int
+    stripe_small_size: int
 
 
 @dataclass(frozen=True)

@@ -16,18 +16,29 @@ import numpy as np
 from dinr.baselines.fbp import available_backend, fbp, sliding_window_fbp
 from dinr.errors import InputError
 from dinr.evaluate.figures import metrics_over_time, slices_over_time, training_curve
+from dinr.evaluate.center_scan import scan_centers
 from dinr.evaluate.metrics import volume_metrics
 from dinr.evaluate.residuals import field_residual, volume_residual
 from dinr.frames import frame_times
 from dinr.geometry.parallel import ParallelGeometry
 from dinr.inr.render import render_frames
 from dinr.io.canonical import Sinogram, has_heldout_views, read_sinogram, write_sinogram
-from dinr.io.dxchange import read_raw, write_raw
 from dinr.io.atomic import write_json, write_text
+from dinr.io.dxchange import read_raw, write_raw
+from dinr.io.tiff import read_tiff_scan
 from dinr.io.volume import read_volume, volume_attribute, write_volume
-from dinr.prep.normalize import minus_log, normalize
+from dinr.prep.artifacts import remove_stripes, remove_zingers
+from dinr.prep.center import find_center
+from dinr.prep.normalize import minus_log, normalize, normalize_nf
 from dinr.provenance import provenance
-from dinr.settings import BaselineSettings, PrepareSettings, RenderSettings, SimulateSettings, TrainSettings
+from dinr.settings import (
+    BaselineSettings,
+    ConvertSettings,
+    PrepareSettings,
+    RenderSettings,
+    SimulateSettings,
+    TrainSettings,
+)
 from dinr.sim.phantoms import PHANTOMS
 from dinr.sim.scan import simulate_scan
 from dinr.train.checkpoint import load_checkpoint, save_checkpoint
@@ -62,20 +73,60 @@ def heldout_views(views: int, every: int) -> np.ndarray:
     return mask
 
 
+def convert(settings: ConvertSettings, source: Path, out_path: Path) -> None:
+    """A user's raw scan (Data Exchange HDF5 file or TIFF-stack folder), cut to the
+    region of interest, into the canonical Data Exchange file that ``prepare`` reads."""
+    source = Path(source)
+    rows = tuple(settings.rows) if settings.rows else None
+    views = tuple(settings.views) if settings.views else None
+    if source.is_dir():
+        scan, source_format = read_tiff_scan(source, rows, views), "tiff"  # type: ignore[arg-type]
+    else:
+        scan, source_format = read_raw(source, rows, views), "dxchange"  # type: ignore[arg-type]
+    if settings.flat_view is not None:
+        if len(scan.flat) % len(settings.flat_view):
+            raise InputError(f"convert.flat_view: {len(settings.flat_view)} groups do not split "
+                             f"the {len(scan.flat)} flats of {source} evenly")
+        scan.flat_view = np.asarray(settings.flat_view, dtype=np.int64)
+    attrs = provenance("convert", dataclasses.asdict(settings), {"raw": str(source)})
+    attrs["source_format"] = source_format
+    write_raw(out_path, scan.data, scan.flat, scan.dark, np.rad2deg(scan.theta), scan.time, attrs, scan.flat_view)
+    log.info("converted %s (%s): %d views x %d rows x %d cols", source, source_format, *scan.data.shape)
+
+
 def prepare(settings: PrepareSettings, raw_path: Path, out_path: Path) -> None:
-    """Flat/dark-correct and take -log of a raw scan into the canonical sinogram file."""
+    """Flat/dark correction (TomoPy's ``normalize``, or ``normalize_nf`` for several flat
+    sets), optional zinger and stripe removal, ``-log``, and the rotation axis, into the
+    canonical sinogram file. Every step taken is recorded in the file's attributes."""
     raw = read_raw(raw_path)
-    projections = minus_log(normalize(raw.data, raw.flat, raw.dark), settings.transmission_floor)
+    if len(raw.flat_view) > 1:
+        transmission = normalize_nf(raw.data, raw.flat, raw.dark, raw.flat_view)
+    else:
+        transmission = normalize(raw.data, raw.flat, raw.dark)
+    if settings.zinger_threshold is not None:
+        transmission = remove_zingers(transmission, settings.zinger_threshold, settings.zinger_size)
+    if settings.stripe == "vo":
+        transmission = remove_stripes(transmission, settings.stripe_snr, settings.stripe_large_size,
+                                      settings.stripe_small_size)
+    projections = minus_log(transmission, settings.transmission_floor)
     cols = projections.shape[2]
-    center = cols / 2.0 if settings.center is None else float(settings.center)
+    if settings.center is not None:
+        center, center_method = float(settings.center), "config"
+    elif settings.find_center != "none":
+        center, center_method = find_center(projections, raw.theta, settings.find_center, str(raw_path))
+    else:
+        center, center_method = cols / 2.0, "middle"
     sino = Sinogram(
         projections=projections, theta=raw.theta, time=raw.time, view_index=np.arange(len(raw.theta)),
         center=center, scan_time=(float(raw.time[0]), float(raw.time[-1])), pixel_size_mm=settings.pixel_size_mm,
         heldout=heldout_views(len(raw.theta), settings.heldout_every),
     )
     attrs = provenance("prepare", dataclasses.asdict(settings), {"raw": str(raw_path)})
+    attrs["center_method"] = center_method
+    attrs["flat_correction"] = "normalize_nf" if len(raw.flat_view) > 1 else "normalize"
     write_sinogram(out_path, sino, attrs)
-    log.info("prepared %s: %d views x %d rows x %d cols, centre %.2f", out_path, *projections.shape, center)
+    log.info("prepared %s: %d views x %d rows x %d cols, centre %.2f (%s)", out_path, *projections.shape,
+             center, center_method)
 
 
 def baseline(settings: BaselineSettings, sinogram_path: Path, truth_path: Path | None, frames: int,
@@ -143,9 +194,13 @@ def _read_wall_seconds(benchmarks: dict[str, Path]) -> dict[str, float]:
 
 
 def evaluate(dataset: str, sinogram_path: Path, truth_path: Path | None, recons: dict[str, Path],
-             model_path: Path, benchmarks: dict[str, Path], out_json: Path, out_table: Path) -> dict[str, object]:
-    """Metrics of every method: against the truth when there is one, else held-out residuals."""
+             model_path: Path, benchmarks: dict[str, Path], baselines: BaselineSettings, out_json: Path,
+             out_table: Path) -> dict[str, object]:
+    """Metrics of every method: against the truth when there is one, else held-out
+    residuals, with a scan of the rotation centre by held-out residual of static FBP
+    (``baselines`` gives its filter and backend)."""
     methods: dict[str, dict[str, object]] = {}
+    center: dict[str, object] = {}
     volumes = {name: read_volume(path) for name, path in recons.items()}
     backends = {name: volume_attribute(path, "fbp_backend", "torch") for name, path in recons.items()}
     state = load_checkpoint(model_path)
@@ -164,8 +219,11 @@ def evaluate(dataset: str, sinogram_path: Path, truth_path: Path | None, recons:
             value = field_residual(field, sino, geometry, samples) if name == "dinr" else \
                 volume_residual(volume, sino.normalised_time(seconds), sino, geometry)
             methods[name] = {key: value}
+        if heldout:
+            center = center_report(sinogram_path, baselines)
     report = {
         "dataset": dataset,
+        **({"center": center} if center else {}),
         "methods": methods,
         "wall_s": _read_wall_seconds(benchmarks),
         "backend": backends,
@@ -174,6 +232,19 @@ def evaluate(dataset: str, sinogram_path: Path, truth_path: Path | None, recons:
     write_json(out_json, report)
     write_text(out_table, metrics_table(report))
     return report
+
+
+def center_report(sinogram_path: Path, baselines: BaselineSettings, half_width: float = 5.0,
+                  step: float = 0.25) -> dict[str, object]:
+    """The prepared centre (``found``) next to the one that minimises static FBP's
+    held-out residual over ``found +- half_width`` columns in ``step``s."""
+    found = float(read_sinogram(sinogram_path, views=np.arange(1)).center)
+    candidates = found + np.arange(-half_width, half_width + step / 2, step)
+    residuals = scan_centers(sinogram_path, candidates, baselines.filter, available_backend(baselines.backend))
+    best = float(candidates[int(np.argmin(residuals))])
+    log.info("centre: found %.2f, best by held-out residual %.2f", found, best)
+    return {"found": found, "best_by_residual": best, "candidates": candidates.tolist(),
+            "heldout_rel_residual": residuals.tolist()}
 
 
 def metrics_table(report: dict[str, object]) -> str:

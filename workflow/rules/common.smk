@@ -8,7 +8,7 @@ import yaml
 from snakemake.utils import validate
 
 SCHEMA = Path(workflow.basedir) / "schemas" / "config.schema.yaml"
-SECTIONS = ("simulate", "prepare", "train", "render", "baselines")
+SECTIONS = ("simulate", "convert", "prepare", "train", "render", "baselines")
 METHODS = ("dinr", "fbp_sliding", "fbp_static")
 
 
@@ -73,7 +73,7 @@ def settings_file(section):
 
 
 def stage_benchmarks(wildcards):
-    stages = ["prepare", "train", "render", "fbp_static", "fbp_sliding"]
+    stages = ["convert", "prepare", "train", "render", "fbp_static", "fbp_sliding"]
     if is_simulated(wildcards.dataset):
         stages.insert(0, "simulate")
     return [f"results/{wildcards.dataset}/benchmarks/{s}.tsv" for s in stages]

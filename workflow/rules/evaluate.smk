@@ -8,6 +8,7 @@ rule evaluate:
         benchmarks=stage_benchmarks,
         model="results/{dataset}/dinr/model.pt",
         sinogram="results/{dataset}/prepared/sinogram.h5",
+        baselines=settings_file("baselines"),
     output:
         metrics="results/{dataset}/metrics.json",
         table="results/{dataset}/metrics.md",
@@ -20,7 +21,8 @@ rule evaluate:
         "../../envs/dinr.yaml"
     shell:
         "dinr evaluate --dataset {wildcards.dataset} --sinogram {input.sinogram} {params.truth}"
-        " --model {input.model} --recon {params.recon} --benchmark {input.benchmarks}"
+        " --model {input.model} --recon {params.recon} --baselines {input.baselines}"
+        " --benchmark {input.benchmarks}"
         " --out {output.metrics} --table {output.table} 2> {log}"
 
 

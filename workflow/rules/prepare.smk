@@ -1,9 +1,25 @@
-# Raw Data Exchange counts -> canonical sinogram (flat/dark correction, -log, centre).
+# Raw scan (Data Exchange HDF5 or TIFF stack) -> canonical raw counts -> canonical sinogram.
+
+
+rule convert:
+    input:
+        raw=raw_scan,
+        settings=settings_file("convert"),
+    output:
+        "results/{dataset}/raw/canonical.h5",
+    log:
+        "logs/{dataset}/convert.log",
+    benchmark:
+        "results/{dataset}/benchmarks/convert.tsv"
+    conda:
+        "../../envs/dinr.yaml"
+    shell:
+        "dinr convert --settings {input.settings} --raw {input.raw} --out {output} 2> {log}"
 
 
 rule prepare:
     input:
-        raw=raw_scan,
+        raw="results/{dataset}/raw/canonical.h5",
         settings=settings_file("prepare"),
     output:
         "results/{dataset}/prepared/sinogram.h5",

@@ -4,18 +4,25 @@ Layout read and written here (axes order in parentheses):
 
 - ``/exchange/data`` (views, rows, cols): detector counts, any real or integer dtype;
 - ``/exchange/data_white`` (n_flats, rows, cols) and ``/exchange/data_dark``
-  (n_darks, rows, cols): flat-field and dark-current counts;
+  (n_darks, rows, cols): flat-field and dark-current counts. Instead of
+  ``data_white``, flats taken before and after the scan may come as
+  ``/exchange/data_white_pre`` and ``/exchange/data_white_post``; flats taken in
+  several equal groups during the scan are placed by ``/exchange/data_white_view``
+  (groups,), the view index at which each group was taken (TomoPy's ``flat_loc``);
 - ``/exchange/theta`` (views,): rotation angles, ``units`` attribute ``degrees``
-  (default, as the spec says) or ``radians``; may run through several turns;
+  (default, as the spec says) or ``radians``; may run through several turns. When
+  absent, the views are taken as evenly spaced over 180 degrees (with a warning);
 - ``/exchange/time`` (views,): acquisition time of each view in seconds (optional;
   evenly spaced in view order when absent).
 
+A region of interest (rows, views) is read as HDF5 hyperslabs, never the whole file.
 Files are opened read-only; every problem is reported as :class:`dinr.errors.InputError`
 naming the file and the dataset path.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,8 +34,13 @@ import numpy as np
 from dinr.errors import InputError
 from dinr.io.atomic import atomic_path
 
+log = logging.getLogger(__name__)
+
 DATA = "/exchange/data"
 FLAT = "/exchange/data_white"
+FLAT_PRE = "/exchange/data_white_pre"
+FLAT_POST = "/exchange/data_white_post"
+FLAT_VIEW = "/exchange/data_white_view"
 DARK = "/exchange/data_dark"
 THETA = "/exchange/theta"
 TIME = "/exchange/time"
@@ -40,7 +52,8 @@ class RawScan:
 
     ``data`` (views, rows, cols), ``flat`` (n_flats, rows, cols), ``dark``
     (n_darks, rows, cols) in counts as float32; ``theta`` (views,) radians;
-    ``time`` (views,) seconds.
+    ``time`` (views,) seconds; ``flat_view`` (groups,) the view index at which each of
+    the equal groups of flats was taken (one group at view 0 for a single set).
     """
 
     path: Path
@@ -49,6 +62,7 @@ class RawScan:
     dark: np.ndarray
     theta: np.ndarray
     time: np.ndarray
+    flat_view: np.ndarray
 
 
 def _open(path: Path) -> h5py.File:
@@ -77,9 +91,14 @@ def _dataset(f: h5py.File, path: Path, key: str, ndim: int) -> h5py.Dataset:
     return dset
 
 
-def _read(dset: h5py.Dataset, path: Path, key: str) -> np.ndarray:
+def _read(dset: h5py.Dataset, path: Path, key: str, rows: slice | None = None,
+          views: slice | None = None) -> np.ndarray:
+    """The dataset (or, for frames, its ``views`` x ``rows`` hyperslab) as float32."""
     try:
-        values = np.asarray(dset[()], dtype=np.float32)
+        if rows is None and views is None:
+            values = np.asarray(dset[()], dtype=np.float32)
+        else:
+            values = np.asarray(dset[views or slice(None), rows or slice(None)], dtype=np.float32)
     except OSError as exc:
         raise InputError(f"{path}: {key} cannot be read, the file may be truncated ({exc})") from exc
     if not np.all(np.isfinite(values)):
@@ -99,44 +118,85 @@ def _theta_radians(dset: h5py.Dataset, values: np.ndarray, path: Path) -> np.nda
     raise InputError(f"{path}: {THETA} has units={units!r}, expected 'degrees' or 'radians'")
 
 
-def read_raw(path: str | os.PathLike[str]) -> RawScan:
-    """Read and check a Data Exchange scan; see the module docstring for the layout."""
+def _select(selection: tuple[int, int] | None, length: int, path: Path, what: str) -> slice:
+    """A [start, stop) region of interest as a slice, checked against ``length``."""
+    if selection is None:
+        return slice(0, length)
+    start, stop = int(selection[0]), int(selection[1])
+    if not 0 <= start < stop <= length:
+        raise InputError(f"{path}: region of interest {what} [{start}, {stop}) is outside 0..{length}")
+    return slice(start, stop)
+
+
+def _flats(f: h5py.File, path: Path, views: int, frame: tuple[int, int], rows: slice) -> tuple[np.ndarray, np.ndarray]:
+    """Flat frames (n, rows, cols) and the view at which each equal group was taken."""
+    if FLAT in f:
+        flat = _read(_frames(f, path, FLAT, frame), path, FLAT, rows)
+        if FLAT_VIEW in f:
+            flat_view = _read(_dataset(f, path, FLAT_VIEW, 1), path, FLAT_VIEW).astype(np.int64)
+            if len(flat) % len(flat_view) or np.any(np.diff(flat_view) <= 0) or flat_view.min() < 0:
+                raise InputError(f"{path}: {FLAT_VIEW} must list increasing view indices of equal groups of "
+                                 f"{FLAT} ({len(flat)} frames in {len(flat_view)} groups)")
+        else:
+            flat_view = np.zeros(1, dtype=np.int64)
+        return flat, flat_view
+    if FLAT_PRE in f or FLAT_POST in f:
+        groups = [(key, at) for key, at in ((FLAT_PRE, 0), (FLAT_POST, views - 1)) if key in f]
+        parts = [_read(_frames(f, path, key, frame), path, key, rows) for key, _ in groups]
+        if len({len(p) for p in parts}) > 1:
+            raise InputError(f"{path}: {FLAT_PRE} and {FLAT_POST} hold different numbers of frames")
+        return np.concatenate(parts), np.asarray([at for _, at in groups], dtype=np.int64)
+    raise InputError(f"{path}: dataset {FLAT} is missing (nor {FLAT_PRE}/{FLAT_POST})")
+
+
+def _frames(f: h5py.File, path: Path, key: str, frame: tuple[int, int]) -> h5py.Dataset:
+    dset = _dataset(f, path, key, 3)
+    if dset.shape[1:] != frame:
+        raise InputError(f"{path}: {key} frames are {dset.shape[1:]}, but {DATA} frames are {frame}")
+    return dset
+
+
+def read_raw(path: str | os.PathLike[str], rows: tuple[int, int] | None = None,
+             views: tuple[int, int] | None = None) -> RawScan:
+    """Read and check a Data Exchange scan (see the module docstring for the layout),
+    optionally only detector ``rows`` [start, stop) and ``views`` [start, stop)."""
     path = Path(path)
     with _open(path) as f:
         data_ds = _dataset(f, path, DATA, 3)
-        views, rows, cols = data_ds.shape
-        flat_ds = _dataset(f, path, FLAT, 3)
-        dark_ds = _dataset(f, path, DARK, 3)
-        for key, dset in ((FLAT, flat_ds), (DARK, dark_ds)):
-            if dset.shape[1:] != (rows, cols):
-                raise InputError(
-                    f"{path}: {key} frames are {dset.shape[1:]}, but {DATA} frames are {(rows, cols)}"
-                )
-        theta_ds = _dataset(f, path, THETA, 1)
-        if theta_ds.shape[0] != views:
-            raise InputError(f"{path}: {THETA} has {theta_ds.shape[0]} angles but {DATA} has {views} views")
-        theta = _theta_radians(theta_ds, _read(theta_ds, path, THETA), path)
+        n_views, n_rows, cols = data_ds.shape
+        row_slice = _select(rows, n_rows, path, "rows")
+        view_slice = _select(views, n_views, path, "views")
+        flat, flat_view = _flats(f, path, n_views, (n_rows, cols), row_slice)
+        dark = _read(_frames(f, path, DARK, (n_rows, cols)), path, DARK, row_slice)
+        if THETA in f:
+            theta_ds = _dataset(f, path, THETA, 1)
+            if theta_ds.shape[0] != n_views:
+                raise InputError(f"{path}: {THETA} has {theta_ds.shape[0]} angles but {DATA} has {n_views} views")
+            theta = _theta_radians(theta_ds, _read(theta_ds, path, THETA), path)
+        else:
+            log.warning("%s: no %s; taking %d views evenly spaced over 180 degrees", path, THETA, n_views)
+            theta = np.linspace(0.0, np.pi, n_views)
         if TIME in f:
             time_ds = _dataset(f, path, TIME, 1)
-            if time_ds.shape[0] != views:
-                raise InputError(f"{path}: {TIME} has {time_ds.shape[0]} entries but {DATA} has {views} views")
+            if time_ds.shape[0] != n_views:
+                raise InputError(f"{path}: {TIME} has {time_ds.shape[0]} entries but {DATA} has {n_views} views")
             time = _read(time_ds, path, TIME).astype(np.float64)
             if np.any(np.diff(time) < 0):
                 raise InputError(f"{path}: {TIME} is not in acquisition order (it decreases)")
         else:
-            time = np.arange(views, dtype=np.float64)
-        scan = RawScan(
-            path=path,
-            data=_read(data_ds, path, DATA),
-            flat=_read(flat_ds, path, FLAT),
-            dark=_read(dark_ds, path, DARK),
-            theta=theta,
-            time=time,
-        )
+            time = np.arange(n_views, dtype=np.float64)
+        data = _read(data_ds, path, DATA, row_slice, view_slice)
+    scan = RawScan(path=path, data=data, flat=flat, dark=dark, theta=theta[view_slice], time=time[view_slice],
+                   flat_view=np.clip(flat_view - view_slice.start, 0, data.shape[0] - 1))
+    check_counts(scan)
+    return scan
+
+
+def check_counts(scan: RawScan) -> None:
+    """Counts must be finite and non-negative (NaN/inf are caught when read)."""
     for key, values in ((DATA, scan.data), (FLAT, scan.flat), (DARK, scan.dark)):
         if values.min() < 0:
-            raise InputError(f"{path}: {key} has negative counts (min {values.min():g})")
-    return scan
+            raise InputError(f"{scan.path}: {key} has negative counts (min {values.min():g})")
 
 
 def write_raw(
@@ -147,11 +207,15 @@ def write_raw(
     theta_deg: np.ndarray,
     time_s: np.ndarray,
     attrs: dict[str, Any],
+    flat_view: np.ndarray | None = None,
 ) -> None:
-    """Write a scan in the Data Exchange layout (angles in degrees), atomically."""
+    """Write a scan in the Data Exchange layout (angles in degrees), atomically;
+    ``flat_view`` places equal groups of flats within the scan (omitted: one set)."""
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         f.create_dataset(DATA, data=data, chunks=(1, *data.shape[1:]))
         f.create_dataset(FLAT, data=flat)
+        if flat_view is not None and len(flat_view) > 1:
+            f.create_dataset(FLAT_VIEW, data=np.asarray(flat_view, dtype=np.int64))
         f.create_dataset(DARK, data=dark)
         f.create_dataset(THETA, data=theta_deg).attrs["units"] = "degrees"
         f.create_dataset(TIME, data=time_s).attrs["units"] = "s"

@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 CORES ?= 2
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install demo test report lint clean
+.PHONY: install demo tooth test report lint clean
 
 install: $(VENV)/.installed
 
@@ -21,6 +21,11 @@ $(VENV)/.installed: pyproject.toml
 demo: install
 	$(BIN)/snakemake --cores $(CORES) --printshellcmds
 	@cat results/demo/metrics.md
+
+tooth: install
+	$(BIN)/snakemake --cores $(CORES) --printshellcmds \
+		results/tooth/metrics.json results/tooth/figures/slices.png --configfile config/tooth.yaml
+	@cat results/tooth/metrics.md
 
 report: install
 	$(BIN)/snakemake --cores $(CORES) --report results/report.html

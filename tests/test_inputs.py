@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import shutil
@@ -11,11 +12,11 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import dinr_command
+from conftest import dinr_command, prepare_settings
 from dinr.errors import InputError
 from dinr.io.dxchange import read_raw
 
-PREPARE = {"center": None, "heldout_every": 0, "pixel_size_mm": 0.001, "transmission_floor": 1e-6}
+PREPARE = dataclasses.asdict(prepare_settings())
 
 
 def _copy_and_edit(src: Path, dst: Path, edit) -> Path:  # type: ignore[no-untyped-def]

@@ -92,13 +92,13 @@ def _dataset(f: h5py.File, path: Path, key: str, ndim: int) -> h5py.Dataset:
 
 
 def _read(dset: h5py.Dataset, path: Path, key: str, rows: slice | None = None,
-          views: slice | None = None) -> np.ndarray:
-    """The dataset (or, for frames, its ``views`` x ``rows`` hyperslab) as float32."""
+          views: slice | None = None, dtype: type = np.float32) -> np.ndarray:
+    """The dataset (or, for frames, its ``views`` x ``rows`` hyperslab) as ``dtype``."""
     try:
         if rows is None and views is None:
-            values = np.asarray(dset[()], dtype=np.float32)
+            values = np.asarray(dset[()], dtype=dtype)
         else:
-            values = np.asarray(dset[views or slice(None), rows or slice(None)], dtype=np.float32)
+            values = np.asarray(dset[views or slice(None), rows or slice(None)], dtype=dtype)
     except OSError as exc:
         raise InputError(f"{path}: {key} cannot be read, the file may be truncated ({exc})") from exc
     if not np.all(np.isfinite(values)):
@@ -133,7 +133,7 @@ def _flats(f: h5py.File, path: Path, views: int, frame: tuple[int, int], rows: s
     if FLAT in f:
         flat = _read(_frames(f, path, FLAT, frame), path, FLAT, rows)
         if FLAT_VIEW in f:
-            flat_view = _read(_dataset(f, path, FLAT_VIEW, 1), path, FLAT_VIEW).astype(np.int64)
+            flat_view = _read(_dataset(f, path, FLAT_VIEW, 1), path, FLAT_VIEW, dtype=np.float64).astype(np.int64)
             if len(flat) % len(flat_view) or np.any(np.diff(flat_view) <= 0) or flat_view.min() < 0:
                 raise InputError(f"{path}: {FLAT_VIEW} must list increasing view indices of equal groups of "
                                  f"{FLAT} ({len(flat)} frames in {len(flat_view)} groups)")
@@ -172,7 +172,7 @@ def read_raw(path: str | os.PathLike[str], rows: tuple[int, int] | None = None,
             theta_ds = _dataset(f, path, THETA, 1)
             if theta_ds.shape[0] != n_views:
                 raise InputError(f"{path}: {THETA} has {theta_ds.shape[0]} angles but {DATA} has {n_views} views")
-            theta = _theta_radians(theta_ds, _read(theta_ds, path, THETA), path)
+            theta = _theta_radians(theta_ds, _read(theta_ds, path, THETA, dtype=np.float64), path)
         else:
             log.warning("%s: no %s; taking %d views evenly spaced over 180 degrees", path, THETA, n_views)
             theta = np.linspace(0.0, np.pi, n_views)
@@ -180,7 +180,7 @@ def read_raw(path: str | os.PathLike[str], rows: tuple[int, int] | None = None,
             time_ds = _dataset(f, path, TIME, 1)
             if time_ds.shape[0] != n_views:
                 raise InputError(f"{path}: {TIME} has {time_ds.shape[0]} entries but {DATA} has {n_views} views")
-            time = _read(time_ds, path, TIME).astype(np.float64)
+            time = _read(time_ds, path, TIME, dtype=np.float64)
             if np.any(np.diff(time) < 0):
                 raise InputError(f"{path}: {TIME} is not in acquisition order (it decreases)")
         else:

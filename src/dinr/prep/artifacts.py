@@ -9,17 +9,19 @@ STRIPE_METHODS = ("none", "vo")
 
 
 def remove_zingers(transmission: np.ndarray, threshold: float, size: int) -> np.ndarray:
-    """Zingers (isolated bright pixels from stray radiation) removed from every view.
+    """Zingers (isolated bright pixels from stray radiation) removed from every row's
+    sinogram, where a zinger is as isolated as in its projection and the median
+    neighbourhood does not depend on how many detector rows were read.
 
-    ``transmission`` (views, rows, cols); ``threshold`` is algotom's relative
-    segmentation threshold (0.05 to 0.1 typical; smaller finds more), ``size`` the
-    largest zinger in pixels. Returns a new float32 array.
+    ``transmission`` (views, rows, cols); ``threshold`` is algotom's segmentation
+    threshold (0.05 to 0.1 typical; smaller finds more), ``size`` the largest zinger
+    in pixels. Returns a new float32 array.
     """
     from algotom.prep.removal import remove_zinger
 
     out = np.empty_like(transmission, dtype=np.float32)
-    for view in range(transmission.shape[0]):
-        out[view] = remove_zinger(transmission[view], threshold, size)
+    for row in range(transmission.shape[1]):
+        out[:, row, :] = remove_zinger(transmission[:, row, :], threshold, size)
     return out
 
 

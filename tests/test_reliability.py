@@ -127,7 +127,7 @@ def test_a_rank_that_raises_ends_the_job(tiny_scan: dict[str, Path], tmp_path: P
     started = time.monotonic()
     result = dinr_command(*train_args(settings, one_view, tmp_path / "ck.pt", tmp_path / "m.pt"), ranks=2, timeout=90)
     assert result.returncode != 0 and time.monotonic() - started < 60
-    assert "rank 1 of 2 has no train views" in result.stderr
+    assert "ray shard 1 (rank 1 of 2) has no training views" in result.stderr
 
 
 def sinogram_with_nan_rays(source: Path, target: Path, fraction: float) -> Path:

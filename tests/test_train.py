@@ -38,6 +38,41 @@ def test_two_ranks_end_with_identical_parameters(tiny_scan: dict[str, Path], tmp
     assert int(ranks[0]["step"]) == int(ranks[1]["step"]) == TINY_TRAIN.steps
 
 
+def test_two_ranks_match_one_rank_holding_both_ray_shards(tiny_scan: dict[str, Path], tmp_path: Path) -> None:
+    """R ranks with batch B draw the rays of one rank with R shards (batch R x B)."""
+    settings = write_settings(tmp_path / "train.json", TINY_TRAIN)
+    result = subprocess.run(
+        [mpiexec(), "-n", "2", sys.executable, str(HERE / "mpi_train_dump.py"), str(settings),
+         str(tiny_scan["sinogram"]), str(tmp_path / "ck.pt"), str(tmp_path)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    two_ranks = np.load(tmp_path / "rank0.npz")
+    one_rank = train(dataclasses.replace(TINY_TRAIN, ray_shards=2), tiny_scan["sinogram"], tmp_path / "one.pt",
+                     Communicator(use_mpi=False))
+    params = field_from_checkpoint(one_rank).state_dict()
+    largest = max(float(np.abs(two_ranks[k] - params[k].numpy()).max()) for k in params)
+    for key, value in params.items():
+        np.testing.assert_allclose(value.numpy(), two_ranks[key], rtol=1e-4, atol=1e-6, err_msg=key)
+    print(f"largest difference, 2 ranks vs 1 rank with 2 shards: {largest:.3g}")
+
+
+def test_same_config_gives_the_same_checkpoint(tiny_scan: dict[str, Path], tmp_path: Path) -> None:
+    runs = [train(TINY_TRAIN, tiny_scan["sinogram"], tmp_path / f"{i}.pt", Communicator(use_mpi=False))
+            for i in range(2)]
+    for key, value in runs[0]["model"].items():
+        assert torch.equal(value, runs[1]["model"][key]), key
+
+
+def test_checksum_guard_fires_on_a_perturbed_rank(tmp_path: Path) -> None:
+    settings = write_settings(tmp_path / "train.json", TINY_TRAIN)
+    result = subprocess.run([mpiexec(), "-n", "2", sys.executable, str(HERE / "mpi_drift.py"), str(settings)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 3, result.stdout + result.stderr
+    for rank in (0, 1):
+        assert f"rank {rank}: parameters differ across ranks at step 1: CRC32 per rank 0:" in result.stdout
+
+
 def test_training_reduces_the_loss(tiny_scan: dict[str, Path], tmp_path: Path) -> None:
     settings = dataclasses.replace(TINY_TRAIN, steps=200, log_every=20)
     state = train(settings, tiny_scan["sinogram"], tmp_path / "ck.pt", Communicator(use_mpi=False))

@@ -88,6 +88,7 @@ class TrainSettings:
     nonnegative: bool
     steps: int
     batch_rays: int
+    ray_shards: int | str
     samples_per_ray: int | str
     lr: float
     lr_final: float

@@ -112,6 +112,17 @@ def read_sinogram(
         )
 
 
+def training_views(path: str | os.PathLike[str]) -> np.ndarray:
+    """Indices (ascending) of the views not held out of training."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: file not found")
+    with h5py.File(path, "r") as f:
+        if "heldout" not in f:
+            raise InputError(f"{path}: dataset /heldout is missing (not a prepared scan?)")
+        return np.flatnonzero(~np.asarray(f["heldout"][()], dtype=bool))
+
+
 def has_heldout_views(path: str | os.PathLike[str]) -> bool:
     """Whether a canonical file holds any views out of training (its ``/heldout`` mask)."""
     with h5py.File(path, "r") as f:

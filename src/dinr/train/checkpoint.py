@@ -34,7 +34,7 @@ def save_checkpoint(path: str | os.PathLike[str], state: dict[str, Any]) -> None
 
 #: What every checkpoint holds (the ray schedule is a function of ``settings.seed`` and
 #: ``step``, so no random-generator state needs saving).
-REQUIRED_KEYS = ("model", "optimizer", "step", "settings", "settings_hash", "ranks", "field_spec",
+REQUIRED_KEYS = ("model", "optimizer", "step", "settings", "settings_hash", "ranks", "ray_shards", "field_spec",
                  "history", "geometry", "scan_time", "lr_scale", "skipped_steps")
 
 

@@ -1,11 +1,14 @@
 """The distributed training loop of DINR.
 
-Every rank holds the views ``k % size == rank`` of the prepared scan, draws
-``batch_rays`` rays a step from them, and back-propagates the mean squared error of
-the predicted line integrals. Gradients are averaged by one in-place MPI allreduce of a
-flat buffer, and every rank takes the same Adam step, so parameters stay identical
-(checked by CRC every ``checksum_every`` steps). The effective batch is
-``size * batch_rays`` rays.
+The training views are dealt into ``ray_shards`` shards (view ``k`` of the training
+views to shard ``k % shards``; one shard per rank by default); a rank reads only the
+views of its shards and draws ``batch_rays`` rays a step from each, from a stream seeded
+by (seed, step, shard). Each rank back-propagates its part of the mean squared error of
+all ``shards * batch_rays`` predicted line integrals; gradients are summed by one
+in-place MPI allreduce of a flat buffer, and every rank takes the same Adam step, so
+parameters stay identical (checked by CRC every ``checksum_every`` steps). The rays of
+a step do not depend on the number of ranks, only on the shards: one rank holding two
+shards replays a two-rank run.
 
 Two flags travel at the end of the gradient buffer, so every rank takes the same
 decision at the same step without an extra message: a stop request (a signal received
@@ -32,11 +35,11 @@ from dinr.geometry.parallel import ParallelGeometry
 from dinr.inr.build import build_field, field_spec
 from dinr.inr.field import AttenuationField
 from dinr.inr.rays import integrate_rays
-from dinr.io.canonical import Sinogram, read_sinogram
+from dinr.io.canonical import Sinogram, read_sinogram, training_views
 from dinr.settings import TrainSettings
 from dinr.train.checkpoint import differing_keys, load_checkpoint, save_checkpoint, settings_hash
 from dinr.train.comm import Communicator, flat_gradient_buffer
-from dinr.train.sampler import RaySampler
+from dinr.train.sampler import RaySampler, ShardedSampler, owned_shards
 from dinr.train.signals import Interrupted, stop_on_signals
 
 log = logging.getLogger(__name__)
@@ -85,14 +88,30 @@ def learning_rate(settings: TrainSettings, step: int) -> float:
     return settings.lr * (settings.lr_final / settings.lr) ** progress
 
 
-def output_scale(settings: TrainSettings, sino: Sinogram, geometry: ParallelGeometry, comm: Communicator) -> float:
+def output_scale(settings: TrainSettings, shards: list[Sinogram], geometry: ParallelGeometry,
+                 comm: Communicator) -> float:
     """The field's output scale: configured, or ``auto`` = the attenuation that would
-    give the largest measured line integral (99.9th percentile, all ranks) along a
-    cylinder diameter."""
+    give the largest measured line integral (the largest 99.9th percentile of a shard)
+    along a cylinder diameter."""
     if settings.output_scale != "auto":
         return float(settings.output_scale)
-    local = float(np.nanpercentile(sino.projections, 99.9))
+    local = max(float(np.nanpercentile(shard.projections, 99.9)) for shard in shards)
     return max(comm.allreduce_max(local), 1e-6) / (2.0 * geometry.radius)
+
+
+def read_shards(settings: TrainSettings, sinogram_path: str | Path, comm: Communicator) -> dict[int, Sinogram]:
+    """This rank's ray shards (shard index -> its training views), read from disk."""
+    shards = comm.size if settings.ray_shards == "auto" else int(settings.ray_shards)
+    if shards < comm.size:
+        raise InputError(f"train.ray_shards: {shards} shard(s) for {comm.size} ranks; each rank needs one or more")
+    views = training_views(sinogram_path)
+    mine = {}
+    for shard in owned_shards(shards, comm.rank, comm.size):
+        if len(views[shard::shards]) == 0:
+            raise InputError(f"{sinogram_path}: ray shard {shard} (rank {comm.rank} of {comm.size}) has no "
+                             f"training views ({len(views)} training views for {shards} shards)")
+        mine[shard] = read_sinogram(sinogram_path, views=views[shard::shards])
+    return mine
 
 
 class Progress:
@@ -141,13 +160,16 @@ def train(
     settings; a checkpoint from other settings is refused (naming the differing keys)
     unless ``reuse_checkpoint``.
     """
-    sino = read_sinogram(sinogram_path, comm.rank, comm.size)
-    geometry = geometry_of(sino)
+    shards = read_shards(settings, sinogram_path, comm)
+    n_shards = comm.size if settings.ray_shards == "auto" else int(settings.ray_shards)
+    first = next(iter(shards.values()))
+    geometry = geometry_of(first)
     device = choose_device(settings.device, comm)
     config = dataclasses.asdict(settings)
-    run_hash = settings_hash({**config, "ranks": comm.size})
-    scale = output_scale(settings, sino, geometry, comm)
-    span = comm.allreduce_max(float(sino.theta.max())) + comm.allreduce_max(-float(sino.theta.min()))
+    run_hash = settings_hash({**config, "ray_shards": n_shards})
+    scale = output_scale(settings, list(shards.values()), geometry, comm)
+    theta = np.concatenate([shard.theta for shard in shards.values()])
+    span = comm.allreduce_max(float(theta.max())) + comm.allreduce_max(-float(theta.min()))
     spec = field_spec(settings, geometry.n, geometry.rows, span, scale)
     field = build_field(settings, spec).to(device)
     comm.broadcast_module(field)
@@ -159,7 +181,8 @@ def train(
     if checkpoint_path.exists():
         state = load_checkpoint(checkpoint_path)
         if state["settings_hash"] != run_hash and not reuse_checkpoint:
-            keys = differing_keys({**state["settings"], "ranks": state["ranks"]}, {**config, "ranks": comm.size})
+            keys = differing_keys({**state["settings"], "ray_shards": state["ray_shards"]},
+                                  {**config, "ray_shards": n_shards})
             raise InputError(
                 f"{checkpoint_path}: checkpoint was made with other settings (differing: "
                 f"{', '.join(keys) or 'hash only'}); delete it or pass --reuse-checkpoint"
@@ -173,9 +196,11 @@ def train(
 
     grad_buffer = flat_gradient_buffer(field, control_slots=2)
     staging = torch.empty(grad_buffer.numel(), dtype=grad_buffer.dtype).pin_memory() if device.type == "cuda" else None
-    sampler = RaySampler(sino, geometry, shard=comm.rank, seed=settings.seed, device=device)
+    sampler = ShardedSampler([RaySampler(shard, geometry, shard=index, seed=settings.seed, device=device)
+                              for index, shard in shards.items()])
     comm.check_identical(field, start)
-    progress = Progress(settings.steps, start, settings.batch_rays * comm.size)
+    global_rays = settings.batch_rays * n_shards
+    progress = Progress(settings.steps, start, global_rays)
     samples = samples_per_ray(settings, geometry)
 
     def state_at(step: int) -> dict[str, Any]:
@@ -183,9 +208,9 @@ def train(
             raise NumericalError(f"non-finite parameters at step {step}; checkpoint {checkpoint_path} not updated")
         return {
             "model": field.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
-            "settings": config, "settings_hash": run_hash, "ranks": comm.size, "field_spec": spec,
-            "history": history, "geometry": dataclasses.asdict(geometry),
-            "scan_time": sino.scan_time, "lr_scale": lr_scale, "skipped_steps": skipped,
+            "settings": config, "settings_hash": run_hash, "ranks": comm.size, "ray_shards": n_shards,
+            "field_spec": spec, "history": history, "geometry": dataclasses.asdict(geometry),
+            "scan_time": first.scan_time, "lr_scale": lr_scale, "skipped_steps": skipped,
         }
 
     field.train()
@@ -197,7 +222,9 @@ def train(
             rays, jitter = sampler.sample(step, settings.batch_rays, samples)
             grad_buffer.zero_()
             predicted = integrate_rays(field, rays, geometry.radius, samples, jitter)
-            loss = torch.mean((predicted - rays.measured) ** 2)
+            # This rank's share of the global mean: summed over ranks (allreduce) it is the
+            # mean over all shards' rays, whichever rank holds which shard.
+            loss = torch.sum((predicted - rays.measured) ** 2) * (comm.size / global_rays)
             loss.backward()
             grad_buffer[_STOP] = float(stop.requested)
             grad_buffer[_NONFINITE] = (loss - loss).detach()  # 0, or NaN for an inf/NaN loss

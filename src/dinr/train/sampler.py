@@ -16,6 +16,11 @@ from dinr.inr.rays import RayBatch
 from dinr.io.canonical import Sinogram
 
 
+def owned_shards(shards: int, rank: int, size: int) -> list[int]:
+    """The ray shards rank ``rank`` of ``size`` holds: ``rank``, ``rank + size``, ..."""
+    return list(range(rank, shards, size))
+
+
 class RaySampler:
     """Draws rays uniformly over (view, row, column) of one shard, inside the cylinder.
 
@@ -53,3 +58,19 @@ class RaySampler:
             measured=self.projections[v, r, c],
         )
         return batch, jitter
+
+
+class ShardedSampler:
+    """The rays of all shards a rank holds, concatenated in shard order."""
+
+    def __init__(self, samplers: list[RaySampler]) -> None:
+        self.samplers = samplers
+
+    def sample(self, step: int, rays: int, samples: int) -> tuple[RayBatch, torch.Tensor]:
+        """``rays`` rays per shard and their quadrature jitter for ``step``."""
+        drawn = [sampler.sample(step, rays, samples) for sampler in self.samplers]
+        if len(drawn) == 1:
+            return drawn[0]
+        batch = RayBatch(*(torch.cat([getattr(b, name) for b, _ in drawn])
+                           for name in ("theta", "u", "z", "t", "measured")))
+        return batch, torch.cat([jitter for _, jitter in drawn])

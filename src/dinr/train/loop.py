@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -97,6 +98,13 @@ def output_scale(settings: TrainSettings, shards: list[Sinogram], geometry: Para
         return float(settings.output_scale)
     local = max(float(np.nanpercentile(shard.projections, 99.9)) for shard in shards)
     return max(comm.allreduce_max(local), 1e-6) / (2.0 * geometry.radius)
+
+
+def launch_record(comm: Communicator, device: torch.device) -> dict[str, str]:
+    """How this run was launched: ranks, device, and the Slurm job step when under Slurm."""
+    slurm = {key.lower(): os.environ[key] for key in ("SLURM_JOB_ID", "SLURM_STEP_ID", "SLURM_STEP_NUM_TASKS")
+             if key in os.environ}
+    return {"ranks": str(comm.size), "device": str(device), **slurm}
 
 
 def read_shards(settings: TrainSettings, sinogram_path: str | Path, comm: Communicator) -> dict[int, Sinogram]:
@@ -201,6 +209,9 @@ def train(
     comm.check_identical(field, start)
     global_rays = settings.batch_rays * n_shards
     progress = Progress(settings.steps, start, global_rays)
+    launch = launch_record(comm, device)
+    if comm.rank == 0:
+        log.info("training on %s", ", ".join(f"{key} {value}" for key, value in launch.items()))
     samples = samples_per_ray(settings, geometry)
 
     def state_at(step: int) -> dict[str, Any]:
@@ -210,7 +221,7 @@ def train(
             "model": field.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
             "settings": config, "settings_hash": run_hash, "ranks": comm.size, "ray_shards": n_shards,
             "field_spec": spec, "history": history, "geometry": dataclasses.asdict(geometry),
-            "scan_time": first.scan_time, "lr_scale": lr_scale, "skipped_steps": skipped,
+            "scan_time": first.scan_time, "launch": launch, "lr_scale": lr_scale, "skipped_steps": skipped,
         }
 
     field.train()

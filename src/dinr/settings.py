@@ -9,11 +9,16 @@ dataclass, and a key that is missing or unknown is an error that names it.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
+
+import jsonschema
+import yaml
 
 from dinr.errors import InputError
 
@@ -120,9 +125,26 @@ class BaselineSettings:
 
 S = TypeVar("S")
 
+#: The config section each settings class is read from.
+SECTIONS: dict[type, str] = {
+    SimulateSettings: "simulate", ConvertSettings: "convert", PrepareSettings: "prepare",
+    TrainSettings: "train", RenderSettings: "render", BaselineSettings: "baselines",
+}
+
+
+@functools.cache
+def section_schemas() -> dict[str, Any]:
+    """The JSON schemas of the config sections (``$defs`` of the workflow's schema,
+    shipped inside the package as ``dinr/schemas/config.schema.yaml``)."""
+    text = resources.files("dinr").joinpath("schemas/config.schema.yaml").read_text()
+    return dict(yaml.safe_load(text)["$defs"])
+
 
 def from_dict(cls: type[S], values: dict[str, Any], where: str) -> S:
-    """Build settings ``cls`` from ``values``; ``where`` names the source in errors."""
+    """Build settings ``cls`` from ``values``, checked against its section's schema;
+    ``where`` names the source in errors, which also name the offending key."""
+    if not isinstance(values, dict):
+        raise InputError(f"{where}: expected a mapping of settings, found {type(values).__name__}")
     names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(values) - names)
     missing = sorted(names - set(values))
@@ -130,6 +152,12 @@ def from_dict(cls: type[S], values: dict[str, Any], where: str) -> S:
         raise InputError(f"{where}: unknown key(s) {', '.join(unknown)}")
     if missing:
         raise InputError(f"{where}: missing key(s) {', '.join(missing)}")
+    section = SECTIONS[cls]
+    error = jsonschema.exceptions.best_match(
+        jsonschema.Draft202012Validator(section_schemas()[section]).iter_errors(values))
+    if error is not None:
+        key = ".".join([section, *map(str, error.absolute_path)])
+        raise InputError(f"{where}: {key}: {error.message}")
     return cls(**values)
 
 

@@ -188,15 +188,27 @@ def read_raw(path: str | os.PathLike[str], rows: tuple[int, int] | None = None,
         data = _read(data_ds, path, DATA, row_slice, view_slice)
     scan = RawScan(path=path, data=data, flat=flat, dark=dark, theta=theta[view_slice], time=time[view_slice],
                    flat_view=np.clip(flat_view - view_slice.start, 0, data.shape[0] - 1))
-    check_counts(scan)
+    check_scan(scan)
     return scan
 
 
-def check_counts(scan: RawScan) -> None:
-    """Counts must be finite and non-negative (NaN/inf are caught when read)."""
-    for key, values in ((DATA, scan.data), (FLAT, scan.flat), (DARK, scan.dark)):
+def check_scan(scan: RawScan, names: tuple[str, str, str, str] = (DATA, FLAT, DARK, THETA)) -> None:
+    """Checks that need the values (NaN/inf are caught when read): non-negative counts,
+    flats above the darks, angles that do not run backwards. ``names`` are the
+    (projections, flats, darks, angles) locations the messages name."""
+    data_name, flat_name, dark_name, theta_name = names
+    for key, values in ((data_name, scan.data), (flat_name, scan.flat), (dark_name, scan.dark)):
         if values.min() < 0:
             raise InputError(f"{scan.path}: {key} has negative counts (min {values.min():g})")
+    signal = scan.flat.mean(axis=0) - scan.dark.mean(axis=0)
+    dead = int(np.count_nonzero(signal <= 0))
+    if dead > signal.size // 2:
+        raise InputError(f"{scan.path}: {flat_name} is not above {dark_name} in {dead} of {signal.size} pixels "
+                         "(flats and darks swapped, or no beam?)")
+    backwards = np.flatnonzero(np.diff(scan.theta) < 0)
+    if backwards.size:
+        raise InputError(f"{scan.path}: {theta_name} decreases at view {backwards[0] + 1}; give the cumulative "
+                         "rotation angle in acquisition order (not the angle modulo 360)")
 
 
 def write_raw(

@@ -25,7 +25,7 @@ import tifffile
 import yaml
 
 from dinr.errors import InputError
-from dinr.io.dxchange import RawScan, check_counts
+from dinr.io.dxchange import RawScan, check_scan
 
 SUFFIXES = (".tif", ".tiff")
 _NUMBER = re.compile(r"(\d+)(?!.*\d)")
@@ -142,5 +142,5 @@ def read_tiff_scan(folder: str | Path, rows: tuple[int, int] | None = None,
         time=(np.arange(len(theta), dtype=np.float64) if time is None else time)[view_slice],
         flat_view=np.zeros(1, dtype=np.int64),
     )
-    check_counts(scan)
+    check_scan(scan, (f"{folder / 'projections'}", f"{folder / 'flats'}", f"{folder / 'darks'}", str(angle_file)))
     return scan

@@ -68,7 +68,8 @@ def worker(args: argparse.Namespace) -> None:
     import torch
 
     from dinr.inr.rays import RayBatch, integrate_rays
-    from dinr.train.comm import Communicator, flat_gradient_buffer
+    from dinr.train.comm import Communicator
+    from dinr.train.reducer import GradientReducer
 
     comm = Communicator()
     torch.set_num_threads(args.threads or comm.cpu_threads())
@@ -91,8 +92,7 @@ def worker(args: argparse.Namespace) -> None:
                                 init_method=f"tcp://127.0.0.1:{args.port}")
         model = torch.nn.parallel.DistributedDataParallel(field, device_ids=[device.index] if device.type == "cuda" else None)
     else:
-        buffer = flat_gradient_buffer(field)
-        staging = torch.empty(buffer.numel()).pin_memory() if device.type == "cuda" else None
+        reducer = GradientReducer(field, comm, buckets=args.buckets, cuda_aware=args.cuda_aware)
     optimizer = torch.optim.Adam(field.parameters(), lr=1e-3)
 
     def sync() -> None:
@@ -107,13 +107,13 @@ def worker(args: argparse.Namespace) -> None:
         if args.mode == "ddp":
             optimizer.zero_grad(set_to_none=False)
         else:
-            buffer.zero_()
+            reducer.zero_()
         loss = torch.mean((integrate_rays(model, rays, 32.0, args.samples, jitter) - rays.measured) ** 2)
         loss.backward()
         sync()
         before_comm = time.perf_counter()
         if args.mode == "mpi":
-            comm.allreduce_mean_(buffer, staging)
+            reducer.average_()
         sync()
         after_comm = time.perf_counter()
         optimizer.step()
@@ -149,7 +149,9 @@ def measure(args: argparse.Namespace, mode: str, ranks: int, threads: int) -> di
         command = [str(launcher), "-n", str(ranks), sys.executable, str(HERE), "--worker", "--mode", mode,
                    "--result", str(result), "--rays", str(args.rays), "--samples", str(args.samples),
                    "--steps", str(args.steps), "--warmup", str(args.warmup), "--threads", str(threads),
-                   "--device", args.device, "--port", str(free_port())]
+                   "--device", args.device, "--port", str(free_port()), "--buckets", str(args.buckets)]
+        if args.cuda_aware:
+            command.append("--cuda-aware")
         subprocess.run(command, check=True)
         measured = json.loads(result.read_text())
     print(f"{mode} {ranks} rank(s) x {measured['threads']} thread(s): step {measured['step_s'] * 1e3:.1f} ms, "
@@ -199,6 +201,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--buckets", type=int, default=1, help="allreduce buckets (train.allreduce_buckets)")
+    parser.add_argument("--cuda-aware", action="store_true", help="MPI reads GPU memory (train.cuda_aware_mpi)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--mode", choices=("mpi", "ddp"), help=argparse.SUPPRESS)
     parser.add_argument("--result", help=argparse.SUPPRESS)
@@ -221,7 +225,7 @@ def main() -> None:
     report = {
         "machine": machine(),
         "config": {"rays_per_rank": args.rays, "samples_per_ray": args.samples, "steps": args.steps,
-                   "device": args.device, "field": "demo default (schema defaults, 64 px, 8 rows, 8 half-turns)"},
+                   "device": args.device, "buckets": args.buckets, "cuda_aware_mpi": args.cuda_aware, "field": "demo default (schema defaults, 64 px, 8 rows, 8 half-turns)"},
         "mpi_step_s": runs[0]["step_s"], "ddp_step_s": runs[1]["step_s"],
         "mpi_over_ddp": runs[0]["step_s"] / runs[1]["step_s"],
         "comm_share_2_ranks": runs[0]["comm_share"],

@@ -57,6 +57,34 @@ def test_two_ranks_match_one_rank_holding_both_ray_shards(tiny_scan: dict[str, P
     print(f"largest difference, 2 ranks vs 1 rank with 2 shards: {largest:.3g}")
 
 
+def test_bucketed_allreduce_gives_the_same_parameters(tiny_scan: dict[str, Path], tmp_path: Path) -> None:
+    """Buckets reduced while backward runs (MPI_Iallreduce) end exactly where one allreduce does."""
+    results = {}
+    for buckets in (1, 4):
+        out = tmp_path / f"b{buckets}"
+        out.mkdir()
+        wide = dataclasses.replace(TINY_TRAIN, width=128, hidden_layers=2, allreduce_buckets=buckets)  # 3 buckets
+        settings = write_settings(out / "train.json", wide)
+        result = subprocess.run(
+            [mpiexec(), "-n", "2", sys.executable, str(HERE / "mpi_train_dump.py"), str(settings),
+             str(tiny_scan["sinogram"]), str(out / "ck.pt"), str(out)],
+            capture_output=True, text=True, timeout=300,
+        )
+        assert result.returncode == 0, result.stderr
+        results[buckets] = np.load(out / "rank1.npz")
+    for key in results[1].files:
+        np.testing.assert_array_equal(results[1][key], results[4][key], err_msg=key)
+
+
+def test_bf16_autocast_trains_as_well_as_fp32(tiny_scan: dict[str, Path], tmp_path: Path) -> None:
+    losses = {}
+    for precision in ("fp32", "bf16"):
+        settings = dataclasses.replace(TINY_TRAIN, steps=100, log_every=100, precision=precision)
+        state = train(settings, tiny_scan["sinogram"], tmp_path / f"{precision}.pt", Communicator(use_mpi=False))
+        losses[precision] = state["history"][-1][1]
+    assert losses["bf16"] < 1.2 * losses["fp32"], losses
+
+
 def test_same_config_gives_the_same_checkpoint(tiny_scan: dict[str, Path], tmp_path: Path) -> None:
     runs = [train(TINY_TRAIN, tiny_scan["sinogram"], tmp_path / f"{i}.pt", Communicator(use_mpi=False))
             for i in range(2)]

@@ -103,6 +103,9 @@ class TrainSettings:
     log_every: int
     checksum_every: int
     nonfinite_retries: int
+    allreduce_buckets: int
+    cuda_aware_mpi: bool
+    precision: str
     device: str
 
 

@@ -32,7 +32,7 @@ class AttenuationField(nn.Module):
         self.nonnegative = nonnegative
 
     def forward(self, coords: torch.Tensor) -> torch.Tensor:
-        out = self.mlp(self.encoding(coords)).squeeze(-1)
+        out = self.mlp(self.encoding(coords)).squeeze(-1).float()  # float32 even under autocast
         if self.nonnegative:
             out = F.softplus(out)
         return self.scale * out

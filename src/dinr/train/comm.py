@@ -1,9 +1,9 @@
 """MPI communication for training: our own flat-gradient allreduce and drift checks.
 
 Gradients of all parameters live in one preallocated contiguous buffer (each
-``param.grad`` is a view into it), so averaging them across ranks is a single in-place
-``MPI_Allreduce`` followed by a division by the number of ranks. Parameters never
-travel after the initial broadcast. Without mpi4py or outside ``mpiexec`` everything
+``param.grad`` is a view into it), so averaging them across ranks is an in-place
+``MPI_Allreduce`` (or a few, see :mod:`dinr.train.reducer`) followed by a division by
+the number of ranks. Parameters never travel after the initial broadcast. Without mpi4py or outside ``mpiexec`` everything
 degrades to one rank.
 """
 
@@ -50,23 +50,21 @@ class Communicator:
             usable //= self.local_size
         return max(1, usable)
 
-    def allreduce_mean_(self, buffer: torch.Tensor, staging: torch.Tensor | None = None) -> None:
-        """Average ``buffer`` across ranks in place (a flat float32 tensor).
+    def allreduce_sum_(self, values: Any) -> None:
+        """Sum an array over all ranks, in place (a NumPy array, or a device tensor
+        when the MPI library is CUDA-aware)."""
+        if self.size > 1:
+            self.comm.Allreduce(self._mpi.IN_PLACE, values, op=self._mpi.SUM)
 
-        CPU tensors are reduced directly; device tensors go through ``staging`` (a
-        pinned host tensor of the same size), the portable path for MPI builds that
-        are not CUDA-aware.
-        """
-        if self.size == 1:
-            return
-        if buffer.device.type == "cpu":
-            self.comm.Allreduce(self._mpi.IN_PLACE, buffer.numpy(), op=self._mpi.SUM)
-        else:
-            assert staging is not None, "device buffers need a pinned host staging buffer"
-            staging.copy_(buffer)
-            self.comm.Allreduce(self._mpi.IN_PLACE, staging.numpy(), op=self._mpi.SUM)
-            buffer.copy_(staging, non_blocking=False)
-        buffer.div_(self.size)
+    def iallreduce_sum(self, values: Any) -> Any:
+        """Start summing an array over all ranks in place; returns the MPI request.
+        ``values`` must stay alive and untouched until :meth:`wait_all`."""
+        return self.comm.Iallreduce(self._mpi.IN_PLACE, values, op=self._mpi.SUM)
+
+    def wait_all(self, requests: list[Any]) -> None:
+        """Complete started non-blocking operations."""
+        if requests:
+            self._mpi.Request.Waitall(requests)
 
     def allreduce_max(self, value: float) -> float:
         """The largest ``value`` over all ranks."""

@@ -39,7 +39,8 @@ from dinr.inr.rays import integrate_rays
 from dinr.io.canonical import Sinogram, read_sinogram, training_views
 from dinr.settings import TrainSettings
 from dinr.train.checkpoint import differing_keys, load_checkpoint, save_checkpoint, settings_hash
-from dinr.train.comm import Communicator, flat_gradient_buffer
+from dinr.train.comm import Communicator
+from dinr.train.reducer import GradientReducer
 from dinr.train.sampler import RaySampler, ShardedSampler, owned_shards
 from dinr.train.signals import Interrupted, stop_on_signals
 
@@ -202,8 +203,10 @@ def train(
         if comm.rank == 0:
             log.info("resuming from %s at step %d", checkpoint_path, start)
 
-    grad_buffer = flat_gradient_buffer(field, control_slots=2)
-    staging = torch.empty(grad_buffer.numel(), dtype=grad_buffer.dtype).pin_memory() if device.type == "cuda" else None
+    reducer = GradientReducer(field, comm, control_slots=2, buckets=settings.allreduce_buckets,
+                              cuda_aware=settings.cuda_aware_mpi)
+    grad_buffer = reducer.buffer
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=settings.precision == "bf16")
     sampler = ShardedSampler([RaySampler(shard, geometry, shard=index, seed=settings.seed, device=device)
                               for index, shard in shards.items()])
     comm.check_identical(field, start)
@@ -212,6 +215,7 @@ def train(
     launch = launch_record(comm, device)
     if comm.rank == 0:
         log.info("training on %s", ", ".join(f"{key} {value}" for key, value in launch.items()))
+        log.info("gradient allreduce: %d bucket(s) of %s entries", len(reducer.bucket_sizes()), reducer.bucket_sizes())
     samples = samples_per_ray(settings, geometry)
 
     def state_at(step: int) -> dict[str, Any]:
@@ -231,15 +235,16 @@ def train(
             for group in optimizer.param_groups:
                 group["lr"] = lr
             rays, jitter = sampler.sample(step, settings.batch_rays, samples)
-            grad_buffer.zero_()
-            predicted = integrate_rays(field, rays, geometry.radius, samples, jitter)
+            reducer.zero_()
+            with autocast:
+                predicted = integrate_rays(field, rays, geometry.radius, samples, jitter)
             # This rank's share of the global mean: summed over ranks (allreduce) it is the
             # mean over all shards' rays, whichever rank holds which shard.
             loss = torch.sum((predicted - rays.measured) ** 2) * (comm.size / global_rays)
             loss.backward()
             grad_buffer[_STOP] = float(stop.requested)
             grad_buffer[_NONFINITE] = (loss - loss).detach()  # 0, or NaN for an inf/NaN loss
-            comm.allreduce_mean_(grad_buffer, staging)
+            reducer.average_()
             finite, stop_requested = torch.stack([torch.isfinite(grad_buffer).all(), grad_buffer[_STOP] > 0]).tolist()
             done = step + 1
             if finite:

@@ -47,16 +47,18 @@ def rank_processes(launcher_pid: int) -> list[int]:
     return sorted(found)
 
 
-def start_two_rank_training(args: list[str]) -> subprocess.Popen[str]:
-    return subprocess.Popen([mpiexec(), "-n", "2", sys.executable, "-m", "dinr.cli", *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-
-
-def wait_for(path: Path, process: subprocess.Popen[str], seconds: float = 120) -> None:
-    deadline = time.monotonic() + seconds
-    while not path.exists() and process.poll() is None and time.monotonic() < deadline:
+def start_two_rank_training(args: list[str], checkpoint: Path) -> tuple[subprocess.Popen[str], list[int]]:
+    """Start ``dinr train ARGS`` on 2 ranks; return once its first checkpoint exists,
+    with the job and its two rank pids."""
+    job = subprocess.Popen([mpiexec(), "-n", "2", sys.executable, "-m", "dinr.cli", *args],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 120
+    while not checkpoint.exists() and job.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert path.exists(), f"{path} never appeared"
+    assert checkpoint.exists(), f"{checkpoint} never appeared"
+    ranks = rank_processes(job.pid)
+    assert len(ranks) == 2, f"expected 2 rank processes, found {ranks}"
+    return job, ranks
 
 
 def largest_difference(model_a: Path, model_b: Path) -> float:
@@ -75,10 +77,7 @@ def test_sigterm_to_one_rank_checkpoints_stops_all_and_resumes_exactly(
     settings = write_settings(tmp_path / "train.json", LONG_TRAIN)
     checkpoint, model = tmp_path / "ck.pt", tmp_path / "model.pt"
     args = train_args(settings, tiny_scan["sinogram"], checkpoint, model)
-    job = start_two_rank_training(args)
-    wait_for(checkpoint, job)
-    ranks = rank_processes(job.pid)
-    assert len(ranks) == 2, f"expected 2 rank processes, found {ranks}"
+    job, ranks = start_two_rank_training(args, checkpoint)
     os.kill(ranks[-1], signal.SIGTERM)  # Slurm signals every task; one is the harder case
     output, _ = job.communicate(timeout=60)
     assert job.returncode == 75, output
@@ -100,10 +99,7 @@ def test_a_killed_rank_ends_the_job_promptly_and_the_checkpoint_survives(
     settings = write_settings(tmp_path / "train.json", LONG_TRAIN)
     checkpoint, model = tmp_path / "ck.pt", tmp_path / "model.pt"
     args = train_args(settings, tiny_scan["sinogram"], checkpoint, model)
-    job = start_two_rank_training(args)
-    wait_for(checkpoint, job)
-    ranks = rank_processes(job.pid)
-    assert len(ranks) == 2, f"expected 2 rank processes, found {ranks}"
+    job, ranks = start_two_rank_training(args, checkpoint)
     killed = time.monotonic()
     os.kill(ranks[-1], signal.SIGKILL)
     job.communicate(timeout=60)

@@ -23,15 +23,21 @@ from dinr.train.loop import field_from_checkpoint, train
 HERE = Path(__file__).parent
 
 
-def test_two_ranks_end_with_identical_parameters(tiny_scan: dict[str, Path], tmp_path: Path) -> None:
-    settings = write_settings(tmp_path / "train.json", TINY_TRAIN)
+def train_two_ranks(settings: object, sinogram: Path, outdir: Path) -> list[np.lib.npyio.NpzFile]:
+    """Train on 2 ranks under mpiexec; every rank's size, step and parameters."""
+    outdir.mkdir(exist_ok=True)
+    settings_file = write_settings(outdir / "train.json", settings)
     result = subprocess.run(
-        [mpiexec(), "-n", "2", sys.executable, str(HERE / "mpi_train_dump.py"), str(settings),
-         str(tiny_scan["sinogram"]), str(tmp_path / "ck.pt"), str(tmp_path)],
+        [mpiexec(), "-n", "2", sys.executable, str(HERE / "mpi_train_dump.py"), str(settings_file),
+         str(sinogram), str(outdir / "ck.pt"), str(outdir)],
         capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, result.stderr
-    ranks = [np.load(tmp_path / f"rank{r}.npz") for r in (0, 1)]
+    return [np.load(outdir / f"rank{r}.npz") for r in (0, 1)]
+
+
+def test_two_ranks_end_with_identical_parameters(tiny_scan: dict[str, Path], tmp_path: Path) -> None:
+    ranks = train_two_ranks(TINY_TRAIN, tiny_scan["sinogram"], tmp_path)
     assert int(ranks[0]["size"]) == 2 and int(ranks[1]["size"]) == 2, "MPI did not start 2 ranks"
     for key in ranks[0].files:
         np.testing.assert_array_equal(ranks[0][key], ranks[1][key], err_msg=key)
@@ -40,14 +46,7 @@ def test_two_ranks_end_with_identical_parameters(tiny_scan: dict[str, Path], tmp
 
 def test_two_ranks_match_one_rank_holding_both_ray_shards(tiny_scan: dict[str, Path], tmp_path: Path) -> None:
     """R ranks with batch B draw the rays of one rank with R shards (batch R x B)."""
-    settings = write_settings(tmp_path / "train.json", TINY_TRAIN)
-    result = subprocess.run(
-        [mpiexec(), "-n", "2", sys.executable, str(HERE / "mpi_train_dump.py"), str(settings),
-         str(tiny_scan["sinogram"]), str(tmp_path / "ck.pt"), str(tmp_path)],
-        capture_output=True, text=True, timeout=300,
-    )
-    assert result.returncode == 0, result.stderr
-    two_ranks = np.load(tmp_path / "rank0.npz")
+    two_ranks = train_two_ranks(TINY_TRAIN, tiny_scan["sinogram"], tmp_path)[0]
     one_rank = train(dataclasses.replace(TINY_TRAIN, ray_shards=2), tiny_scan["sinogram"], tmp_path / "one.pt",
                      Communicator(use_mpi=False))
     params = field_from_checkpoint(one_rank).state_dict()
@@ -61,17 +60,8 @@ def test_bucketed_allreduce_gives_the_same_parameters(tiny_scan: dict[str, Path]
     """Buckets reduced while backward runs (MPI_Iallreduce) end exactly where one allreduce does."""
     results = {}
     for buckets in (1, 4):
-        out = tmp_path / f"b{buckets}"
-        out.mkdir()
         wide = dataclasses.replace(TINY_TRAIN, width=128, hidden_layers=2, allreduce_buckets=buckets)  # 3 buckets
-        settings = write_settings(out / "train.json", wide)
-        result = subprocess.run(
-            [mpiexec(), "-n", "2", sys.executable, str(HERE / "mpi_train_dump.py"), str(settings),
-             str(tiny_scan["sinogram"]), str(out / "ck.pt"), str(out)],
-            capture_output=True, text=True, timeout=300,
-        )
-        assert result.returncode == 0, result.stderr
-        results[buckets] = np.load(out / "rank1.npz")
+        results[buckets] = train_two_ranks(wide, tiny_scan["sinogram"], tmp_path / f"b{buckets}")[1]
     for key in results[1].files:
         np.testing.assert_array_equal(results[1][key], results[4][key], err_msg=key)
 

@@ -31,8 +31,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import torch
 
 HERE = Path(__file__).resolve()
 
@@ -53,7 +57,7 @@ def machine() -> dict[str, object]:
 
 # --- worker (one MPI rank) -----------------------------------------------------------------
 
-def build_field(device: "torch.device") -> "torch.nn.Module":
+def build_field(device: torch.device) -> torch.nn.Module:
     """The demo's default field (schema defaults) on its 64 px x 8 row x 4 turn scan."""
     from dinr.inr.build import build_field as build
     from dinr.inr.build import field_spec

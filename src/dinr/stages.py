@@ -43,7 +43,7 @@ from dinr.sim.phantoms import PHANTOMS
 from dinr.sim.scan import simulate_scan
 from dinr.train.checkpoint import load_checkpoint, save_checkpoint
 from dinr.train.comm import Communicator
-from dinr.train.loop import field_from_checkpoint, samples_per_ray
+from dinr.train.loop import field_from_checkpoint, samples_per_ray, settings_from_checkpoint
 from dinr.train.loop import train as train_loop
 
 log = logging.getLogger(__name__)
@@ -214,7 +214,7 @@ def evaluate(dataset: str, sinogram_path: Path, truth_path: Path | None, recons:
         sino = read_sinogram(sinogram_path, split="heldout" if heldout else "all")
         key = "heldout_rel_residual" if heldout else "train_rel_residual"
         field = field_from_checkpoint(state)
-        samples = 2 * samples_per_ray(TrainSettings(**state["settings"]), geometry)
+        samples = 2 * samples_per_ray(settings_from_checkpoint(state), geometry)
         for name, (volume, seconds) in volumes.items():
             value = field_residual(field, sino, geometry, samples) if name == "dinr" else \
                 volume_residual(volume, sino.normalised_time(seconds), sino, geometry)

@@ -37,7 +37,7 @@ from dinr.inr.build import build_field, field_spec
 from dinr.inr.field import AttenuationField
 from dinr.inr.rays import integrate_rays
 from dinr.io.canonical import Sinogram, read_sinogram, training_views
-from dinr.settings import TrainSettings
+from dinr.settings import TrainSettings, section_schemas
 from dinr.train.checkpoint import differing_keys, load_checkpoint, save_checkpoint, settings_hash
 from dinr.train.comm import Communicator
 from dinr.train.reducer import GradientReducer
@@ -58,9 +58,17 @@ def geometry_of(sino: Sinogram) -> ParallelGeometry:
     return ParallelGeometry(rows=rows, cols=cols, center=sino.center, n=cols)
 
 
+def settings_from_checkpoint(state: dict[str, Any]) -> TrainSettings:
+    """The training settings a checkpoint was made with; keys added to the schema since
+    then take their defaults (none of them changes the field's architecture)."""
+    defaults = {key: spec["default"] for key, spec in section_schemas()["train"]["properties"].items()}
+    known = {f.name for f in dataclasses.fields(TrainSettings)}
+    return TrainSettings(**{**defaults, **{k: v for k, v in state["settings"].items() if k in known}})
+
+
 def field_from_checkpoint(state: dict[str, Any]) -> AttenuationField:
     """Rebuild the trained field stored in a checkpoint."""
-    field = build_field(TrainSettings(**state["settings"]), state["field_spec"])
+    field = build_field(settings_from_checkpoint(state), state["field_spec"])
     field.load_state_dict(state["model"])
     return field
 

@@ -1,7 +1,7 @@
 """Distributed training step: our flat-buffer MPI allreduce against PyTorch DDP, and
 throughput against the number of ranks.
 
-    python bench/distributed.py --out results/bench/distributed.json
+    python bench/distributed.py --out bench/results/distributed.json
 
 The parent process launches each measurement as its own MPI job (``mpiexec -n R``, the
 launcher beside this Python) and collects the ranks' timings:
@@ -198,7 +198,7 @@ def scaling_figure(report: dict[str, object], path: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=Path("results/bench/distributed.json"))
+    parser.add_argument("--out", type=Path, default=Path("bench/results/distributed.json"))
     parser.add_argument("--ranks", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--rays", type=int, default=256, help="rays per rank per step")
     parser.add_argument("--samples", type=int, default=64, help="samples per ray")

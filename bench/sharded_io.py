@@ -1,6 +1,6 @@
 """Peak memory per rank when training ranks read their shards of the projections.
 
-    python bench/sharded_io.py --out results/bench/sharded_io.json
+    python bench/sharded_io.py --out bench/results/sharded_io.json
 
 Writes a prepared scan much larger than the demo (``--views`` x ``--rows`` x ``--cols``
 float32), then for each rank count in ``--ranks`` starts ``mpiexec -n R`` workers that
@@ -54,7 +54,7 @@ def worker(sinogram: Path, result: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=Path("results/bench/sharded_io.json"))
+    parser.add_argument("--out", type=Path, default=Path("bench/results/sharded_io.json"))
     parser.add_argument("--ranks", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--views", type=int, default=2880)
     parser.add_argument("--rows", type=int, default=32)

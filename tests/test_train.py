@@ -60,7 +60,7 @@ def test_bucketed_allreduce_gives_the_same_parameters(tiny_scan: dict[str, Path]
     """Buckets reduced while backward runs (MPI_Iallreduce) end exactly where one allreduce does."""
     results = {}
     for buckets in (1, 4):
-        wide = dataclasses.replace(TINY_TRAIN, width=128, hidden_layers=2, allreduce_buckets=buckets)  # 3 buckets
+        wide = dataclasses.replace(TINY_TRAIN, width=128, hidden_layers=2, allreduce_buckets=buckets)  # 2 buckets
         results[buckets] = train_two_ranks(wide, tiny_scan["sinogram"], tmp_path / f"b{buckets}")[1]
     for key in results[1].files:
         np.testing.assert_array_equal(results[1][key], results[4][key], err_msg=key)

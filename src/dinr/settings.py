@@ -95,6 +95,7 @@ class TrainSettings:
     batch_rays: int
     ray_shards: int | str
     samples_per_ray: int | str
+    loss_weights: str
     lr: float
     lr_final: float
     warmup_steps: int

@@ -90,6 +90,13 @@ def samples_per_ray(settings: TrainSettings, geometry: ParallelGeometry) -> int:
     return geometry.n if settings.samples_per_ray == "auto" else int(settings.samples_per_ray)
 
 
+def ray_weights(measured: torch.Tensor) -> torch.Tensor:
+    """Inverse-variance weights of measured line integrals ``y``: with Poisson counts,
+    ``var(y) ~ exp(y) / flat counts``, so ``w = exp(-y)``, the measured transmission
+    (clamped at 1 for noise below zero). Rays through dense material are the noisiest."""
+    return torch.exp(-torch.clamp(measured, min=0.0))
+
+
 def learning_rate(settings: TrainSettings, step: int) -> float:
     """Linear warm-up, then exponential decay from ``lr`` to ``lr_final`` at the last step."""
     if step < settings.warmup_steps:
@@ -248,7 +255,10 @@ def train(
                 predicted = integrate_rays(field, rays, geometry.radius, samples, jitter)
             # This rank's share of the global mean: summed over ranks (allreduce) it is the
             # mean over all shards' rays, whichever rank holds which shard.
-            loss = torch.sum((predicted - rays.measured) ** 2) * (comm.size / global_rays)
+            residual = (predicted - rays.measured) ** 2
+            if settings.loss_weights == "transmission":
+                residual = residual * ray_weights(rays.measured)
+            loss = torch.sum(residual) * (comm.size / global_rays)
             loss.backward()
             grad_buffer[_STOP] = float(stop.requested)
             grad_buffer[_NONFINITE] = (loss - loss).detach()  # 0, or NaN for an inf/NaN loss

@@ -61,10 +61,9 @@ def build_field(device: torch.device) -> torch.nn.Module:
     """The demo's default field (schema defaults) on its 64 px x 8 row x 4 turn scan."""
     from dinr.inr.build import build_field as build
     from dinr.inr.build import field_spec
-    from dinr.settings import TrainSettings, section_schemas
+    from dinr.settings import TrainSettings, section_defaults
 
-    defaults = {k: v["default"] for k, v in section_schemas()["train"]["properties"].items()}
-    settings = TrainSettings(**defaults)
+    settings = TrainSettings(**section_defaults("train"))
     return build(settings, field_spec(settings, 64, 8, 8 * np.pi, 0.01)).to(device)
 
 

@@ -35,13 +35,12 @@ def memory_kib(field: str) -> int:
 def worker(sinogram: Path, result: Path) -> None:
     import dataclasses
 
-    from dinr.settings import TrainSettings, section_schemas
+    from dinr.settings import TrainSettings, section_defaults
     from dinr.train.comm import Communicator
     from dinr.train.loop import read_shards
 
     comm = Communicator()
-    defaults = {k: v["default"] for k, v in section_schemas()["train"]["properties"].items()}
-    settings = dataclasses.replace(TrainSettings(**defaults), ray_shards="auto")
+    settings = dataclasses.replace(TrainSettings(**section_defaults("train")), ray_shards="auto")
     before = memory_kib("VmRSS")
     shards = read_shards(settings, sinogram, comm)
     held = sum(s.projections.nbytes for s in shards.values())

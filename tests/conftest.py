@@ -11,15 +11,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
 from dinr import stages
-from dinr.settings import PrepareSettings, SimulateSettings, TrainSettings
+from dinr.settings import PrepareSettings, SimulateSettings, TrainSettings, section_defaults
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 PEER = SHARED / "peer-vectors" / "tomopy"
-SCHEMA_DEFS = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())["$defs"]
 
 TINY_SIMULATE = SimulateSettings(
     phantom="compression", size=32, rows=2, views=120, turns=2, photons=2e4, frames=4,
@@ -66,8 +64,7 @@ def write_settings(path: Path, settings: object) -> Path:
 
 def prepare_settings(**overrides: object) -> PrepareSettings:
     """The schema's ``prepare`` defaults, with ``overrides``."""
-    defaults = {key: spec["default"] for key, spec in SCHEMA_DEFS["prepare"]["properties"].items()}
-    return PrepareSettings(**{**defaults, **overrides})  # type: ignore[arg-type]
+    return PrepareSettings(**{**section_defaults("prepare"), **overrides})  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="session")

@@ -21,8 +21,9 @@ import tifffile
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import SCHEMA_DEFS, TINY_TRAIN, prepare_settings
+from conftest import TINY_TRAIN, prepare_settings
 from dinr import cli
+from dinr.settings import section_schemas
 
 EXAMPLES = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -60,7 +61,7 @@ WRONG_VALUES = st.one_of(st.text(max_size=5), st.booleans(), st.none(), st.float
 def test_malformed_train_settings_name_the_key(tmp_path: Path, key: str, value: object) -> None:
     good = dataclasses.asdict(TINY_TRAIN)
     bad = {**good, key: value}
-    schema = SCHEMA_DEFS["train"]["properties"][key]
+    schema = section_schemas()["train"]["properties"][key]
     if jsonschema.Draft202012Validator(schema).is_valid(value):
         return  # the generated value happens to be legal for this key
     path = Path(tempfile.mkdtemp(dir=tmp_path)) / "train.json"
@@ -72,7 +73,7 @@ def test_malformed_train_settings_name_the_key(tmp_path: Path, key: str, value: 
 
 @EXAMPLES
 @given(mutation=st.sampled_from(["drop", "add", "not a mapping", "not json"]),
-       key=st.sampled_from(sorted(SCHEMA_DEFS["prepare"]["properties"])))
+       key=st.sampled_from(sorted(section_schemas()["prepare"]["properties"])))
 def test_settings_files_with_missing_or_unknown_keys(tmp_path: Path, mutation: str, key: str) -> None:
     values = dataclasses.asdict(prepare_settings())
     text = {"drop": lambda: json.dumps({k: v for k, v in values.items() if k != key}),

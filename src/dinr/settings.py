@@ -144,6 +144,11 @@ def section_schemas() -> dict[str, Any]:
     return dict(yaml.safe_load(text)["$defs"])
 
 
+def section_defaults(section: str) -> dict[str, Any]:
+    """The schema's default value of every key of a config section."""
+    return {key: spec["default"] for key, spec in section_schemas()[section]["properties"].items()}
+
+
 def from_dict(cls: type[S], values: dict[str, Any], where: str) -> S:
     """Build settings ``cls`` from ``values``, checked against its section's schema;
     ``where`` names the source in errors, which also name the offending key."""

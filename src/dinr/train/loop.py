@@ -37,7 +37,7 @@ from dinr.inr.build import build_field, field_spec
 from dinr.inr.field import AttenuationField
 from dinr.inr.rays import integrate_rays
 from dinr.io.canonical import Sinogram, read_sinogram, training_views
-from dinr.settings import TrainSettings, section_schemas
+from dinr.settings import TrainSettings, section_defaults
 from dinr.train.checkpoint import differing_keys, load_checkpoint, save_checkpoint, settings_hash
 from dinr.train.comm import Communicator
 from dinr.train.reducer import GradientReducer
@@ -61,7 +61,7 @@ def geometry_of(sino: Sinogram) -> ParallelGeometry:
 def settings_from_checkpoint(state: dict[str, Any]) -> TrainSettings:
     """The training settings a checkpoint was made with; keys added to the schema since
     then take their defaults (none of them changes the field's architecture)."""
-    defaults = {key: spec["default"] for key, spec in section_schemas()["train"]["properties"].items()}
+    defaults = section_defaults("train")
     known = {f.name for f in dataclasses.fields(TrainSettings)}
     return TrainSettings(**{**defaults, **{k: v for k, v in state["settings"].items() if k in known}})
 
@@ -123,9 +123,14 @@ def launch_record(comm: Communicator, device: torch.device) -> dict[str, str]:
     return {"ranks": str(comm.size), "device": str(device), **slurm}
 
 
+def ray_shard_count(settings: TrainSettings, comm: Communicator) -> int:
+    """``train.ray_shards``, with ``auto`` = one shard per rank."""
+    return comm.size if settings.ray_shards == "auto" else int(settings.ray_shards)
+
+
 def read_shards(settings: TrainSettings, sinogram_path: str | Path, comm: Communicator) -> dict[int, Sinogram]:
     """This rank's ray shards (shard index -> its training views), read from disk."""
-    shards = comm.size if settings.ray_shards == "auto" else int(settings.ray_shards)
+    shards = ray_shard_count(settings, comm)
     if shards < comm.size:
         raise InputError(f"train.ray_shards: {shards} shard(s) for {comm.size} ranks; each rank needs one or more")
     views = training_views(sinogram_path)
@@ -185,7 +190,7 @@ def train(
     unless ``reuse_checkpoint``.
     """
     shards = read_shards(settings, sinogram_path, comm)
-    n_shards = comm.size if settings.ray_shards == "auto" else int(settings.ray_shards)
+    n_shards = ray_shard_count(settings, comm)
     first = next(iter(shards.values()))
     geometry = geometry_of(first)
     device = choose_device(settings.device, comm)

@@ -118,7 +118,7 @@ def _theta_radians(dset: h5py.Dataset, values: np.ndarray, path: Path) -> np.nda
     raise InputError(f"{path}: {THETA} has units={units!r}, expected 'degrees' or 'radians'")
 
 
-def _select(selection: tuple[int, int] | None, length: int, path: Path, what: str) -> slice:
+def roi_slice(selection: tuple[int, int] | None, length: int, path: Path, what: str) -> slice:
     """A [start, stop) region of interest as a slice, checked against ``length``."""
     if selection is None:
         return slice(0, length)
@@ -164,8 +164,8 @@ def read_raw(path: str | os.PathLike[str], rows: tuple[int, int] | None = None,
     with _open(path) as f:
         data_ds = _dataset(f, path, DATA, 3)
         n_views, n_rows, cols = data_ds.shape
-        row_slice = _select(rows, n_rows, path, "rows")
-        view_slice = _select(views, n_views, path, "views")
+        row_slice = roi_slice(rows, n_rows, path, "rows")
+        view_slice = roi_slice(views, n_views, path, "views")
         flat, flat_view = _flats(f, path, n_views, (n_rows, cols), row_slice)
         dark = _read(_frames(f, path, DARK, (n_rows, cols)), path, DARK, row_slice)
         if THETA in f:

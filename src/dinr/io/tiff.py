@@ -25,7 +25,7 @@ import tifffile
 import yaml
 
 from dinr.errors import InputError
-from dinr.io.dxchange import RawScan, check_scan
+from dinr.io.dxchange import RawScan, check_scan, roi_slice
 
 SUFFIXES = (".tif", ".tiff")
 _NUMBER = re.compile(r"(\d+)(?!.*\d)")
@@ -128,11 +128,8 @@ def read_tiff_scan(folder: str | Path, rows: tuple[int, int] | None = None,
         raise InputError(f"{angle_file}: time_s is not in acquisition order (it decreases)")
     frame_shape = _read_frame(projection_files[0]).shape
     n_rows = frame_shape[0]
-    row_slice = slice(*(rows or (0, n_rows)))
-    view_slice = slice(*(views or (0, len(theta))))
-    if not (0 <= row_slice.start < row_slice.stop <= n_rows and 0 <= view_slice.start < view_slice.stop <= len(theta)):
-        raise InputError(f"{folder}: region of interest rows {rows} / views {views} is outside the scan "
-                         f"({n_rows} rows, {len(theta)} views)")
+    row_slice = roi_slice(rows, n_rows, folder, "rows")
+    view_slice = roi_slice(views, len(theta), folder, "views")
     scan = RawScan(
         path=folder,
         data=_read_frames(projection_files[view_slice], row_slice, frame_shape),

@@ -96,6 +96,7 @@ class TrainSettings:
     ray_shards: int | str
     samples_per_ray: int | str
     loss_weights: str
+    tv_weight: float | str
     lr: float
     lr_final: float
     warmup_steps: int

@@ -25,15 +25,16 @@ class RayBatch:
     measured: torch.Tensor
 
 
-def integrate_rays(
+def sample_along_rays(
     field: AttenuationField, rays: RayBatch, radius: float, samples: int, jitter: torch.Tensor
-) -> torch.Tensor:
-    """Predicted line integrals (rays,) through the cylinder of ``radius`` pixels.
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The field along each ray: attenuation (rays, samples) in 1/pixel, and the
+    stratum length (rays,) in pixels.
 
-    Each ray's chord through the cylinder is cut into ``samples`` equal strata and the
-    field is evaluated once per stratum at the offset ``jitter`` (rays, samples) in
-    [0, 1) — uniform random draws make the quadrature unbiased. Rays with
-    ``|u| >= radius`` miss the cylinder and predict 0.
+    Each ray's chord through the cylinder of ``radius`` pixels is cut into ``samples``
+    equal strata and the field is evaluated once per stratum at the offset ``jitter``
+    (rays, samples) in [0, 1) — uniform random draws make the quadrature unbiased.
+    Rays with ``|u| >= radius`` miss the cylinder: their strata have length 0.
     """
     half_chord = torch.sqrt(torch.clamp(radius**2 - rays.u**2, min=0.0))  # (rays,)
     step = 2.0 * half_chord / samples
@@ -45,4 +46,13 @@ def integrate_rays(
     coords = torch.stack(
         [rays.t[:, None].expand_as(s), rays.z[:, None].expand_as(s), y, x], dim=-1
     ) / torch.tensor([1.0, radius, radius, radius], device=s.device, dtype=s.dtype)
-    return (field(coords) * step[:, None]).sum(dim=1)
+    return field(coords), step
+
+
+def integrate_rays(
+    field: AttenuationField, rays: RayBatch, radius: float, samples: int, jitter: torch.Tensor
+) -> torch.Tensor:
+    """Predicted line integrals (rays,) by the quadrature of :func:`sample_along_rays`;
+    rays that miss the cylinder predict 0."""
+    values, step = sample_along_rays(field, rays, radius, samples, jitter)
+    return (values * step[:, None]).sum(dim=1)

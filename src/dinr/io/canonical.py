@@ -8,7 +8,10 @@ Layout (axes order in parentheses):
 - ``/heldout`` (views,) bool: views kept out of training and FBP, to measure how well
   each method predicts data it has not seen;
 - attributes ``center`` (rotation-axis position in detector columns, TomoPy's convention:
-  ``cols / 2`` is the middle of the detector), ``pixel_size_mm``, plus provenance.
+  ``cols / 2`` is the middle of the detector), ``pixel_size_mm``, ``noise_variance`` and
+  ``noise_variance_weighted`` (of the line integrals, and of the transmission-weighted
+  ones, estimated from the projections of the whole scan when it is written), plus
+  provenance.
 
 :func:`read_sinogram` reads one rank's share of the training (or held-out) views:
 the ``k``-th selected view goes to rank ``k % size``, so every share spans the whole
@@ -27,6 +30,7 @@ import numpy as np
 
 from dinr.errors import InputError
 from dinr.io.atomic import atomic_path
+from dinr.prep.noise import noise_variance
 
 
 @dataclass
@@ -71,6 +75,8 @@ def write_sinogram(path: str | os.PathLike[str], sino: Sinogram, attrs: dict[str
         f.attrs["center"] = sino.center
         f.attrs["pixel_size_mm"] = sino.pixel_size_mm
         f.attrs["scan_time"] = np.asarray(sino.scan_time, dtype=np.float64)
+        f.attrs["noise_variance"] = noise_variance(proj, transmission_weighted=False)
+        f.attrs["noise_variance_weighted"] = noise_variance(proj, transmission_weighted=True)
 
 
 def read_sinogram(
@@ -110,6 +116,15 @@ def read_sinogram(
             pixel_size_mm=float(f.attrs["pixel_size_mm"]),
             heldout=heldout[index],
         )
+
+
+def read_noise_variance(path: str | os.PathLike[str], transmission_weighted: bool) -> float:
+    """The scan's noise variance recorded by :func:`write_sinogram` (weighted or not)."""
+    key = "noise_variance_weighted" if transmission_weighted else "noise_variance"
+    with h5py.File(path, "r") as f:
+        if key not in f.attrs:
+            raise InputError(f"{path}: attribute {key} is missing (prepared by an older dinr? rerun prepare)")
+        return float(f.attrs[key])
 
 
 def training_views(path: str | os.PathLike[str]) -> np.ndarray:

@@ -35,11 +35,12 @@ from dinr.errors import InputError, NumericalError
 from dinr.geometry.parallel import ParallelGeometry
 from dinr.inr.build import build_field, field_spec
 from dinr.inr.field import AttenuationField
-from dinr.inr.rays import integrate_rays
-from dinr.io.canonical import Sinogram, read_sinogram, training_views
+from dinr.inr.rays import sample_along_rays
+from dinr.io.canonical import Sinogram, read_noise_variance, read_sinogram, training_views
 from dinr.settings import TrainSettings, section_defaults
 from dinr.train.checkpoint import differing_keys, load_checkpoint, save_checkpoint, settings_hash
 from dinr.train.comm import Communicator
+from dinr.train.objective import along_ray_variation, ray_weights, tv_weight
 from dinr.train.reducer import GradientReducer
 from dinr.train.sampler import RaySampler, ShardedSampler, owned_shards
 from dinr.train.signals import Interrupted, stop_on_signals
@@ -90,13 +91,6 @@ def samples_per_ray(settings: TrainSettings, geometry: ParallelGeometry) -> int:
     return geometry.n if settings.samples_per_ray == "auto" else int(settings.samples_per_ray)
 
 
-def ray_weights(measured: torch.Tensor) -> torch.Tensor:
-    """Inverse-variance weights of measured line integrals ``y``: with Poisson counts,
-    ``var(y) ~ exp(y) / flat counts``, so ``w = exp(-y)``, the measured transmission
-    (clamped at 1 for noise below zero). Rays through dense material are the noisiest."""
-    return torch.exp(-torch.clamp(measured, min=0.0))
-
-
 def learning_rate(settings: TrainSettings, step: int) -> float:
     """Linear warm-up, then exponential decay from ``lr`` to ``lr_final`` at the last step."""
     if step < settings.warmup_steps:
@@ -141,6 +135,15 @@ def read_shards(settings: TrainSettings, sinogram_path: str | Path, comm: Commun
                              f"training views ({len(views)} training views for {shards} shards)")
         mine[shard] = read_sinogram(sinogram_path, views=views[shard::shards])
     return mine
+
+
+def prior_record(settings: TrainSettings, sinogram_path: str | Path, shards: dict[int, Sinogram],
+                 geometry: ParallelGeometry, spec: dict[str, Any], comm: Communicator) -> dict[str, float]:
+    """The TV prior's weight and the scan's noise variance it was derived from."""
+    noise = read_noise_variance(sinogram_path, settings.loss_weights == "transmission")
+    views = int(comm.allreduce_sum(float(sum(len(shard.theta) for shard in shards.values()))))
+    weight = tv_weight(settings, noise, geometry, views, int(spec["time_resolution"]), float(spec["scale"]))
+    return {"tv_weight": weight, "noise_variance": noise}
 
 
 class Progress:
@@ -201,6 +204,7 @@ def train(
     span = comm.allreduce_max(float(theta.max())) + comm.allreduce_max(-float(theta.min()))
     spec = field_spec(settings, geometry.n, geometry.rows, span, scale)
     field = build_field(settings, spec).to(device)
+    prior = prior_record(settings, sinogram_path, shards, geometry, spec, comm)
     comm.broadcast_module(field)
     optimizer = torch.optim.Adam(field.parameters(), lr=settings.lr, fused=device.type in ("cpu", "cuda"))
     history: list[list[float]] = []
@@ -236,6 +240,7 @@ def train(
     if comm.rank == 0:
         log.info("training on %s", ", ".join(f"{key} {value}" for key, value in launch.items()))
         log.info("gradient allreduce: %d bucket(s) of %s entries", len(reducer.bucket_sizes()), reducer.bucket_sizes())
+        log.info("TV prior weight %.4g (measurement noise variance %.3g)", prior["tv_weight"], prior["noise_variance"])
     samples = samples_per_ray(settings, geometry)
 
     def state_at(step: int) -> dict[str, Any]:
@@ -246,6 +251,7 @@ def train(
             "settings": config, "settings_hash": run_hash, "ranks": comm.size, "ray_shards": n_shards,
             "field_spec": spec, "history": history, "geometry": dataclasses.asdict(geometry),
             "scan_time": first.scan_time, "launch": launch, "lr_scale": lr_scale, "skipped_steps": skipped,
+            "prior": prior,
         }
 
     field.train()
@@ -257,13 +263,17 @@ def train(
             rays, jitter = sampler.sample(step, settings.batch_rays, samples)
             reducer.zero_()
             with autocast:
-                predicted = integrate_rays(field, rays, geometry.radius, samples, jitter)
+                values, stratum = sample_along_rays(field, rays, geometry.radius, samples, jitter)
+            predicted = (values * stratum[:, None]).sum(dim=1)
             # This rank's share of the global mean: summed over ranks (allreduce) it is the
             # mean over all shards' rays, whichever rank holds which shard.
             residual = (predicted - rays.measured) ** 2
             if settings.loss_weights == "transmission":
                 residual = residual * ray_weights(rays.measured)
             loss = torch.sum(residual) * (comm.size / global_rays)
+            if prior["tv_weight"] > 0:
+                variation = along_ray_variation(values) * (comm.size / (global_rays * (samples - 1)))
+                loss = loss + prior["tv_weight"] * variation
             loss.backward()
             grad_buffer[_STOP] = float(stop.requested)
             grad_buffer[_NONFINITE] = (loss - loss).detach()  # 0, or NaN for an inf/NaN loss

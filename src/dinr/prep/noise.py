@@ -1,0 +1,44 @@
+"""The noise level of prepared projections, estimated from the projections alone."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+#: Median absolute deviation of a standard normal variable.
+_MAD_TO_SIGMA = 1.4826
+#: Values used for the estimate at most (a central block of detector rows), which bounds
+#: its memory on large scans.
+_MAX_VALUES = 2**24
+
+
+def noise_variance(projections: np.ndarray, transmission_weighted: bool) -> float:
+    """Variance of the noise on the line integrals ``projections`` (views, rows, cols),
+    each times ``sqrt(exp(-y))`` when ``transmission_weighted`` (then the noise of the
+    weighted measurements, which Poisson counts make the same for every ray).
+
+    Along each axis with three or more samples, the second differences
+    ``(a - 2b + c) / sqrt(6)`` have the noise's standard deviation where the signal is
+    smooth; their median absolute value, which sparse edges barely move, estimates it
+    (Donoho's MAD rule). Signal that is not smooth inflates an axis' estimate, so the
+    smallest over the axes is returned, in the measurements' squared units; non-finite
+    values are ignored. Only a central block of detector rows, of at most 2**24 values
+    (at least one row), is used.
+    """
+    views, rows, cols = projections.shape
+    used = max(1, min(rows, _MAX_VALUES // max(1, views * cols)))
+    first = (rows - used) // 2
+    y = np.asarray(projections[:, first:first + used], dtype=np.float64)
+    weights = np.exp(-np.clip(y, 0.0, None)) if transmission_weighted else np.ones_like(y)
+    estimates = []
+    for axis in range(3):
+        if y.shape[axis] < 3:
+            continue
+        values, w = np.moveaxis(y, axis, -1), np.moveaxis(weights, axis, -1)
+        second = (values[..., 2:] - 2.0 * values[..., 1:-1] + values[..., :-2]) / math.sqrt(6.0)
+        finite = np.isfinite(second)
+        if finite.any():
+            scaled = second[finite] * np.sqrt(w[..., 1:-1][finite])
+            estimates.append(float(_MAD_TO_SIGMA * np.median(np.abs(scaled))) ** 2)
+    return min(estimates, default=0.0)

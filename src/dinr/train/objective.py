@@ -9,8 +9,9 @@ For Gaussian noise of variance ``sigma2`` on the weighted measurements and a Lap
 prior of scale ``b`` on neighbour differences, the MAP objective divided by
 ``rays / (2 sigma2)`` is ``mean weighted error + lambda * mean |difference|`` with
 ``lambda = 2 sigma2 (unknowns / rays) / b``. ``train.tv_weight: auto`` takes ``sigma2``
-from the prepared scan (:func:`dinr.prep.noise.noise_variance`, estimated when it is written), ``unknowns / rays`` from the scan and
-the field, and ``b = TV_EDGE_SCALE * output scale``.
+from the prepared scan (:func:`dinr.prep.noise.noise_variance`, estimated when it is
+written), ``unknowns / rays`` from the scan and the field, and
+``b = TV_EDGE_SCALE * output scale``.
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ from dinr.settings import TrainSettings
 
 #: Scale of the Laplace prior on neighbour differences, as a fraction of the field's
 #: output scale (the attenuation of the densest ray's mean). Chosen on the built-in
-#: phantom at 2e4 photons and checked on scans with other seeds, torsion and noise.
+#: phantom at 2e4 photons and checked on one scan with another seed, torsion and noise.
 TV_EDGE_SCALE = 0.02
+
 
 def ray_weights(measured: torch.Tensor) -> torch.Tensor:
     """Inverse-variance weights of measured line integrals ``y``: with Poisson counts,
@@ -40,8 +42,7 @@ def tv_weight(settings: TrainSettings, noise_variance: float, geometry: Parallel
 
     Unknowns: voxels of the reconstruction cylinder times ``time_cells`` (1 for a static
     field); rays: ``training_views * rows`` times the detector columns that cross the
-    cylinder; ``scale`` the field's output scale
-    (1/pixel).
+    cylinder; ``scale`` the field's output scale (1/pixel).
     """
     if settings.tv_weight != "auto":
         return float(settings.tv_weight)

@@ -50,8 +50,10 @@ def test_demo_dag_runs_end_to_end_with_and_without_truth(tiny_scan: dict[str, Pa
     user = json.loads((tmp_path / "results/user/metrics.json").read_text())
     for metrics in user["methods"].values():
         assert 0 < metrics["heldout_rel_residual"] < 1
-    for name in ("slices", "metrics", "training"):
-        assert (tmp_path / f"results/tiny/figures/{name}.png").stat().st_size > 10_000
+    for metrics in (*tiny["methods"].values(), *user["methods"].values()):
+        assert metrics["noise_sigma"] > 0 and 0 < metrics["blur"] < 1
+    for name in ("slices.png", "metrics.png", "training.png", "movie.gif"):
+        assert (tmp_path / f"results/tiny/figures/{name}").stat().st_size > 10_000
     with h5py.File(tmp_path / "results/tiny/dinr/recon.h5") as f:
         assert f["recon"].shape == (4, 4, 32, 32)
         assert "dinr_git_commit" in f.attrs and "dinr_versions" in f.attrs

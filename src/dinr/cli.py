@@ -164,7 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="output metrics.json")
     p.add_argument("--table", type=Path, required=True, help="output markdown table")
 
-    p = stage("figures", _figures, "Slices over time, metrics over time and the training curve (PNG).")
+    p = stage("figures", _figures,
+              "Slices over time, metrics over time, the training curve (PNG) and a movie of one slice (GIF).")
     p.add_argument("--metrics", type=Path, required=True, help="metrics.json from 'dinr evaluate'")
     p.add_argument("--recon", nargs="+", default=[], metavar="NAME=PATH", help="reconstructions by method")
     p.add_argument("--truth", type=Path, help="ground truth (HDF5 /truth, /time)")

@@ -15,9 +15,10 @@ import numpy as np
 
 from dinr.baselines.fbp import available_backend, fbp, sliding_window_fbp
 from dinr.errors import InputError
-from dinr.evaluate.figures import metrics_over_time, slices_over_time, training_curve
+from dinr.evaluate.figures import metrics_over_time, slice_movie, slices_over_time, training_curve
 from dinr.evaluate.center_scan import scan_centers
 from dinr.evaluate.metrics import volume_metrics
+from dinr.evaluate.quality import image_quality
 from dinr.evaluate.residuals import field_residual, volume_residual
 from dinr.frames import frame_times
 from dinr.geometry.parallel import ParallelGeometry
@@ -198,7 +199,8 @@ def evaluate(dataset: str, sinogram_path: Path, truth_path: Path | None, recons:
              out_table: Path) -> dict[str, object]:
     """Metrics of every method: against the truth when there is one, else held-out
     residuals, with a scan of the rotation centre by held-out residual of static FBP
-    (``baselines`` gives its filter and backend)."""
+    (``baselines`` gives its filter and backend); and, either way, each method's
+    no-reference noise and blur figures (:mod:`dinr.evaluate.quality`)."""
     methods: dict[str, dict[str, object]] = {}
     center: dict[str, object] = {}
     volumes = {name: read_volume(path) for name, path in recons.items()}
@@ -221,6 +223,8 @@ def evaluate(dataset: str, sinogram_path: Path, truth_path: Path | None, recons:
             methods[name] = {key: value}
         if heldout:
             center = center_report(sinogram_path, baselines)
+    for name, (volume, _) in volumes.items():
+        methods[name].update(image_quality(volume))
     report = {
         "dataset": dataset,
         **({"center": center} if center else {}),
@@ -262,11 +266,12 @@ def metrics_table(report: dict[str, object]) -> str:
 
 def figures(metrics_path: Path, recons: dict[str, Path], truth_path: Path | None, model_path: Path,
             outdir: Path) -> None:
-    """Write ``slices.png``, ``metrics.png`` and ``training.png`` into ``outdir``."""
+    """Write ``slices.png``, ``movie.gif``, ``metrics.png`` and ``training.png`` into ``outdir``."""
     report = json.loads(Path(metrics_path).read_text())
     volumes = {name: read_volume(path) for name, path in recons.items()}
     times = next(iter(volumes.values()))[1]
     truth = read_volume(truth_path, name="truth")[0] if truth_path else None
     slices_over_time({n: v for n, (v, _) in volumes.items()}, times, outdir / "slices.png", truth)
+    slice_movie({n: v for n, (v, _) in volumes.items()}, times, outdir / "movie.gif", truth)
     metrics_over_time(report["methods"], times, outdir / "metrics.png")
     training_curve(load_checkpoint(model_path)["history"], outdir / "training.png")

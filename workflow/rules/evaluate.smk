@@ -39,6 +39,12 @@ rule figures:
             category="{dataset}",
             labels={"figure": "slices over time"},
         ),
+        movie=report(
+            "results/{dataset}/figures/movie.gif",
+            caption="../report/movie.rst",
+            category="{dataset}",
+            labels={"figure": "movie of one slice"},
+        ),
         metrics=report(
             "results/{dataset}/figures/metrics.png",
             caption="../report/metrics.rst",

@@ -1,4 +1,5 @@
-"""Paper-ready figures: slices over time, metrics over time, the training curve."""
+"""Paper-ready figures: slices over time, a movie of one slice, metrics over time, the
+training curve."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
 
 from dinr.io.atomic import atomic_path  # noqa: E402
 
@@ -49,6 +51,35 @@ def slices_over_time(volumes: dict[str, np.ndarray], times_s: np.ndarray, path: 
         ax.set_xticks([])
         ax.set_yticks([])
     _save(fig, path)
+
+
+def slice_movie(volumes: dict[str, np.ndarray], times_s: np.ndarray, path: Path,
+                truth: np.ndarray | None = None, seconds_per_frame: float = 0.25) -> None:
+    """An animated GIF of the middle slice (z) of (t, z, y, x) volumes over time: one
+    panel per method (truth first, when given) on a shared grey scale, the frame's time
+    (s) in the title, looping."""
+    panels = ({"truth": truth} if truth is not None else {}) | volumes
+    reference = truth if truth is not None else next(iter(volumes.values()))
+    z = reference.shape[1] // 2
+    vmin, vmax = np.percentile(reference[:, z], [0.5, 99.5])
+    fig, axes = plt.subplots(1, len(panels), figsize=(2.4 * len(panels), 2.7), squeeze=False)
+    images = []
+    for ax, (name, volume) in zip(axes[0], panels.items()):
+        images.append(ax.imshow(volume[0, z], cmap="gray", vmin=vmin, vmax=vmax))
+        ax.set_xlabel(LABELS.get(name, name))
+        ax.set_xticks([])
+        ax.set_yticks([])
+    frames = []
+    for f in range(len(times_s)):
+        for image, volume in zip(images, panels.values()):
+            image.set_data(volume[f, z])
+        fig.suptitle(f"slice z = {z}, t = {times_s[f]:.3g} s")
+        fig.canvas.draw()
+        frames.append(Image.fromarray(np.asarray(fig.canvas.buffer_rgba())).convert("P", palette=Image.ADAPTIVE))
+    plt.close(fig)
+    with atomic_path(path) as tmp:
+        frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:],
+                       duration=int(1000 * seconds_per_frame), loop=0)
 
 
 def metrics_over_time(metrics: dict[str, dict[str, object]], times_s: np.ndarray, path: Path) -> None:

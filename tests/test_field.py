@@ -9,7 +9,7 @@ from dinr.geometry.parallel import ParallelGeometry
 from dinr.inr.encoding import FourierFeatures
 from dinr.inr.field import AttenuationField
 from dinr.inr.hashgrid import HashGridEncoding
-from dinr.inr.render import render_frames
+from dinr.inr.render import SliceRenderer
 
 
 def _grid(log2_table: int = 16) -> HashGridEncoding:
@@ -75,7 +75,8 @@ def test_render_shape_mask_and_supersampled_constant() -> None:
         torch.nn.init.constant_(p, 0.0)
     field.mlp[-1].bias.data.fill_(0.02)
     geometry = ParallelGeometry(rows=3, cols=20, center=10.0, n=20)
-    volume = render_frames(field, geometry, np.array([0.1, 0.9]), chunk=37, supersample=2)
+    render = SliceRenderer(field, geometry, chunk=37, supersample=2)
+    volume = np.stack([[render(t, r) for r in range(3)] for t in (0.1, 0.9)])
     assert volume.shape == (2, 3, 20, 20)
     inside = geometry.cylinder_mask()
     np.testing.assert_allclose(volume[:, :, inside], 0.02, rtol=1e-6)

@@ -9,9 +9,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from dinr.baselines.fbp import available_backend, fbp, sliding_window_fbp
 from dinr.errors import InputError
@@ -22,12 +24,12 @@ from dinr.evaluate.quality import image_quality
 from dinr.evaluate.residuals import field_residual, volume_residual
 from dinr.frames import frame_times
 from dinr.geometry.parallel import ParallelGeometry
-from dinr.inr.render import render_frames
+from dinr.inr.render import SliceRenderer
 from dinr.io.canonical import Sinogram, has_heldout_views, read_sinogram, write_sinogram
 from dinr.io.atomic import write_json, write_text
 from dinr.io.dxchange import read_raw, write_raw
 from dinr.io.tiff import read_tiff_scan
-from dinr.io.volume import read_volume, volume_attribute, write_volume
+from dinr.io.volume import read_volume, volume_attribute, volume_writer, write_volume
 from dinr.prep.artifacts import remove_stripes, remove_zingers
 from dinr.prep.center import find_center
 from dinr.prep.normalize import minus_log, normalize, normalize_nf
@@ -164,24 +166,30 @@ def train(settings: TrainSettings, sinogram_path: Path, checkpoint_path: Path, m
 
 def render(settings: RenderSettings, model_path: Path, sinogram_path: Path, truth_path: Path | None,
            out_path: Path, comm: Communicator) -> None:
-    """Sample the trained field at the frame times; ranks split the frames."""
+    """Sample the trained field at the frame times. The (frame, slice) images are dealt
+    to the ranks in rounds; each round rank 0 gathers one image from every rank and
+    writes them into the output file, so no rank holds more than a round of slices."""
     state = load_checkpoint(model_path)
-    field = field_from_checkpoint(state)
+    render_slice = SliceRenderer(field_from_checkpoint(state), ParallelGeometry(**state["geometry"]),
+                                 settings.chunk, settings.supersample)
     sino = read_sinogram(sinogram_path, views=np.arange(1))  # only its scan-time attributes are used
-    geometry = ParallelGeometry(**state["geometry"])
     seconds, normalised = frame_times(sino, truth_path, settings.frames)
-    mine = np.arange(comm.rank, len(normalised), comm.size)
-    frames = render_frames(field, geometry, normalised[mine], settings.chunk, settings.supersample)
-    gathered = comm.gather((mine, frames))
+    rows, n = len(render_slice.z), render_slice.mask.shape[0]
+    items = [(f, r) for f in range(len(normalised)) for r in range(rows)]
+    attrs = provenance("render", dataclasses.asdict(settings),
+                       {"model": str(model_path), "sinogram": str(sinogram_path)})
+    attrs["dinr_train_settings"] = json.dumps(state["settings"], sort_keys=True)
+    writer = volume_writer(out_path, (len(normalised), rows, n, n), seconds, attrs) if comm.rank == 0 else nullcontext()
+    with writer as dset:
+        rounds = range(0, len(items), comm.size)
+        for start in tqdm(rounds, desc="render", unit="round", mininterval=10, disable=comm.rank != 0):
+            mine = items[start + comm.rank] if start + comm.rank < len(items) else None
+            parts = comm.gather(None if mine is None else (mine, render_slice(float(normalised[mine[0]]), mine[1])))
+            for part in parts or []:
+                if part is not None:
+                    dset[part[0]] = part[1]
     if comm.rank == 0:
-        volume = np.empty((len(normalised), *frames.shape[1:]), dtype=np.float32)
-        for index, part in gathered:
-            volume[index] = part
-        attrs = provenance("render", dataclasses.asdict(settings),
-                           {"model": str(model_path), "sinogram": str(sinogram_path)})
-        attrs["dinr_train_settings"] = json.dumps(state["settings"], sort_keys=True)
-        write_volume(out_path, volume, seconds, attrs)
-        log.info("rendered %d frames of %s", len(normalised), frames.shape[1:])
+        log.info("rendered %d frames of %d x %d x %d voxels", len(normalised), rows, n, n)
 
 
 def _read_wall_seconds(benchmarks: dict[str, Path]) -> dict[str, float]:

@@ -9,6 +9,8 @@ TomoPy's parallel-beam convention, see :mod:`dinr.geometry.parallel`).
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,31 @@ from dinr.io.atomic import atomic_path
 AXES = "t,z,y,x"
 
 
+@contextmanager
+def volume_writer(
+    path: str | os.PathLike[str],
+    shape: tuple[int, int, int, int],
+    time_s: np.ndarray,
+    attrs: dict[str, Any],
+    name: str = "recon",
+) -> Iterator[h5py.Dataset]:
+    """An empty (t, z, y, x) float32 dataset, chunked per slice, to be filled slice by
+    slice (``dset[t, z] = image``), so a volume larger than memory can be written.
+
+    The file exists under a temporary name until the block ends without error; only
+    then is it renamed onto ``path`` (atomically, as :func:`~dinr.io.atomic.atomic_path`).
+    """
+    if len(shape) != 4 or shape[0] != len(time_s):
+        raise ValueError(f"volume {shape} and {len(time_s)} frame times do not match")
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        dset = f.create_dataset(name, shape=shape, dtype=np.float32, chunks=(1, 1, *shape[2:]))
+        dset.attrs["axes"] = AXES
+        dset.attrs["units"] = "1/pixel"
+        f.create_dataset("time", data=np.asarray(time_s, dtype=np.float64)).attrs["units"] = "s"
+        f.attrs.update(attrs)
+        yield dset
+
+
 def write_volume(
     path: str | os.PathLike[str],
     volume: np.ndarray,
@@ -28,15 +55,11 @@ def write_volume(
     attrs: dict[str, Any],
     name: str = "recon",
 ) -> None:
-    """Write a (t, z, y, x) volume and its frame times atomically, chunked per slice."""
-    if volume.ndim != 4 or volume.shape[0] != len(time_s):
-        raise ValueError(f"volume {volume.shape} and {len(time_s)} frame times do not match")
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
-        dset = f.create_dataset(name, data=volume.astype(np.float32), chunks=(1, 1, *volume.shape[2:]))
-        dset.attrs["axes"] = AXES
-        dset.attrs["units"] = "1/pixel"
-        f.create_dataset("time", data=np.asarray(time_s, dtype=np.float64)).attrs["units"] = "s"
-        f.attrs.update(attrs)
+    """Write a (t, z, y, x) volume held in memory and its frame times atomically."""
+    if volume.ndim != 4:
+        raise ValueError(f"volume {volume.shape} is not (t, z, y, x)")
+    with volume_writer(path, volume.shape, time_s, attrs, name) as dset:  # type: ignore[arg-type]
+        dset[...] = volume.astype(np.float32)
 
 
 def read_volume(path: str | os.PathLike[str], name: str = "recon") -> tuple[np.ndarray, np.ndarray]:

@@ -1,17 +1,22 @@
 """One geometry for the simulator, FBP and DINR: projections and reconstructions agree."""
 
 import numpy as np
+import pytest
 import torch
 
 from dinr.baselines.fbp import fbp, forward_project, half_turn_window
 from dinr.geometry.parallel import ParallelGeometry
 from dinr.inr.rays import RayBatch, integrate_rays
-from dinr.sim.phantoms import CompressionPhantom, project_ellipses, rasterise_ellipses
+from dinr.sim.compression import CompressionPhantom
+from dinr.sim.ellipses import Phantom, project_ellipses, rasterise_ellipses
+from dinr.sim.foam import FoamPhantom
 
 
-def test_analytic_projection_matches_astra_of_raster() -> None:
+@pytest.mark.parametrize("phantom", [CompressionPhantom(64, 1, seed=1), FoamPhantom(64, 1, seed=1)],
+                         ids=["compression", "foam"])
+def test_analytic_projection_matches_astra_of_raster(phantom: Phantom) -> None:
     geometry = ParallelGeometry(rows=1, cols=64, center=32.0, n=64)
-    ellipses = CompressionPhantom(64, 1, seed=1).slice_at(0.6, 0.0)
+    ellipses = phantom.slice_at(0.6, 0.0)
     theta = np.linspace(0, np.pi, 24, endpoint=False)
     analytic = project_ellipses(ellipses, theta[:, None], geometry.detector_u()[None, :])
     raster = rasterise_ellipses(ellipses, 64, supersample=8)[None]

@@ -42,7 +42,7 @@ from dinr.settings import (
     SimulateSettings,
     TrainSettings,
 )
-from dinr.sim.phantoms import PHANTOMS
+from dinr.sim.phantoms import build_phantom
 from dinr.sim.scan import simulate_scan
 from dinr.train.checkpoint import load_checkpoint, save_checkpoint
 from dinr.train.comm import Communicator
@@ -54,10 +54,8 @@ log = logging.getLogger(__name__)
 
 def simulate(settings: SimulateSettings, raw_path: Path, truth_path: Path) -> None:
     """Scan a built-in deforming phantom: raw Data Exchange counts plus ground truth."""
-    if settings.phantom not in PHANTOMS:
-        raise InputError(f"simulate.phantom: unknown phantom {settings.phantom!r}; known: {sorted(PHANTOMS)}")
     geometry = ParallelGeometry(rows=settings.rows, cols=settings.size, center=settings.size / 2, n=settings.size)
-    phantom = PHANTOMS[settings.phantom](settings.size, settings.rows, seed=settings.seed, twist_deg=settings.twist_deg)
+    phantom = build_phantom(settings)
     scan = simulate_scan(
         phantom, geometry, n_views=settings.views, turns=settings.turns, photons=settings.photons,
         n_frames=settings.frames, view_time_s=settings.view_time_s, seed=settings.seed,

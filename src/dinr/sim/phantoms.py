@@ -1,161 +1,25 @@
-"""Deforming phantoms described slice by slice as sums of ellipses.
-
-Parallel-beam rays stay inside one slice (a plane perpendicular to the rotation axis),
-so a 3D+t phantom is fully described by the ellipses of each slice at each instant.
-Ellipses give exact line integrals (:func:`project_ellipses`) and exact rasterisation
-(:func:`rasterise_ellipses`), so the simulated data never come from the projector that
-DINR uses to fit them.
-"""
+"""The built-in deforming phantoms, by the name ``simulate.phantom`` gives them."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
 
-import numpy as np
+from dinr.errors import InputError
+from dinr.settings import SimulateSettings
+from dinr.sim.compression import CompressionPhantom
+from dinr.sim.ellipses import Phantom
+from dinr.sim.foam import FoamPhantom
 
-
-@dataclass(frozen=True)
-class Ellipses:
-    """A set of ellipses in one slice; all arrays have shape (m,).
-
-    ``x``, ``y`` centres and ``a``, ``b`` semi-axes in pixels, ``phi`` the angle of the
-    ``a`` axis from the x axis in radians, ``value`` the attenuation added inside,
-    per pixel length (negative values carve voids).
-    """
-
-    x: np.ndarray
-    y: np.ndarray
-    a: np.ndarray
-    b: np.ndarray
-    phi: np.ndarray
-    value: np.ndarray
+#: Phantom name -> how to build it from the ``simulate`` settings (``twist_deg`` is the
+#: compression phantom's alone).
+PHANTOMS: dict[str, Callable[[SimulateSettings], Phantom]] = {
+    "compression": lambda s: CompressionPhantom(s.size, s.rows, seed=s.seed, twist_deg=s.twist_deg),
+    "foam": lambda s: FoamPhantom(s.size, s.rows, seed=s.seed),
+}
 
 
-def project_ellipses(e: Ellipses, theta: np.ndarray, u: np.ndarray) -> np.ndarray:
-    """Exact line integrals of ellipses along parallel rays.
-
-    ``theta`` and ``u`` broadcast together (radians, pixels; the convention of
-    :mod:`dinr.geometry.parallel`); returns their broadcast shape, in attenuation x pixels.
-    """
-    theta = np.asarray(theta, dtype=np.float64)[..., None]
-    u = np.asarray(u, dtype=np.float64)[..., None]
-    shift = u - (e.x * np.cos(theta) + e.y * np.sin(theta))
-    alpha = theta - e.phi
-    extent2 = (e.a * np.cos(alpha)) ** 2 + (e.b * np.sin(alpha)) ** 2
-    inside = np.clip(extent2 - shift**2, 0.0, None)
-    chord = 2.0 * e.a * e.b * np.sqrt(inside) / extent2
-    return np.sum(e.value * chord, axis=-1)
-
-
-def rasterise_ellipses(e: Ellipses, n: int, supersample: int = 4) -> np.ndarray:
-    """(n, n) mean attenuation over each pixel of an ``n x n`` slice (row 0 at the top)."""
-    s = supersample
-    c = (np.arange(n * s) + 0.5) / s - n / 2.0
-    x, y = np.meshgrid(c, -c, indexing="xy")
-    image = np.zeros_like(x)
-    for k in range(len(e.x)):
-        dx, dy = x - e.x[k], y - e.y[k]
-        cp, sp = np.cos(e.phi[k]), np.sin(e.phi[k])
-        xr, yr = dx * cp + dy * sp, -dx * sp + dy * cp
-        image += e.value[k] * ((xr / e.a[k]) ** 2 + (yr / e.b[k]) ** 2 <= 1.0)
-    return image.reshape(n, s, n, s).mean(axis=(1, 3))
-
-
-class CompressionPhantom:
-    """A cylindrical specimen under axial compression, imaged while it deforms.
-
-    Over normalised time ``t`` in [0, 1]: the specimen bulges (barrelling, most at
-    mid-height) and twists (torsion growing with height); dense inclusions ride along
-    with the matrix; pores collapse; a crack opens at the rim and propagates inwards,
-    its front inclined through the height. Sizes scale with the grid, and
-    ``peak_line_integral`` sets the attenuation so that the thickest ray of the intact
-    specimen measures about that value.
-
-    Parameters: ``n`` slice size and ``rows`` number of slices (pixels), ``seed`` for the
-    placement of inclusions and pores, ``twist_deg`` the torsion at the top slice at the
-    end of the scan, ``bulge`` the relative radius increase at mid-height.
-    """
-
-    def __init__(
-        self,
-        n: int,
-        rows: int,
-        seed: int = 0,
-        peak_line_integral: float = 1.5,
-        n_inclusions: int = 6,
-        n_pores: int = 3,
-        twist_deg: float = 40.0,
-        bulge: float = 0.08,
-    ) -> None:
-        rng = np.random.default_rng(seed)
-        self.n, self.rows = n, rows
-        self.radius = 0.68 * (n / 2.0)
-        self.mu = peak_line_integral / (2.0 * self.radius)
-        self.twist = np.deg2rad(twist_deg)
-        self.bulge = bulge
-        half_height = max(rows / 2.0, 1.0)
-        self.half_height = half_height
-
-        def place(count: int, r_min: float, r_max: float) -> tuple[np.ndarray, ...]:
-            rad = self.radius * np.sqrt(rng.uniform(r_min**2, r_max**2, count))
-            ang = rng.uniform(0, 2 * np.pi, count)
-            z = rng.uniform(-0.6, 0.6, count) * half_height
-            return rad, ang, z
-
-        self.inc_r, self.inc_ang, self.inc_z = place(n_inclusions, 0.15, 0.75)
-        self.inc_size = self.radius * rng.uniform(0.10, 0.16, n_inclusions)
-        self.inc_aspect = rng.uniform(0.6, 1.0, n_inclusions)
-        self.inc_phi = rng.uniform(0, np.pi, n_inclusions)
-        self.pore_r, self.pore_ang, self.pore_z = place(n_pores, 0.1, 0.6)
-        self.pore_size = self.radius * rng.uniform(0.12, 0.18, n_pores)
-        self.crack_angle = rng.uniform(0, 2 * np.pi)
-
-    def _map(self, r: np.ndarray, ang: np.ndarray, z: float, t: float) -> tuple[np.ndarray, np.ndarray]:
-        """Material point at (radius, angle) in slice z, moved to its place at time t."""
-        zeta = z / self.half_height
-        stretch = 1.0 + self.bulge * t * (1.0 - 0.5 * zeta**2)
-        turn = ang + self.twist * t * 0.5 * (1.0 + zeta)
-        return r * stretch * np.cos(turn), r * stretch * np.sin(turn)
-
-    def slice_at(self, t: float, z: float) -> Ellipses:
-        """The ellipses of slice height ``z`` (pixels) at normalised time ``t``."""
-        parts: list[tuple[float, float, float, float, float, float]] = []
-        zeta = z / self.half_height
-        specimen = self.radius * (1.0 + self.bulge * t * (1.0 - 0.5 * zeta**2))
-        parts.append((0.0, 0.0, specimen, specimen, 0.0, self.mu))
-        for k in range(len(self.inc_r)):
-            # Ellipsoidal inclusion: its slice shrinks away from its own mid-height.
-            depth = 1.0 - ((z - self.inc_z[k]) / (1.5 * self.inc_size[k] + 1.0)) ** 2
-            if depth <= 0:
-                continue
-            x, y = self._map(self.inc_r[k], self.inc_ang[k], z, t)
-            a = self.inc_size[k] * np.sqrt(depth)
-            parts.append((x, y, a, a * self.inc_aspect[k], self.inc_phi[k] + self.twist * t, self.mu))
-        for k in range(len(self.pore_r)):
-            depth = 1.0 - ((z - self.pore_z[k]) / (1.5 * self.pore_size[k] + 1.0)) ** 2
-            if depth <= 0:
-                continue
-            x, y = self._map(self.pore_r[k], self.pore_ang[k], z, t)
-            size = self.pore_size[k] * np.sqrt(depth) * (1.0 - 0.75 * t)
-            parts.append((x, y, size, size, 0.0, -self.mu))
-        # Crack: opens at t = 0.15 at the rim and runs inwards, deeper at the top.
-        growth = np.clip((t - 0.15) / 0.85, 0.0, 1.0) * (0.8 + 0.2 * zeta)
-        if growth > 0:
-            length = 0.75 * specimen * growth
-            ang = self.crack_angle + self.twist * t * 0.5 * (1.0 + zeta)
-            mid = specimen - 0.5 * length
-            width = max(0.9, 0.02 * self.n) * (0.5 + 0.5 * growth)
-            parts.append((mid * np.cos(ang), mid * np.sin(ang), 0.5 * length + 1.0, width, ang, -self.mu))
-        cols = np.asarray(parts, dtype=np.float64).T
-        return Ellipses(*cols)
-
-    def truth(self, times: np.ndarray, z: np.ndarray, supersample: int = 4) -> np.ndarray:
-        """(t, z, y, x) attenuation per pixel length at normalised ``times``, slices ``z``."""
-        out = np.empty((len(times), len(z), self.n, self.n), dtype=np.float32)
-        for i, t in enumerate(times):
-            for j, zj in enumerate(z):
-                out[i, j] = rasterise_ellipses(self.slice_at(float(t), float(zj)), self.n, supersample)
-        return out
-
-
-PHANTOMS = {"compression": CompressionPhantom}
+def build_phantom(settings: SimulateSettings) -> Phantom:
+    """The phantom ``settings.phantom`` names, sized and seeded by ``settings``."""
+    if settings.phantom not in PHANTOMS:
+        raise InputError(f"simulate.phantom: unknown phantom {settings.phantom!r}; known: {sorted(PHANTOMS)}")
+    return PHANTOMS[settings.phantom](settings)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dinr.geometry.parallel import ParallelGeometry
-from dinr.sim.phantoms import CompressionPhantom, project_ellipses
+from dinr.sim.ellipses import Phantom, project_ellipses, rasterise_phantom
 
 
 @dataclass
@@ -37,7 +37,7 @@ class SimulatedScan:
 
 
 def simulate_scan(
-    phantom: CompressionPhantom,
+    phantom: Phantom,
     geometry: ParallelGeometry,
     n_views: int,
     turns: float,
@@ -77,7 +77,7 @@ def simulate_scan(
     flat = rng.poisson(profile + dark_counts, size=(n_flats, geometry.rows, geometry.cols))
     dark = rng.poisson(dark_counts, size=(n_darks, geometry.rows, geometry.cols))
     frame_t = (np.arange(n_frames) + 0.5) / n_frames
-    truth = phantom.truth(frame_t, z)
+    truth = rasterise_phantom(phantom, frame_t, z)
     scan_span = time_s[-1] - time_s[0]
     return SimulatedScan(
         data=np.clip(data, 0, 65535).astype(np.uint16),

@@ -18,6 +18,8 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     An interrupted writer leaves at most a ``.tmp`` file behind, never a file under the
     final name that looks complete. The data reach the disk (fsync) before the rename,
     which is atomic on POSIX file systems, so a crash leaves the old file or the new one.
+    The file gets the permissions a plain ``open`` would give it (0666 less the umask),
+    not the owner-only ones of a temporary file, so colleagues can read shared results.
     """
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -26,12 +28,20 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
+        os.chmod(tmp, 0o666 & ~_umask())
         _sync(tmp)
         os.replace(tmp, final)
         _sync(final.parent)
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def _umask() -> int:
+    """The process's file-creation mask (read by setting it, then restoring it)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _sync(path: Path) -> None:

@@ -141,7 +141,10 @@ def test_prepare_records_centre_method_and_artefact_removal(tiny_scan: dict[str,
     settings = prepare_settings(find_center="vo", zinger_threshold=0.08, stripe="vo")
     stages.prepare(settings, tiny_scan["raw"], tmp_path / "sino.h5")
     with h5py.File(tmp_path / "sino.h5", "r") as f:
-        assert f.attrs["center_method"] == "vo" and abs(f.attrs["center"] - 16.0) <= 0.5
+        # 32 columns of an object that deforms while it turns: Vo's estimate scatters
+        # between 15.0 and 16.75 over phantom seeds 0-5 (true axis 16.0); its accuracy on
+        # real sinograms is checked against TomoPy's vector and on the tooth.
+        assert f.attrs["center_method"] == "vo" and abs(f.attrs["center"] - 16.0) <= 1.0
         assert '"stripe": "vo"' in f.attrs["dinr_settings"] and '"zinger_threshold": 0.08' in f.attrs["dinr_settings"]
 
 

@@ -168,16 +168,16 @@ def render(settings: RenderSettings, model_path: Path, sinogram_path: Path, trut
     to the ranks in rounds; each round rank 0 gathers one image from every rank and
     writes them into the output file, so no rank holds more than a round of slices."""
     state = load_checkpoint(model_path)
-    render_slice = SliceRenderer(field_from_checkpoint(state), ParallelGeometry(**state["geometry"]),
-                                 settings.chunk, settings.supersample)
+    geometry = ParallelGeometry(**state["geometry"])
+    render_slice = SliceRenderer(field_from_checkpoint(state), geometry, settings.chunk, settings.supersample)
     sino = read_sinogram(sinogram_path, views=np.arange(1))  # only its scan-time attributes are used
     seconds, normalised = frame_times(sino, truth_path, settings.frames)
-    rows, n = len(render_slice.z), render_slice.mask.shape[0]
-    items = [(f, r) for f in range(len(normalised)) for r in range(rows)]
+    shape = (len(normalised), geometry.rows, geometry.n, geometry.n)
+    items = [(f, r) for f in range(shape[0]) for r in range(shape[1])]
     attrs = provenance("render", dataclasses.asdict(settings),
                        {"model": str(model_path), "sinogram": str(sinogram_path)})
     attrs["dinr_train_settings"] = json.dumps(state["settings"], sort_keys=True)
-    writer = volume_writer(out_path, (len(normalised), rows, n, n), seconds, attrs) if comm.rank == 0 else nullcontext()
+    writer = volume_writer(out_path, shape, seconds, attrs) if comm.rank == 0 else nullcontext()
     with writer as dset:
         rounds = range(0, len(items), comm.size)
         for start in tqdm(rounds, desc="render", unit="round", mininterval=10, disable=comm.rank != 0):
@@ -187,7 +187,7 @@ def render(settings: RenderSettings, model_path: Path, sinogram_path: Path, trut
                 if part is not None:
                     dset[part[0]] = part[1]
     if comm.rank == 0:
-        log.info("rendered %d frames of %d x %d x %d voxels", len(normalised), rows, n, n)
+        log.info("rendered %d frames of %d x %d x %d voxels", *shape)
 
 
 def _read_wall_seconds(benchmarks: dict[str, Path]) -> dict[str, float]:

@@ -23,15 +23,24 @@ def _save(fig: plt.Figure, path: Path) -> None:
     plt.close(fig)
 
 
+def _middle_slice_panels(volumes: dict[str, np.ndarray], truth: np.ndarray | None
+                         ) -> tuple[dict[str, np.ndarray], int, float, float]:
+    """The volumes to show (truth first, when given), their middle slice index z, and
+    the shared grey scale (0.5 and 99.5 percentiles of the truth's, else the first
+    volume's, middle slice over all frames)."""
+    panels = ({"truth": truth} if truth is not None else {}) | volumes
+    reference = next(iter(panels.values()))
+    z = reference.shape[1] // 2
+    vmin, vmax = np.percentile(reference[:, z], [0.5, 99.5])
+    return panels, z, float(vmin), float(vmax)
+
+
 def slices_over_time(volumes: dict[str, np.ndarray], times_s: np.ndarray, path: Path,
                      truth: np.ndarray | None = None, columns: int = 4) -> None:
     """One row per method (and truth, and |DINR - truth|), one column per chosen frame,
     showing the middle slice (z) of (t, z, y, x) volumes on a shared grey scale."""
     frames = np.unique(np.linspace(0, len(times_s) - 1, columns).round().astype(int))
-    rows = ({"truth": truth} if truth is not None else {}) | volumes
-    reference = truth if truth is not None else next(iter(volumes.values()))
-    z = reference.shape[1] // 2
-    vmin, vmax = np.percentile(reference[:, z], [0.5, 99.5])
+    rows, z, vmin, vmax = _middle_slice_panels(volumes, truth)
     show_error = truth is not None and "dinr" in volumes
     n_rows = len(rows) + int(show_error)
     fig, axes = plt.subplots(n_rows, len(frames), figsize=(2.2 * len(frames), 2.2 * n_rows), squeeze=False)
@@ -58,10 +67,7 @@ def slice_movie(volumes: dict[str, np.ndarray], times_s: np.ndarray, path: Path,
     """An animated GIF of the middle slice (z) of (t, z, y, x) volumes over time: one
     panel per method (truth first, when given) on a shared grey scale, the frame's time
     (s) in the title, looping."""
-    panels = ({"truth": truth} if truth is not None else {}) | volumes
-    reference = truth if truth is not None else next(iter(volumes.values()))
-    z = reference.shape[1] // 2
-    vmin, vmax = np.percentile(reference[:, z], [0.5, 99.5])
+    panels, z, vmin, vmax = _middle_slice_panels(volumes, truth)
     fig, axes = plt.subplots(1, len(panels), figsize=(2.4 * len(panels), 2.7), squeeze=False)
     images = []
     for ax, (name, volume) in zip(axes[0], panels.items()):

@@ -54,8 +54,8 @@ class FoamPhantom:
         (their centre is NaN)."""
         centres = np.full((len(radii), 2), np.nan)
         for k, r in enumerate(radii):
+            reach = self.inner - r - 1.0
             for _ in range(2000):
-                reach = self.inner - r - 1.0
                 c = rng.uniform(-reach, reach, 2)
                 if np.hypot(*c) > reach:
                     continue

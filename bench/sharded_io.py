@@ -4,7 +4,7 @@
 
 Writes a prepared scan much larger than the demo (``--views`` x ``--rows`` x ``--cols``
 float32), then for each rank count in ``--ranks`` starts ``mpiexec -n R`` workers that
-read their ray shards exactly as ``dinr train`` does (:func:`dinr.train.loop.read_shards`,
+read their ray shards exactly as ``dinr train`` does (:func:`dinr.train.shards.shard_views`,
 HDF5 selections of their own views) and report the growth of their peak resident memory
 (``VmHWM`` minus ``VmRSS`` before reading). The projection bytes held per rank should
 fall as 1/R; no rank ever holds the whole array.
@@ -33,16 +33,15 @@ def memory_kib(field: str) -> int:
 
 
 def worker(sinogram: Path, result: Path) -> None:
-    import dataclasses
-
-    from dinr.settings import TrainSettings, section_defaults
+    from dinr.io.canonical import read_sinogram, training_views
     from dinr.train.comm import Communicator
-    from dinr.train.loop import read_shards
+    from dinr.train.shards import ray_shard_count, shard_views
 
     comm = Communicator()
-    settings = dataclasses.replace(TrainSettings(**section_defaults("train")), ray_shards="auto")
     before = memory_kib("VmRSS")
-    shards = read_shards(settings, sinogram, comm)
+    views = shard_views(training_views(sinogram), ray_shard_count("auto", comm.size), comm.rank, comm.size,
+                        str(sinogram))
+    shards = {shard: read_sinogram(sinogram, views=indices) for shard, indices in views.items()}
     held = sum(s.projections.nbytes for s in shards.values())
     report = {"rank": comm.rank, "peak_growth_mib": (memory_kib("VmHWM") - before) / 1024,
               "projections_mib": held / 2**20, "views": sum(len(s.theta) for s in shards.values())}

@@ -14,6 +14,7 @@ import pytest
 
 from dinr import stages
 from dinr.settings import PrepareSettings, SimulateSettings, TrainSettings, section_defaults
+from dinr.train.checkpoint import TrainingState
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -31,6 +32,13 @@ TINY_TRAIN = TrainSettings(
     checkpoint_every=10,
     log_every=5, checksum_every=5, nonfinite_retries=3, allreduce_buckets=1, cuda_aware_mpi=False, precision="fp32", device="cpu",
 )
+
+
+def train(settings: TrainSettings, sinogram: Path, checkpoint: Path, comm: object,
+          reuse_checkpoint: bool = False) -> TrainingState:
+    """``dinr train`` in this process: the final model goes beside the checkpoint."""
+    model = checkpoint.with_name(checkpoint.stem + "-model.pt")
+    return stages.train(settings, sinogram, checkpoint, model, comm, reuse_checkpoint)  # type: ignore[arg-type]
 
 
 def peer_vector(name: str) -> np.ndarray:

@@ -8,12 +8,13 @@ from pathlib import Path
 
 import numpy as np
 
+from dinr import stages
 from dinr.settings import TrainSettings, load_section
 from dinr.train.comm import Communicator
-from dinr.train.loop import field_from_checkpoint, train
 
 settings_path, sinogram, checkpoint, outdir = map(Path, sys.argv[1:5])
 comm = Communicator()
-state = train(load_section(TrainSettings, settings_path), sinogram, checkpoint, comm)
-params = {k: v.numpy() for k, v in field_from_checkpoint(state).state_dict().items()}
-np.savez(outdir / f"rank{comm.rank}.npz", size=comm.size, step=state["step"], **params)
+model = checkpoint.with_name(checkpoint.stem + "-model.pt")
+state = stages.train(load_section(TrainSettings, settings_path), sinogram, checkpoint, model, comm)
+params = {k: v.numpy() for k, v in state.field().state_dict().items()}
+np.savez(outdir / f"rank{comm.rank}.npz", size=comm.size, step=state.step, **params)

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from dinr.geometry.parallel import ParallelGeometry
-from dinr.inr.encoding import FourierFeatures
+from dinr.inr.fourier import FourierFeatures
 from dinr.inr.field import AttenuationField
 from dinr.inr.hashgrid import HashGridEncoding
 from dinr.inr.render import SliceRenderer

@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import TINY_TRAIN, dinr_command, mpiexec, write_settings
+from conftest import TINY_TRAIN, dinr_command, mpiexec, train, write_settings
 from dinr.errors import NumericalError
 from dinr.io.canonical import read_sinogram, write_sinogram
-from dinr.train.checkpoint import load_checkpoint
+from dinr.train.checkpoint import load_checkpoint, save_checkpoint
 from dinr.train.comm import Communicator
-from dinr.train.loop import LR_BACKOFF, field_from_checkpoint, train
+from dinr.train.loop import LR_BACKOFF
 
 LONG_TRAIN = dataclasses.replace(TINY_TRAIN, steps=1500, checkpoint_every=10, log_every=100)
 
@@ -62,8 +62,8 @@ def start_two_rank_training(args: list[str], checkpoint: Path) -> tuple[subproce
 
 
 def largest_difference(model_a: Path, model_b: Path) -> float:
-    a = field_from_checkpoint(load_checkpoint(model_a)).state_dict()
-    b = field_from_checkpoint(load_checkpoint(model_b)).state_dict()
+    a = load_checkpoint(model_a).field().state_dict()
+    b = load_checkpoint(model_b).field().state_dict()
     return max(float(torch.max(torch.abs(a[k].double() - b[k].double()))) for k in a)
 
 
@@ -82,7 +82,7 @@ def test_sigterm_to_one_rank_checkpoints_stops_all_and_resumes_exactly(
     output, _ = job.communicate(timeout=60)
     assert job.returncode == 75, output
     assert "stopped by SIGTERM" in output or "stopped by a signal to another rank" in output
-    stopped_at = int(load_checkpoint(checkpoint)["step"])
+    stopped_at = int(load_checkpoint(checkpoint).step)
     assert 0 < stopped_at < LONG_TRAIN.steps and not model.exists()
 
     resumed = dinr_command(*args, ranks=2)
@@ -105,12 +105,12 @@ def test_a_killed_rank_ends_the_job_promptly_and_the_checkpoint_survives(
     job.communicate(timeout=60)
     assert job.returncode != 0 and time.monotonic() - killed < 60
     survived = load_checkpoint(checkpoint)  # complete and finite, or this raises
-    assert 0 < int(survived["step"]) < LONG_TRAIN.steps
+    assert 0 < int(survived.step) < LONG_TRAIN.steps
 
     rerun = dinr_command(*args, ranks=2)
     assert rerun.returncode == 0, rerun.stderr
-    assert f"at step {int(survived['step'])}" in rerun.stderr
-    assert int(load_checkpoint(model)["step"]) == LONG_TRAIN.steps
+    assert f"at step {int(survived.step)}" in rerun.stderr
+    assert int(load_checkpoint(model).step) == LONG_TRAIN.steps
 
 
 def test_a_rank_that_raises_ends_the_job(tiny_scan: dict[str, Path], tmp_path: Path) -> None:
@@ -140,11 +140,11 @@ def test_nonfinite_steps_are_skipped_with_a_lower_learning_rate(tiny_scan: dict[
     sinogram = sinogram_with_nan_rays(tiny_scan["sinogram"], tmp_path / "nan.h5", fraction=0.002)
     settings = dataclasses.replace(TINY_TRAIN, steps=100)
     state = train(settings, sinogram, tmp_path / "ck.pt", Communicator(use_mpi=False))
-    skipped = state["skipped_steps"]
+    skipped = state.skipped_steps
     assert 3 <= len(skipped) < 50, skipped
-    assert state["lr_scale"] == LR_BACKOFF ** len(skipped)
-    assert all(bool(torch.isfinite(t).all()) for t in state["model"].values())
-    assert load_checkpoint(tmp_path / "ck.pt")["skipped_steps"] == skipped
+    assert state.lr_scale == LR_BACKOFF ** len(skipped)
+    assert all(bool(torch.isfinite(t).all()) for t in state.model.values())
+    assert load_checkpoint(tmp_path / "ck.pt").skipped_steps == skipped
 
 
 def test_persistent_nonfinite_loss_stops_training_with_a_clear_error(
@@ -165,8 +165,8 @@ def test_persistent_nonfinite_loss_stops_training_with_a_clear_error(
 def test_a_checkpoint_with_nonfinite_parameters_is_refused(tiny_scan: dict[str, Path], tmp_path: Path) -> None:
     checkpoint = tmp_path / "ck.pt"
     state = train(TINY_TRAIN, tiny_scan["sinogram"], checkpoint, Communicator(use_mpi=False))
-    state["model"]["encoding.table"][0, 0] = float("nan")
-    torch.save(state, checkpoint)
+    state.model["encoding.table"][0, 0] = float("nan")
+    save_checkpoint(checkpoint, state)
     settings = write_settings(tmp_path / "train.json", TINY_TRAIN)
     result = dinr_command(*train_args(settings, tiny_scan["sinogram"], checkpoint, tmp_path / "m.pt"))
     assert result.returncode == 2

@@ -8,11 +8,10 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from conftest import TINY_TRAIN, dinr_command, write_settings
+from conftest import TINY_TRAIN, dinr_command, train, write_settings
 from dinr import stages
 from dinr.settings import RenderSettings
 from dinr.train.comm import Communicator
-from dinr.train.loop import train
 
 
 def test_three_ranks_render_the_volume_one_rank_renders(tiny_scan: dict[str, Path], tmp_path: Path) -> None:
@@ -25,7 +24,7 @@ def test_three_ranks_render_the_volume_one_rank_renders(tiny_scan: dict[str, Pat
     three = tmp_path / "three.h5"  # 4 frames x 2 slices = 8 images: the last round leaves a rank idle
     result = dinr_command("render", "--settings", str(write_settings(tmp_path / "render.json", settings)),
                           "--model", str(model), "--sinogram", str(tiny_scan["sinogram"]),
-                          "--truth", str(tiny_scan["truth"]), "--out", str(three), ranks=3)
+                          "--frame-times", str(tiny_scan["truth"]), "--out", str(three), ranks=3)
     assert result.returncode == 0, result.stderr
     with h5py.File(one) as a, h5py.File(three) as b, h5py.File(tiny_scan["truth"]) as truth:
         assert a["recon"].shape == truth["truth"].shape

@@ -14,11 +14,10 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import TINY_TRAIN, dinr_command, mpiexec, write_settings
+from conftest import TINY_TRAIN, dinr_command, mpiexec, train, write_settings
 from dinr.errors import InputError
 from dinr.train.checkpoint import load_checkpoint
 from dinr.train.comm import Communicator
-from dinr.train.loop import field_from_checkpoint, train
 
 HERE = Path(__file__).parent
 
@@ -49,7 +48,7 @@ def test_two_ranks_match_one_rank_holding_both_ray_shards(tiny_scan: dict[str, P
     two_ranks = train_two_ranks(TINY_TRAIN, tiny_scan["sinogram"], tmp_path)[0]
     one_rank = train(dataclasses.replace(TINY_TRAIN, ray_shards=2), tiny_scan["sinogram"], tmp_path / "one.pt",
                      Communicator(use_mpi=False))
-    params = field_from_checkpoint(one_rank).state_dict()
+    params = one_rank.field().state_dict()
     largest = max(float(np.abs(two_ranks[k] - params[k].numpy()).max()) for k in params)
     for key, value in params.items():
         np.testing.assert_allclose(value.numpy(), two_ranks[key], rtol=1e-4, atol=1e-6, err_msg=key)
@@ -71,15 +70,15 @@ def test_bf16_autocast_trains_as_well_as_fp32(tiny_scan: dict[str, Path], tmp_pa
     for precision in ("fp32", "bf16"):
         settings = dataclasses.replace(TINY_TRAIN, steps=100, log_every=100, precision=precision)
         state = train(settings, tiny_scan["sinogram"], tmp_path / f"{precision}.pt", Communicator(use_mpi=False))
-        losses[precision] = state["history"][-1][1]
+        losses[precision] = state.history[-1][1]
     assert losses["bf16"] < 1.2 * losses["fp32"], losses
 
 
 def test_same_config_gives_the_same_checkpoint(tiny_scan: dict[str, Path], tmp_path: Path) -> None:
     runs = [train(TINY_TRAIN, tiny_scan["sinogram"], tmp_path / f"{i}.pt", Communicator(use_mpi=False))
             for i in range(2)]
-    for key, value in runs[0]["model"].items():
-        assert torch.equal(value, runs[1]["model"][key]), key
+    for key, value in runs[0].model.items():
+        assert torch.equal(value, runs[1].model[key]), key
 
 
 def test_checksum_guard_fires_on_a_perturbed_rank(tmp_path: Path) -> None:
@@ -94,7 +93,7 @@ def test_checksum_guard_fires_on_a_perturbed_rank(tmp_path: Path) -> None:
 def test_training_reduces_the_loss(tiny_scan: dict[str, Path], tmp_path: Path) -> None:
     settings = dataclasses.replace(TINY_TRAIN, steps=200, log_every=20)
     state = train(settings, tiny_scan["sinogram"], tmp_path / "ck.pt", Communicator(use_mpi=False))
-    losses = [loss for _, loss, _ in state["history"]]
+    losses = [loss for _, loss, _ in state.history]
     assert losses[-1] < 0.3 * losses[0]
 
 
@@ -112,7 +111,7 @@ def test_resume_after_kill_continues_from_checkpoint_and_matches(tiny_scan: dict
         time.sleep(0.01)
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
-    killed_at = int(load_checkpoint(checkpoint)["step"])
+    killed_at = int(load_checkpoint(checkpoint).step)
     assert 0 < killed_at < settings.steps and not model.exists()
 
     resumed = dinr_command(*args, "--checkpoint", str(checkpoint), "--model", str(model))
@@ -121,8 +120,8 @@ def test_resume_after_kill_continues_from_checkpoint_and_matches(tiny_scan: dict
 
     straight = dinr_command(*args, "--checkpoint", str(tmp_path / "straight.pt"), "--model", str(tmp_path / "m.pt"))
     assert straight.returncode == 0, straight.stderr
-    a = field_from_checkpoint(load_checkpoint(model)).state_dict()
-    b = field_from_checkpoint(load_checkpoint(tmp_path / "m.pt")).state_dict()
+    a = load_checkpoint(model).field().state_dict()
+    b = load_checkpoint(tmp_path / "m.pt").field().state_dict()
     largest = max(float(torch.max(torch.abs(a[k].double() - b[k].double()))) for k in a)
     assert largest == 0.0, f"largest parameter difference {largest}"
 

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from dinr import __version__
+from dinr.baselines import METHODS as BASELINE_METHODS
 from dinr.errors import InputError, TrainingError
 from dinr.settings import (
     BaselineSettings,
@@ -30,6 +31,7 @@ from dinr.settings import (
 )
 from dinr.train.signals import Interrupted
 
+FRAME_TIMES_HELP = "a volume file (e.g. the ground truth) whose /time gives the frame times"
 EXIT_INPUT = 2
 #: Training stopped by a signal after writing its checkpoint (BSD's EX_TEMPFAIL: try again).
 EXIT_INTERRUPTED = 75
@@ -76,14 +78,14 @@ def _render(args: argparse.Namespace) -> None:
     from dinr.train.comm import Communicator
 
     settings = load_section(RenderSettings, args.settings)
-    stages.render(settings, args.model, args.sinogram, args.truth, args.out, Communicator())
+    stages.render(settings, args.model, args.sinogram, args.frame_times, args.out, Communicator())
 
 
-def _fbp(args: argparse.Namespace) -> None:
+def _baseline(args: argparse.Namespace) -> None:
     from dinr import stages
 
     settings = load_section(BaselineSettings, args.settings)
-    stages.baseline(settings, args.sinogram, args.truth, args.frames, args.mode, args.out)
+    stages.baseline(settings, args.method, args.sinogram, args.frame_times, args.frames, args.out)
 
 
 def _evaluate(args: argparse.Namespace) -> None:
@@ -140,15 +142,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--settings", type=Path, required=True, help="JSON of the 'render' config section")
     p.add_argument("--model", type=Path, required=True, help="trained model (from 'dinr train')")
     p.add_argument("--sinogram", type=Path, required=True, help="prepared scan (for its time axis)")
-    p.add_argument("--truth", type=Path, help="ground truth: render at its frame times")
+    p.add_argument("--frame-times", type=Path, help=FRAME_TIMES_HELP)
     p.add_argument("--out", type=Path, required=True, help="output 4D volume (HDF5 /recon, /time)")
 
-    p = stage("fbp", _fbp, "Static or sliding-window (half-turn) FBP at the frame times.")
+    p = stage("baseline", _baseline, "A baseline reconstruction (static or sliding-window FBP) at the frame times.")
     p.add_argument("--settings", type=Path, required=True, help="JSON of the 'baselines' config section")
+    p.add_argument("--method", choices=BASELINE_METHODS, required=True, help="the baseline method")
     p.add_argument("--sinogram", type=Path, required=True, help="prepared scan (HDF5)")
-    p.add_argument("--mode", choices=("static", "sliding"), required=True)
-    p.add_argument("--truth", type=Path, help="ground truth: reconstruct at its frame times")
-    p.add_argument("--frames", type=int, default=16, help="number of frames without ground truth")
+    p.add_argument("--frame-times", type=Path, help=FRAME_TIMES_HELP)
+    p.add_argument("--frames", type=int, default=16, help="number of frames without --frame-times")
     p.add_argument("--out", type=Path, required=True, help="output 4D volume (HDF5 /recon, /time)")
 
     p = stage("evaluate", _evaluate, "Metrics of every method (truth or held-out residuals) as JSON + table.")

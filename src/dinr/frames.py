@@ -2,24 +2,21 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import numpy as np
 
-from dinr.io.canonical import Sinogram
-from dinr.io.volume import read_volume
+from dinr.io.canonical import normalised_time
 
 
-def frame_times(sino: Sinogram, truth_path: str | os.PathLike[str] | None, frames: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(seconds (frames,), normalised (frames,))`` frame times.
+def frame_times(scan_time: tuple[float, float], truth_times: np.ndarray | None,
+                frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(seconds (frames,), normalised (frames,))`` frame times of a scan that ran from
+    ``scan_time[0]`` to ``scan_time[1]`` seconds.
 
-    With a ground-truth file, its ``/time``; otherwise ``frames`` instants at the centres
-    of equal intervals of the scan.
+    With the ground truth's times (seconds), those; otherwise ``frames`` instants at the
+    centres of equal intervals of the scan.
     """
-    if truth_path:
-        _, seconds = read_volume(Path(truth_path), name="truth")
-        return seconds, sino.normalised_time(seconds)
+    if truth_times is not None:
+        return truth_times, normalised_time(truth_times, scan_time)
     normalised = (np.arange(frames) + 0.5) / frames
-    t0, t1 = sino.scan_time
+    t0, t1 = scan_time
     return t0 + normalised * (t1 - t0), normalised

@@ -15,23 +15,36 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from dinr.baselines import METHODS as BASELINE_METHODS
 from dinr.baselines.fbp import available_backend, fbp, sliding_window_fbp
 from dinr.errors import InputError
+from dinr.evaluate.center_scan import center_report
 from dinr.evaluate.figures import metrics_over_time, slice_movie, slices_over_time, training_curve
-from dinr.evaluate.center_scan import scan_centers
 from dinr.evaluate.metrics import volume_metrics
 from dinr.evaluate.quality import image_quality
+from dinr.evaluate.report import metrics_table
 from dinr.evaluate.residuals import field_residual, volume_residual
 from dinr.frames import frame_times
 from dinr.geometry.parallel import ParallelGeometry
+from dinr.inr.rays import samples_per_ray
 from dinr.inr.render import SliceRenderer
-from dinr.io.canonical import Sinogram, has_heldout_views, read_sinogram, write_sinogram
 from dinr.io.atomic import write_json, write_text
+from dinr.io.benchmarks import read_wall_seconds
+from dinr.io.canonical import (
+    Sinogram,
+    has_heldout_views,
+    read_noise_variance,
+    read_scan_time,
+    read_sinogram,
+    training_views,
+    write_sinogram,
+)
 from dinr.io.dxchange import read_raw, write_raw
 from dinr.io.tiff import read_tiff_scan
-from dinr.io.volume import read_volume, volume_attribute, volume_writer, write_volume
+from dinr.io.volume import read_times, read_volume, volume_attribute, volume_writer, write_volume
 from dinr.prep.artifacts import remove_stripes, remove_zingers
 from dinr.prep.center import find_center
+from dinr.prep.heldout import heldout_views
 from dinr.prep.normalize import minus_log, normalize, normalize_nf
 from dinr.provenance import provenance
 from dinr.settings import (
@@ -44,10 +57,10 @@ from dinr.settings import (
 )
 from dinr.sim.phantoms import build_phantom
 from dinr.sim.scan import simulate_scan
-from dinr.train.checkpoint import load_checkpoint, save_checkpoint
+from dinr.train import loop
+from dinr.train.checkpoint import TrainingState, load_checkpoint, save_checkpoint
 from dinr.train.comm import Communicator
-from dinr.train.loop import field_from_checkpoint, samples_per_ray, settings_from_checkpoint
-from dinr.train.loop import train as train_loop
+from dinr.train.shards import ray_shard_count, shard_views
 
 log = logging.getLogger(__name__)
 
@@ -64,14 +77,6 @@ def simulate(settings: SimulateSettings, raw_path: Path, truth_path: Path) -> No
     write_raw(raw_path, scan.data, scan.flat, scan.dark, scan.theta_deg, scan.time_s, attrs)
     write_volume(truth_path, scan.truth, scan.truth_time_s, attrs, name="truth")
     log.info("simulated %d views of %s, truth %s", settings.views, scan.data.shape[1:], scan.truth.shape)
-
-
-def heldout_views(views: int, every: int) -> np.ndarray:
-    """(views,) bool: every ``every``-th view (the 10th, 20th, ... for 10), none for 0."""
-    mask = np.zeros(views, dtype=bool)
-    if every > 0:
-        mask[every - 1::every] = True
-    return mask
 
 
 def convert(settings: ConvertSettings, source: Path, out_path: Path) -> None:
@@ -118,8 +123,8 @@ def prepare(settings: PrepareSettings, raw_path: Path, out_path: Path) -> None:
     else:
         center, center_method = cols / 2.0, "middle"
     sino = Sinogram(
-        projections=projections, theta=raw.theta, time=raw.time, view_index=np.arange(len(raw.theta)),
-        center=center, scan_time=(float(raw.time[0]), float(raw.time[-1])), pixel_size_mm=settings.pixel_size_mm,
+        projections=projections, theta=raw.theta, time=raw.time, center=center,
+        scan_time=(float(raw.time[0]), float(raw.time[-1])), pixel_size_mm=settings.pixel_size_mm,
         heldout=heldout_views(len(raw.theta), settings.heldout_every),
     )
     attrs = provenance("prepare", dataclasses.asdict(settings), {"raw": str(raw_path)})
@@ -130,74 +135,72 @@ def prepare(settings: PrepareSettings, raw_path: Path, out_path: Path) -> None:
              center, center_method)
 
 
-def baseline(settings: BaselineSettings, sinogram_path: Path, truth_path: Path | None, frames: int,
-             mode: str, out_path: Path) -> None:
-    """Static or sliding-window FBP at the frame times (the backend is recorded in the file)."""
+def baseline(settings: BaselineSettings, method: str, sinogram_path: Path, truth_times_path: Path | None,
+             frames: int, out_path: Path) -> None:
+    """A baseline reconstruction at the frame times: ``fbp_static`` (FBP of all
+    training views) or ``fbp_sliding`` (FBP of each frame's half-turn window). The frame
+    times are those of ``truth_times_path`` (a volume file) when given, else ``frames``
+    evenly spaced; the FBP backend is recorded in the file."""
+    if method not in BASELINE_METHODS:
+        raise InputError(f"baseline method {method!r}: use one of {', '.join(BASELINE_METHODS)}")
     sino = read_sinogram(sinogram_path)
     backend = available_backend(settings.backend)
-    seconds, normalised = frame_times(sino, truth_path, frames)
-    if mode == "static":
+    truth_times = read_times(truth_times_path) if truth_times_path else None
+    seconds, normalised = frame_times(sino.scan_time, truth_times, frames)
+    if method == "fbp_static":
         volume = fbp(sino.projections, sino.theta, sino.center, settings.filter, backend)
         recon = np.broadcast_to(volume, (len(seconds), *volume.shape))
-    elif mode == "sliding":
+    else:
         recon = sliding_window_fbp(
             sino.projections, sino.theta, sino.normalised_time(sino.time), normalised,
             sino.center, settings.filter, backend,
         )
-    else:
-        raise InputError(f"FBP mode {mode!r}: use 'static' or 'sliding'")
-    attrs = provenance(f"fbp_{mode}", {**dataclasses.asdict(settings), "frames": frames},
-                       {"sinogram": str(sinogram_path), "truth": str(truth_path or "")})
+    attrs = provenance(method, {**dataclasses.asdict(settings), "frames": frames},
+                       {"sinogram": str(sinogram_path), "truth": str(truth_times_path or "")})
     attrs["fbp_backend"] = backend
     write_volume(out_path, np.ascontiguousarray(recon), seconds, attrs)
-    log.info("fbp %s (%s): %d frames", mode, backend, len(seconds))
+    log.info("%s (%s): %d frames", method, backend, len(seconds))
 
 
 def train(settings: TrainSettings, sinogram_path: Path, checkpoint_path: Path, model_path: Path,
-          comm: Communicator, reuse_checkpoint: bool = False) -> None:
-    """Distributed training; rank 0 writes the final model (a complete checkpoint)."""
-    state = train_loop(settings, sinogram_path, checkpoint_path, comm, reuse_checkpoint)
+          comm: Communicator, reuse_checkpoint: bool = False) -> TrainingState:
+    """Distributed training on this rank's ray shards of the scan's training views;
+    rank 0 writes the final model (a complete checkpoint with provenance). Returns the
+    final state."""
+    n_shards = ray_shard_count(settings.ray_shards, comm.size)
+    views = shard_views(training_views(sinogram_path), n_shards, comm.rank, comm.size, str(sinogram_path))
+    shards = {shard: read_sinogram(sinogram_path, views=indices) for shard, indices in views.items()}
+    noise = read_noise_variance(sinogram_path, settings.loss_weights == "transmission")
+    state = loop.train(settings, shards, n_shards, noise, checkpoint_path, comm, reuse_checkpoint)
     if comm.rank == 0:
-        state["provenance"] = provenance("train", dataclasses.asdict(settings), {"sinogram": str(sinogram_path)})
+        state.provenance = provenance("train", dataclasses.asdict(settings), {"sinogram": str(sinogram_path)})
         save_checkpoint(model_path, state)
+    return state
 
 
-def render(settings: RenderSettings, model_path: Path, sinogram_path: Path, truth_path: Path | None,
+def render(settings: RenderSettings, model_path: Path, sinogram_path: Path, truth_times_path: Path | None,
            out_path: Path, comm: Communicator) -> None:
-    """Sample the trained field at the frame times. The (frame, slice) images are dealt
-    to the ranks in rounds; each round rank 0 gathers one image from every rank and
-    writes them into the output file, so no rank holds more than a round of slices."""
+    """Sample the trained field at the frame times (as :func:`baseline` chooses them).
+    The (frame, slice) images are dealt to the ranks in rounds and rank 0 writes each
+    round into the output file, so no rank holds more than a round of slices."""
     state = load_checkpoint(model_path)
-    geometry = ParallelGeometry(**state["geometry"])
-    render_slice = SliceRenderer(field_from_checkpoint(state), geometry, settings.chunk, settings.supersample)
-    sino = read_sinogram(sinogram_path, views=np.arange(1))  # only its scan-time attributes are used
-    seconds, normalised = frame_times(sino, truth_path, settings.frames)
+    geometry = state.parallel_geometry()
+    render_slice = SliceRenderer(state.field(), geometry, settings.chunk, settings.supersample)
+    truth_times = read_times(truth_times_path) if truth_times_path else None
+    seconds, normalised = frame_times(read_scan_time(sinogram_path), truth_times, settings.frames)
     shape = (len(normalised), geometry.rows, geometry.n, geometry.n)
     items = [(f, r) for f in range(shape[0]) for r in range(shape[1])]
     attrs = provenance("render", dataclasses.asdict(settings),
                        {"model": str(model_path), "sinogram": str(sinogram_path)})
-    attrs["dinr_train_settings"] = json.dumps(state["settings"], sort_keys=True)
+    attrs["dinr_train_settings"] = json.dumps(state.settings, sort_keys=True)
     writer = volume_writer(out_path, shape, seconds, attrs) if comm.rank == 0 else nullcontext()
     with writer as dset:
-        rounds = range(0, len(items), comm.size)
-        for start in tqdm(rounds, desc="render", unit="round", mininterval=10, disable=comm.rank != 0):
-            mine = items[start + comm.rank] if start + comm.rank < len(items) else None
-            parts = comm.gather(None if mine is None else (mine, render_slice(float(normalised[mine[0]]), mine[1])))
-            for part in parts or []:
-                if part is not None:
-                    dset[part[0]] = part[1]
+        images = comm.map_rounds(items, lambda item: render_slice(float(normalised[item[0]]), item[1]))
+        for item, image in tqdm(images, total=len(items), desc="render", unit="slice", mininterval=10,
+                                disable=comm.rank != 0):
+            dset[item] = image
     if comm.rank == 0:
         log.info("rendered %d frames of %d x %d x %d voxels", *shape)
-
-
-def _read_wall_seconds(benchmarks: dict[str, Path]) -> dict[str, float]:
-    """Wall seconds per stage from Snakemake ``benchmark:`` files (TSV, column ``s``)."""
-    wall: dict[str, float] = {}
-    for stage, path in benchmarks.items():
-        lines = Path(path).read_text().splitlines()
-        header, values = lines[0].split("\t"), lines[1].split("\t")
-        wall[stage] = float(values[header.index("s")])
-    return wall
 
 
 def evaluate(dataset: str, sinogram_path: Path, truth_path: Path | None, recons: dict[str, Path],
@@ -207,36 +210,28 @@ def evaluate(dataset: str, sinogram_path: Path, truth_path: Path | None, recons:
     residuals, with a scan of the rotation centre by held-out residual of static FBP
     (``baselines`` gives its filter and backend); and, either way, each method's
     no-reference noise and blur figures (:mod:`dinr.evaluate.quality`)."""
-    methods: dict[str, dict[str, object]] = {}
     center: dict[str, object] = {}
     volumes = {name: read_volume(path) for name, path in recons.items()}
-    backends = {name: volume_attribute(path, "fbp_backend", "torch") for name, path in recons.items()}
     state = load_checkpoint(model_path)
-    geometry = ParallelGeometry(**state["geometry"])
+    geometry = state.parallel_geometry()
     if truth_path:
         truth, _ = read_volume(truth_path, name="truth")
-        for name, (volume, _) in volumes.items():
-            methods[name] = volume_metrics(truth, volume, geometry.cylinder_mask())
+        methods = {name: volume_metrics(truth, volume, geometry.cylinder_mask()) for name, (volume, _) in volumes.items()}
     else:
         heldout = has_heldout_views(sinogram_path)
         sino = read_sinogram(sinogram_path, split="heldout" if heldout else "all")
-        key = "heldout_rel_residual" if heldout else "train_rel_residual"
-        field = field_from_checkpoint(state)
-        samples = 2 * samples_per_ray(settings_from_checkpoint(state), geometry)
-        for name, (volume, seconds) in volumes.items():
-            value = field_residual(field, sino, geometry, samples) if name == "dinr" else \
-                volume_residual(volume, sino.normalised_time(seconds), sino, geometry)
-            methods[name] = {key: value}
+        methods = residual_metrics(volumes, sino, state, "heldout_rel_residual" if heldout else "train_rel_residual")
         if heldout:
-            center = center_report(sinogram_path, baselines)
+            center = center_report(read_sinogram(sinogram_path, split="train"), sino, baselines.filter,
+                                   available_backend(baselines.backend))
     for name, (volume, _) in volumes.items():
         methods[name].update(image_quality(volume))
     report = {
         "dataset": dataset,
         **({"center": center} if center else {}),
         "methods": methods,
-        "wall_s": _read_wall_seconds(benchmarks),
-        "backend": backends,
+        "wall_s": read_wall_seconds(benchmarks),
+        "backend": {name: volume_attribute(path, "fbp_backend", "torch") for name, path in recons.items()},
         "provenance": provenance("evaluate", None, {k: str(v) for k, v in recons.items()}),
     }
     write_json(out_json, report)
@@ -244,30 +239,18 @@ def evaluate(dataset: str, sinogram_path: Path, truth_path: Path | None, recons:
     return report
 
 
-def center_report(sinogram_path: Path, baselines: BaselineSettings, half_width: float = 5.0,
-                  step: float = 0.25) -> dict[str, object]:
-    """The prepared centre (``found``) next to the one that minimises static FBP's
-    held-out residual over ``found +- half_width`` columns in ``step``s."""
-    found = float(read_sinogram(sinogram_path, views=np.arange(1)).center)
-    candidates = found + np.arange(-half_width, half_width + step / 2, step)
-    residuals = scan_centers(sinogram_path, candidates, baselines.filter, available_backend(baselines.backend))
-    best = float(candidates[int(np.argmin(residuals))])
-    log.info("centre: found %.2f, best by held-out residual %.2f", found, best)
-    return {"found": found, "best_by_residual": best, "candidates": candidates.tolist(),
-            "heldout_rel_residual": residuals.tolist()}
-
-
-def metrics_table(report: dict[str, object]) -> str:
-    """A markdown table of the mean metrics of each method."""
-    methods: dict[str, dict[str, object]] = report["methods"]  # type: ignore[assignment]
-    keys = [k for k in next(iter(methods.values())) if k != "per_frame"]
-    lines = [f"# {report['dataset']}", "", "| method | " + " | ".join(keys) + " |",
-             "|---|" + "---|" * len(keys)]
-    for name, values in methods.items():
-        lines.append(f"| {name} | " + " | ".join(f"{float(values[k]):.4g}" for k in keys) + " |")
-    wall: dict[str, float] = report["wall_s"]  # type: ignore[assignment]
-    lines += ["", "| stage | wall s |", "|---|---|"] + [f"| {k} | {v:.1f} |" for k, v in wall.items()]
-    return "\n".join(lines) + "\n"
+def residual_metrics(volumes: dict[str, tuple[np.ndarray, np.ndarray]], sino: Sinogram, state: TrainingState,
+                     key: str) -> dict[str, dict[str, object]]:
+    """``{method: {key: relative residual}}`` on the views of ``sino``: DINR's field at
+    each view's own time (midpoint quadrature at twice its training samples), the other
+    methods' volumes by the frame nearest in time."""
+    geometry = state.parallel_geometry()
+    samples = 2 * samples_per_ray(state.train_settings().samples_per_ray, geometry.n)
+    return {
+        name: {key: field_residual(state.field(), sino, geometry, samples) if name == "dinr" else
+               volume_residual(volume, sino.normalised_time(seconds), sino, geometry)}
+        for name, (volume, seconds) in volumes.items()
+    }
 
 
 def figures(metrics_path: Path, recons: dict[str, Path], truth_path: Path | None, model_path: Path,
@@ -280,4 +263,4 @@ def figures(metrics_path: Path, recons: dict[str, Path], truth_path: Path | None
     slices_over_time({n: v for n, (v, _) in volumes.items()}, times, outdir / "slices.png", truth)
     slice_movie({n: v for n, (v, _) in volumes.items()}, times, outdir / "movie.gif", truth)
     metrics_over_time(report["methods"], times, outdir / "metrics.png")
-    training_curve(load_checkpoint(model_path)["history"], outdir / "training.png")
+    training_curve(load_checkpoint(model_path).history, outdir / "training.png")

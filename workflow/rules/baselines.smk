@@ -1,22 +1,23 @@
-# FBP baselines on the same data: static (all views) and sliding half-turn windows.
+# Baseline reconstructions on the same data: static FBP (all views) and sliding-window
+# FBP (each frame's half-turn of views), at the frame times DINR is rendered at.
 
 
-rule fbp:
+rule baseline:
     input:
-        unpack(lambda wc: {"truth": truth_input(wc)}),
+        unpack(frame_times_input),
         sinogram="results/{dataset}/prepared/sinogram.h5",
         settings=settings_file("baselines"),
     output:
-        "results/{dataset}/fbp_{mode}/recon.h5",
+        "results/{dataset}/{baseline}/recon.h5",
     params:
-        truth=truth_option,
-        frames=lambda wc: dataset_settings(wc.dataset, "render")["frames"],
+        frame_times=frame_times_option,
+        frames=frame_count,
     log:
-        "logs/{dataset}/fbp_{mode}.log",
+        "logs/{dataset}/{baseline}.log",
     benchmark:
-        "results/{dataset}/benchmarks/fbp_{mode}.tsv"
+        "results/{dataset}/benchmarks/{baseline}.tsv"
     conda:
         "../../envs/tomopy.yaml"
     shell:
-        "dinr fbp --settings {input.settings} --sinogram {input.sinogram} --mode {wildcards.mode}"
-        " {params.truth} --frames {params.frames} --out {output} 2> {log}"
+        "dinr baseline --settings {input.settings} --method {wildcards.baseline} --sinogram {input.sinogram}"
+        " {params.frame_times} --frames {params.frames} --out {output} 2> {log}"

@@ -8,15 +8,18 @@ import yaml
 from snakemake.utils import validate
 
 SCHEMA = Path(workflow.basedir) / "schemas" / "config.schema.yaml"
-SECTIONS = ("simulate", "convert", "prepare", "train", "render", "baselines")
-METHODS = ("dinr", "fbp_sliding", "fbp_static")
+# The config sections are the schema's $defs (dinr.settings reads the same list).
+SECTION_SCHEMAS = yaml.safe_load(SCHEMA.read_text())["$defs"]
+SECTIONS = tuple(SECTION_SCHEMAS)
+BASELINES = ("fbp_sliding", "fbp_static")
+METHODS = ("dinr", *BASELINES)
 
 
 validate(config, str(SCHEMA))
 
 
 def _section_schema(section):
-    return yaml.safe_load(SCHEMA.read_text())["$defs"][section]
+    return SECTION_SCHEMAS[section]
 
 
 def dataset_settings(dataset, section):
@@ -39,7 +42,7 @@ for _name in config["datasets"]:
 wildcard_constraints:
     dataset="|".join(config["datasets"]),
     section="|".join(SECTIONS),
-    mode="static|sliding",
+    baseline="|".join(BASELINES),
 
 
 def is_simulated(dataset):
@@ -64,6 +67,21 @@ def truth_input(wildcards):
     return [truth] if truth else []
 
 
+def frame_times_input(wildcards):
+    """Every method is reconstructed at the frame times of the ground truth when there is
+    one (its /time), else at render.frames evenly spaced times."""
+    return {"frame_times": truth_input(wildcards)}
+
+
+def frame_times_option(wildcards, input):
+    return f"--frame-times {input.frame_times}" if input.frame_times else ""
+
+
+def frame_count(wildcards):
+    """Frames of every method's 4D result without ground truth (the render section's)."""
+    return dataset_settings(wildcards.dataset, "render")["frames"]
+
+
 def truth_option(wildcards, input):
     return f"--truth {input.truth}" if input.truth else ""
 
@@ -73,7 +91,7 @@ def settings_file(section):
 
 
 def stage_benchmarks(wildcards):
-    stages = ["convert", "prepare", "train", "render", "fbp_static", "fbp_sliding"]
+    stages = ["convert", "prepare", "train", "render", *BASELINES]
     if is_simulated(wildcards.dataset):
         stages.insert(0, "simulate")
     return [f"results/{wildcards.dataset}/benchmarks/{s}.tsv" for s in stages]

@@ -26,14 +26,14 @@ rule train:
 
 rule render:
     input:
-        unpack(lambda wc: {"truth": truth_input(wc)}),
+        unpack(frame_times_input),
         model="results/{dataset}/dinr/model.pt",
         sinogram="results/{dataset}/prepared/sinogram.h5",
         settings=settings_file("render"),
     output:
         "results/{dataset}/dinr/recon.h5",
     params:
-        truth=truth_option,
+        frame_times=frame_times_option,
     log:
         "logs/{dataset}/render.log",
     benchmark:
@@ -46,4 +46,4 @@ rule render:
         "../../envs/dinr.yaml"
     shell:
         "{resources.mpi} -n {resources.tasks} dinr render --settings {input.settings} --model {input.model}"
-        " --sinogram {input.sinogram} {params.truth} --out {output} 2> {log}"
+        " --sinogram {input.sinogram} {params.frame_times} --out {output} 2> {log}"

@@ -77,15 +77,16 @@ def _tomopy_fbp(sinogram: np.ndarray, theta: np.ndarray, center: float, filter_n
 
 
 def fbp(sinogram: np.ndarray, theta: np.ndarray, center: float, filter_name: str = "ramlak",
-        backend: str = "astra") -> np.ndarray:
+        backend: str = "auto") -> np.ndarray:
     """Reconstruct (rows, cols, cols) slices from a (views, rows, cols) sinogram.
 
     ``theta`` (views,) radians, any range (several turns are weighted correctly);
-    ``center`` the rotation axis in detector columns (TomoPy's convention).
+    ``center`` the rotation axis in detector columns (TomoPy's convention); ``backend``
+    as :func:`available_backend` resolves it.
     """
     if filter_name not in FILTERS:
         raise ValueError(f"unknown FBP filter {filter_name!r}; use one of {sorted(FILTERS)}")
-    if backend == "tomopy":
+    if available_backend(backend) == "tomopy":
         return _tomopy_fbp(sinogram, theta, center, filter_name)
     return _astra_fbp(sinogram, theta, center, filter_name)
 
@@ -108,7 +109,7 @@ def half_turn_window(theta: np.ndarray, time_norm: np.ndarray, frame_time: float
 
 def sliding_window_fbp(
     sinogram: np.ndarray, theta: np.ndarray, time_norm: np.ndarray, frame_times: np.ndarray,
-    center: float, filter_name: str = "ramlak", backend: str = "astra",
+    center: float, filter_name: str = "ramlak", backend: str = "auto",
 ) -> np.ndarray:
     """(frames, rows, cols, cols): one FBP per frame from its half-turn window of views."""
     if np.any(np.diff(theta) <= 0):

@@ -9,27 +9,42 @@ views can turn into the held-out projections.
 
 from __future__ import annotations
 
-from pathlib import Path
+import logging
 
 import numpy as np
 from tqdm import tqdm
 
 from dinr.baselines.fbp import fbp, forward_project
-from dinr.io.canonical import read_sinogram
+from dinr.evaluate.residuals import relative_l2
+from dinr.io.canonical import Sinogram
+
+log = logging.getLogger(__name__)
 
 
-def scan_centers(sinogram_path: str | Path, candidates: np.ndarray, filter_name: str, backend: str) -> np.ndarray:
-    """Held-out relative residual (candidates,) of static FBP at each candidate centre
-    (detector columns); columns within 1/8 of the detector width of either edge are
-    left out, so that every candidate sees the same, fully covered part of the detector."""
-    train = read_sinogram(sinogram_path, split="train")
-    heldout = read_sinogram(sinogram_path, split="heldout")
+def scan_centers(train: Sinogram, heldout: Sinogram, candidates: np.ndarray, filter_name: str,
+                 backend: str) -> np.ndarray:
+    """Held-out relative residual (candidates,) of static FBP of the ``train`` views at
+    each candidate centre (detector columns); columns within 1/8 of the detector width
+    of either edge are left out, so that every candidate sees the same, fully covered
+    part of the detector."""
     cols = train.shape[2]
     keep = slice(cols // 8, cols - cols // 8)
     measured = heldout.projections[..., keep]
     residuals = np.empty(len(candidates))
     for i, center in enumerate(tqdm(candidates, desc="centre scan", unit="centre", mininterval=5)):
         volume = fbp(train.projections, train.theta, float(center), filter_name, backend)
-        predicted = forward_project(volume, heldout.theta, float(center))[..., keep]
-        residuals[i] = np.linalg.norm(predicted - measured) / max(float(np.linalg.norm(measured)), 1e-12)
+        residuals[i] = relative_l2(forward_project(volume, heldout.theta, float(center))[..., keep], measured)
     return residuals
+
+
+def center_report(train: Sinogram, heldout: Sinogram, filter_name: str, backend: str, half_width: float = 5.0,
+                  step: float = 0.25) -> dict[str, object]:
+    """The prepared centre (``found``) next to the one that minimises static FBP's
+    held-out residual over ``found +- half_width`` columns in ``step``s."""
+    found = float(train.center)
+    candidates = found + np.arange(-half_width, half_width + step / 2, step)
+    residuals = scan_centers(train, heldout, candidates, filter_name, backend)
+    best = float(candidates[int(np.argmin(residuals))])
+    log.info("centre: found %.2f, best by held-out residual %.2f", found, best)
+    return {"found": found, "best_by_residual": best, "candidates": candidates.tolist(),
+            "heldout_rel_residual": residuals.tolist()}

@@ -17,9 +17,9 @@ from dinr.inr.rays import RayBatch, integrate_rays
 from dinr.io.canonical import Sinogram
 
 
-def _relative_l2(predicted: np.ndarray, measured: np.ndarray, columns: np.ndarray) -> float:
-    p, y = predicted[..., columns], measured[..., columns]
-    return float(np.linalg.norm(p - y) / max(np.linalg.norm(y), 1e-12))
+def relative_l2(predicted: np.ndarray, measured: np.ndarray) -> float:
+    """``||predicted - measured|| / ||measured||`` over all entries."""
+    return float(np.linalg.norm(predicted - measured) / max(float(np.linalg.norm(measured)), 1e-12))
 
 
 def volume_residual(volume: np.ndarray, frame_times: np.ndarray, sino: Sinogram, geometry: ParallelGeometry) -> float:
@@ -30,7 +30,8 @@ def volume_residual(volume: np.ndarray, frame_times: np.ndarray, sino: Sinogram,
     for f in np.unique(nearest):
         views = np.flatnonzero(nearest == f)
         predicted[views] = forward_project(volume[f], sino.theta[views], sino.center)
-    return _relative_l2(predicted, sino.projections, np.abs(geometry.detector_u()) < geometry.radius)
+    columns = np.abs(geometry.detector_u()) < geometry.radius
+    return relative_l2(predicted[..., columns], sino.projections[..., columns])
 
 
 @torch.no_grad()
@@ -53,4 +54,4 @@ def field_residual(field: AttenuationField, sino: Sinogram, geometry: ParallelGe
         )
         values = integrate_rays(field, rays, geometry.radius, samples, torch.full((n_rays, samples), 0.5))
         predicted[v][:, columns] = values.reshape(rows, -1).numpy()
-    return _relative_l2(predicted, sino.projections, columns)
+    return relative_l2(predicted[..., columns], sino.projections[..., columns])

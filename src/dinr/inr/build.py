@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from dinr.inr.encoding import FourierFeatures
+from dinr.inr.fourier import FourierFeatures
 from dinr.inr.field import AttenuationField
 from dinr.inr.hashgrid import HashGridEncoding
 from dinr.settings import TrainSettings

@@ -1,33 +1,20 @@
-"""Gaussian Fourier features of (t, z, y, x) with separate temporal and spatial bandwidth."""
+"""What the field asks of an encoding: a module mapping coordinates to features.
+
+An encoding is a new file beside :mod:`dinr.inr.fourier` and :mod:`dinr.inr.hashgrid`
+that satisfies :class:`Encoding`, plus one branch in :mod:`dinr.inr.build`.
+"""
 
 from __future__ import annotations
 
-import math
+from typing import Protocol, runtime_checkable
 
 import torch
-from torch import nn
 
 
-class FourierFeatures(nn.Module):
-    """``gamma(v) = [cos(2 pi B v), sin(2 pi B v)]`` for coordinates ``v = (t, z, y, x)``.
+@runtime_checkable
+class Encoding(Protocol):
+    """``(..., 4)`` normalised coordinates ``(t, z, y, x)`` -> ``(..., out_features)``."""
 
-    ``B`` (n_features, 4) is drawn once from a standard normal (seeded) and its time
-    column scaled by ``sigma_t``, its three spatial columns by ``sigma_s``: frequencies
-    in cycles per unit of normalised time (the scan lasts 1) and of normalised space
-    (the reconstruction cylinder has radius 1). ``sigma_t = 0`` makes the field static.
-    ``B`` is a buffer, so it is saved in every checkpoint.
-    """
+    out_features: int
 
-    def __init__(self, n_features: int, sigma_t: float, sigma_s: float, seed: int) -> None:
-        super().__init__()
-        generator = torch.Generator().manual_seed(seed)
-        matrix = torch.randn(n_features, 4, generator=generator)
-        matrix[:, 0] *= sigma_t
-        matrix[:, 1:] *= sigma_s
-        self.register_buffer("B", matrix)
-        self.out_features = 2 * n_features
-
-    def forward(self, coords: torch.Tensor) -> torch.Tensor:
-        """(..., 4) coordinates -> (..., 2 * n_features) features."""
-        phase = (2.0 * math.pi) * (coords @ self.B.T)
-        return torch.cat([torch.cos(phase), torch.sin(phase)], dim=-1)
+    def __call__(self, coords: torch.Tensor) -> torch.Tensor: ...

@@ -6,20 +6,24 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from dinr.inr.encoding import Encoding
+
 
 class AttenuationField(nn.Module):
     """Coordinate network for the linear attenuation of a deforming object.
 
     Input: (..., 4) normalised coordinates ``(t, z, y, x)`` (t in [0, 1], space in the
     unit cylinder). Output: (...,) attenuation per pixel length. ``encoding`` maps
-    coordinates to features (it has an ``out_features`` attribute); the MLP has
+    coordinates to features (an :class:`~dinr.inr.encoding.Encoding` module); the MLP has
     ``hidden_layers`` layers of ``width`` units with SiLU and a linear output, multiplied
     by ``scale`` (1/pixel); ``nonnegative`` passes the output through softplus first.
     """
 
-    def __init__(self, encoding: nn.Module, width: int, hidden_layers: int, scale: float,
+    def __init__(self, encoding: Encoding, width: int, hidden_layers: int, scale: float,
                  nonnegative: bool = False) -> None:
         super().__init__()
+        if not isinstance(encoding, nn.Module):
+            raise TypeError(f"encoding must be an nn.Module, found {type(encoding).__name__}")
         self.encoding = encoding
         layers: list[nn.Module] = []
         in_features = int(encoding.out_features)

@@ -55,7 +55,7 @@ class HashGridEncoding(nn.Module):
         self.register_buffer("offsets", torch.as_tensor(np.concatenate([[0], np.cumsum(sizes)[:-1]])))
         generator = torch.Generator().manual_seed(seed)
         self.table = nn.Parameter((torch.rand(int(sizes.sum()), features, generator=generator) * 2 - 1) * 1e-4)
-        self.out_features = self.levels * features
+        self.out_features: int = self.levels * features
 
     def unit_coordinates(self, coords: torch.Tensor) -> torch.Tensor:
         """(points, 4) coordinates mapped into the unit box [0, 1]^4 of the grid."""

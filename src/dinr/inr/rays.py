@@ -49,10 +49,23 @@ def sample_along_rays(
     return field(coords), step
 
 
+def line_integrals(values: torch.Tensor, step: torch.Tensor) -> torch.Tensor:
+    """The quadrature sum (rays,) of attenuation ``values`` (rays, samples) over strata
+    of length ``step`` (rays,) pixels: line integrals in attenuation x pixels."""
+    return (values * step[:, None]).sum(dim=1)
+
+
 def integrate_rays(
     field: AttenuationField, rays: RayBatch, radius: float, samples: int, jitter: torch.Tensor
 ) -> torch.Tensor:
     """Predicted line integrals (rays,) by the quadrature of :func:`sample_along_rays`;
     rays that miss the cylinder predict 0."""
-    values, step = sample_along_rays(field, rays, radius, samples, jitter)
-    return (values * step[:, None]).sum(dim=1)
+    return line_integrals(*sample_along_rays(field, rays, radius, samples, jitter))
+
+
+def samples_per_ray(setting: int | str, diameter: int) -> int:
+    """Quadrature points per ray (``train.samples_per_ray``): configured, or ``auto`` = one
+    stratum per pixel of the cylinder's ``diameter``. Coarser strata make the jittered
+    estimate noisy across sharp edges, and the squared-error loss then rewards blurring
+    them."""
+    return diameter if setting == "auto" else int(setting)

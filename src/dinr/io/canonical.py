@@ -13,16 +13,14 @@ Layout (axes order in parentheses):
   ones, estimated from the projections of the whole scan when it is written), plus
   provenance.
 
-:func:`read_sinogram` reads one rank's share of the training (or held-out) views:
-the ``k``-th selected view goes to rank ``k % size``, so every share spans the whole
-scan time and a rank never holds the other ranks' projections.
+:func:`read_sinogram` reads only the views asked for (a split, or view indices), so a
+rank of a training job holds its ray shards' projections and no others.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import h5py
@@ -30,7 +28,10 @@ import numpy as np
 
 from dinr.errors import InputError
 from dinr.io.atomic import atomic_path
+from dinr.io.hdf5 import open_hdf5, require_datasets
 from dinr.prep.noise import noise_variance
+
+_NOT_PREPARED = " (not a prepared scan?)"
 
 
 @dataclass
@@ -38,15 +39,14 @@ class Sinogram:
     """Projections of a scan, or one rank's share of them.
 
     ``projections`` (views, rows, cols) float32 line integrals; ``theta`` (views,)
-    radians; ``time`` (views,) seconds; ``view_index`` (views,) the views' indices in
-    the full scan; ``center`` in detector columns; ``scan_time`` = (first, last) view
-    time of the full scan in seconds; ``pixel_size_mm`` the detector pixel pitch.
+    radians; ``time`` (views,) seconds; ``center`` in detector columns; ``scan_time`` =
+    (first, last) view time of the full scan in seconds; ``pixel_size_mm`` the detector
+    pixel pitch; ``heldout`` (views,) which views are held out of training.
     """
 
     projections: np.ndarray
     theta: np.ndarray
     time: np.ndarray
-    view_index: np.ndarray
     center: float
     scan_time: tuple[float, float]
     pixel_size_mm: float
@@ -58,8 +58,14 @@ class Sinogram:
 
     def normalised_time(self, seconds: np.ndarray) -> np.ndarray:
         """Map seconds to the scan's normalised time in [0, 1]."""
-        t0, t1 = self.scan_time
-        return (np.asarray(seconds, dtype=np.float64) - t0) / max(t1 - t0, 1e-12)
+        return normalised_time(seconds, self.scan_time)
+
+
+def normalised_time(seconds: np.ndarray, scan_time: tuple[float, float]) -> np.ndarray:
+    """Seconds mapped to normalised time: 0 at the first view of the scan, 1 at its last
+    (``scan_time`` = (first, last) in seconds)."""
+    t0, t1 = scan_time
+    return (np.asarray(seconds, dtype=np.float64) - t0) / max(t1 - t0, 1e-12)
 
 
 def write_sinogram(path: str | os.PathLike[str], sino: Sinogram, attrs: dict[str, Any]) -> None:
@@ -79,49 +85,45 @@ def write_sinogram(path: str | os.PathLike[str], sino: Sinogram, attrs: dict[str
         f.attrs["noise_variance_weighted"] = noise_variance(proj, transmission_weighted=True)
 
 
-def read_sinogram(
-    path: str | os.PathLike[str], rank: int = 0, size: int = 1, split: str = "train",
-    views: np.ndarray | None = None,
-) -> Sinogram:
-    """Read rank ``rank`` of ``size``'s share of the ``split`` views of a canonical file.
-
-    ``split`` is ``train`` (views not held out), ``heldout`` or ``all``; ``views`` (view
-    indices) overrides it. Only the selected views are read from disk.
-    """
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: file not found")
-    try:
-        f = h5py.File(path, "r")
-    except OSError as exc:
-        raise InputError(f"{path}: not a readable HDF5 file ({exc})") from exc
-    with f:
-        for key in ("projections", "theta", "time", "heldout"):
-            if key not in f:
-                raise InputError(f"{path}: dataset /{key} is missing (not a prepared scan?)")
+def read_sinogram(path: str | os.PathLike[str], split: str = "train", views: np.ndarray | None = None) -> Sinogram:
+    """Read the ``split`` views of a canonical file: ``train`` (views not held out),
+    ``heldout`` or ``all``; ``views`` (view indices, ascending) overrides it. Only the
+    selected views are read from disk."""
+    with open_hdf5(path) as f:
+        require_datasets(f, ("projections", "theta", "time", "heldout"), _NOT_PREPARED)
         heldout = np.asarray(f["heldout"][()], dtype=bool)
         if views is None:
             chosen = {"train": ~heldout, "heldout": heldout, "all": np.ones_like(heldout)}[split]
-            views = np.flatnonzero(chosen)[rank::size]
+            views = np.flatnonzero(chosen)
         index = np.asarray(views, dtype=np.int64)
         if index.size == 0:
-            raise InputError(f"{path}: rank {rank} of {size} has no {split} views (the scan has {len(heldout)})")
+            raise InputError(f"{path}: no {split} views (the scan has {len(heldout)})")
         return Sinogram(
             projections=np.asarray(f["projections"][index], dtype=np.float32),
             theta=np.asarray(f["theta"][index], dtype=np.float64),
             time=np.asarray(f["time"][index], dtype=np.float64),
-            view_index=index,
             center=float(f.attrs["center"]),
-            scan_time=tuple(float(v) for v in f.attrs["scan_time"]),  # type: ignore[arg-type]
+            scan_time=_scan_time(f),
             pixel_size_mm=float(f.attrs["pixel_size_mm"]),
             heldout=heldout[index],
         )
 
 
+def _scan_time(f: h5py.File) -> tuple[float, float]:
+    first, last = (float(v) for v in f.attrs["scan_time"])
+    return first, last
+
+
+def read_scan_time(path: str | os.PathLike[str]) -> tuple[float, float]:
+    """(first, last) view time of the scan in seconds, without reading its views."""
+    with open_hdf5(path) as f:
+        return _scan_time(f)
+
+
 def read_noise_variance(path: str | os.PathLike[str], transmission_weighted: bool) -> float:
     """The scan's noise variance recorded by :func:`write_sinogram` (weighted or not)."""
     key = "noise_variance_weighted" if transmission_weighted else "noise_variance"
-    with h5py.File(path, "r") as f:
+    with open_hdf5(path) as f:
         if key not in f.attrs:
             raise InputError(f"{path}: attribute {key} is missing (prepared by an older dinr? rerun prepare)")
         return float(f.attrs[key])
@@ -129,16 +131,13 @@ def read_noise_variance(path: str | os.PathLike[str], transmission_weighted: boo
 
 def training_views(path: str | os.PathLike[str]) -> np.ndarray:
     """Indices (ascending) of the views not held out of training."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: file not found")
-    with h5py.File(path, "r") as f:
-        if "heldout" not in f:
-            raise InputError(f"{path}: dataset /heldout is missing (not a prepared scan?)")
+    with open_hdf5(path) as f:
+        require_datasets(f, ("heldout",), _NOT_PREPARED)
         return np.flatnonzero(~np.asarray(f["heldout"][()], dtype=bool))
 
 
 def has_heldout_views(path: str | os.PathLike[str]) -> bool:
     """Whether a canonical file holds any views out of training (its ``/heldout`` mask)."""
-    with h5py.File(path, "r") as f:
+    with open_hdf5(path) as f:
+        require_datasets(f, ("heldout",), _NOT_PREPARED)
         return bool(np.any(f["heldout"][()]))

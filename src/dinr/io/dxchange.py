@@ -33,6 +33,7 @@ import numpy as np
 
 from dinr.errors import InputError
 from dinr.io.atomic import atomic_path
+from dinr.io.hdf5 import open_hdf5
 
 log = logging.getLogger(__name__)
 
@@ -63,17 +64,6 @@ class RawScan:
     theta: np.ndarray
     time: np.ndarray
     flat_view: np.ndarray
-
-
-def _open(path: Path) -> h5py.File:
-    if not path.exists():
-        raise InputError(f"{path}: file not found")
-    if path.stat().st_size == 0:
-        raise InputError(f"{path}: file is empty")
-    try:
-        return h5py.File(path, "r")
-    except OSError as exc:
-        raise InputError(f"{path}: not a readable HDF5 file ({exc})") from exc
 
 
 def _dataset(f: h5py.File, path: Path, key: str, ndim: int) -> h5py.Dataset:
@@ -161,7 +151,7 @@ def read_raw(path: str | os.PathLike[str], rows: tuple[int, int] | None = None,
     """Read and check a Data Exchange scan (see the module docstring for the layout),
     optionally only detector ``rows`` [start, stop) and ``views`` [start, stop)."""
     path = Path(path)
-    with _open(path) as f:
+    with open_hdf5(path) as f:
         data_ds = _dataset(f, path, DATA, 3)
         n_views, n_rows, cols = data_ds.shape
         row_slice = roi_slice(rows, n_rows, path, "rows")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import h5py
@@ -19,6 +18,7 @@ import numpy as np
 
 from dinr.errors import InputError
 from dinr.io.atomic import atomic_path
+from dinr.io.hdf5 import open_hdf5, require_datasets
 
 AXES = "t,z,y,x"
 
@@ -64,17 +64,8 @@ def write_volume(
 
 def read_volume(path: str | os.PathLike[str], name: str = "recon") -> tuple[np.ndarray, np.ndarray]:
     """Read ``(volume (t, z, y, x) float32, time (t,) seconds)`` from a volume file."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: file not found")
-    try:
-        f = h5py.File(path, "r")
-    except OSError as exc:
-        raise InputError(f"{path}: not a readable HDF5 file ({exc})") from exc
-    with f:
-        for key in (name, "time"):
-            if key not in f:
-                raise InputError(f"{path}: dataset /{key} is missing")
+    with open_hdf5(path) as f:
+        require_datasets(f, (name, "time"))
         volume = np.asarray(f[name][()], dtype=np.float32)
         time = np.asarray(f["time"][()], dtype=np.float64)
     if volume.ndim != 4:
@@ -86,7 +77,14 @@ def read_volume(path: str | os.PathLike[str], name: str = "recon") -> tuple[np.n
     return volume, time
 
 
+def read_times(path: str | os.PathLike[str]) -> np.ndarray:
+    """The frame times (t,) in seconds of a volume file, without reading the volume."""
+    with open_hdf5(path) as f:
+        require_datasets(f, ("time",))
+        return np.asarray(f["time"][()], dtype=np.float64)
+
+
 def volume_attribute(path: str | os.PathLike[str], key: str, default: str) -> str:
     """A string attribute of a volume file (``default`` when absent)."""
-    with h5py.File(path, "r") as f:
+    with open_hdf5(path) as f:
         return str(f.attrs.get(key, default))

@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-#: Stripe-removal methods accepted by ``prepare.stripe``.
-STRIPE_METHODS = ("none", "vo")
-
-
 def remove_zingers(transmission: np.ndarray, threshold: float, size: int) -> np.ndarray:
     """Zingers (isolated bright pixels from stray radiation) removed from every row's
     sinogram, where a zinger is as isolated as in its projection and the median

@@ -17,10 +17,6 @@ from dinr.errors import InputError
 
 log = logging.getLogger(__name__)
 
-#: Centre-finding methods accepted by ``prepare.find_center``.
-METHODS = ("none", "vo", "phase")
-
-
 def half_turn_views(theta: np.ndarray) -> np.ndarray:
     """Indices of the views of the first half-turn, ``theta`` (views,) in radians."""
     return np.flatnonzero(theta - theta[0] < np.pi - 1e-9)

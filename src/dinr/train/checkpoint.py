@@ -1,18 +1,83 @@
-"""Training checkpoints: written atomically, refused when made under another config."""
+"""Training checkpoints: the state of a run, written atomically, validated on load.
+
+A checkpoint (and the final model, which is the last checkpoint plus provenance) is a
+:class:`TrainingState` saved by ``torch.save`` as a plain dictionary of its fields, so a
+file never depends on where a class lives. The ray schedule is a function of the seed,
+the step and the shard, so no random-generator state needs saving.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
 import pickle
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from dinr.errors import InputError
+from dinr.geometry.parallel import ParallelGeometry
+from dinr.inr.build import build_field
+from dinr.inr.field import AttenuationField
 from dinr.io.atomic import atomic_path
+from dinr.settings import TrainSettings, section_defaults
+
+
+@dataclass
+class TrainingState:
+    """Everything needed to resume a run, or to rebuild and use its field.
+
+    ``model`` and ``optimizer`` are state dicts; ``step`` the steps done; ``settings`` the
+    train section as a dict and ``settings_hash`` its hash with the ray-shard count;
+    ``field_spec`` what :func:`dinr.inr.build.field_spec` resolved from the scan;
+    ``history`` rows of (step, mean loss, rays/s); ``geometry`` the
+    :class:`~dinr.geometry.parallel.ParallelGeometry` as a dict; ``scan_time`` (first,
+    last) view time in seconds; ``launch`` ranks, device and Slurm step; ``lr_scale`` the
+    learning-rate factor left by skipped steps, listed in ``skipped_steps``; ``prior`` the
+    TV weight and the noise variance it came from; ``provenance`` (final model only).
+    """
+
+    model: dict[str, torch.Tensor]
+    optimizer: dict[str, Any]
+    step: int
+    settings: dict[str, Any]
+    settings_hash: str
+    ranks: int
+    ray_shards: int
+    field_spec: dict[str, Any]
+    history: list[list[float]]
+    geometry: dict[str, Any]
+    scan_time: tuple[float, float]
+    launch: dict[str, str]
+    lr_scale: float
+    skipped_steps: list[int]
+    prior: dict[str, float]
+    provenance: dict[str, str] | None = None
+
+    def train_settings(self) -> TrainSettings:
+        """The training settings of the run; keys added to the schema since then take
+        their defaults (none of them changes the field's architecture)."""
+        known = {f.name for f in dataclasses.fields(TrainSettings)}
+        stored = {k: v for k, v in self.settings.items() if k in known}
+        return TrainSettings(**{**section_defaults("train"), **stored})
+
+    def field(self) -> AttenuationField:
+        """The trained field, rebuilt from the settings and spec and loaded (CPU)."""
+        field = build_field(self.train_settings(), self.field_spec)
+        field.load_state_dict(self.model)
+        return field
+
+    def parallel_geometry(self) -> ParallelGeometry:
+        return ParallelGeometry(**self.geometry)
+
+
+#: The fields every checkpoint must hold (all but the optional ones).
+REQUIRED_KEYS = tuple(f.name for f in dataclasses.fields(TrainingState)
+                      if f.default is dataclasses.MISSING)
 
 
 def settings_hash(settings: dict[str, Any]) -> str:
@@ -25,32 +90,31 @@ def differing_keys(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
     return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
 
 
-def save_checkpoint(path: str | os.PathLike[str], state: dict[str, Any]) -> None:
+def save_checkpoint(path: str | os.PathLike[str], state: TrainingState) -> None:
     """Write ``state`` with torch.save to a temporary file, then rename it into place;
     the previous checkpoint stays intact until the new one is complete."""
+    fields = {f.name: getattr(state, f.name) for f in dataclasses.fields(state)}
+    if state.provenance is None:
+        del fields["provenance"]
     with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+        torch.save(fields, tmp)
 
 
-#: What every checkpoint holds (the ray schedule is a function of ``settings.seed`` and
-#: ``step``, so no random-generator state needs saving).
-REQUIRED_KEYS = ("model", "optimizer", "step", "settings", "settings_hash", "ranks", "ray_shards", "field_spec",
-                 "history", "geometry", "scan_time", "lr_scale", "skipped_steps")
-
-
-def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
+def load_checkpoint(path: str | os.PathLike[str]) -> TrainingState:
     """Load a checkpoint written by :func:`save_checkpoint` (onto the CPU); refuse one
-    that is unreadable, lacks a key of :data:`REQUIRED_KEYS` or holds non-finite
+    that is unreadable, lacks a field of :class:`TrainingState` or holds non-finite
     parameters."""
     path = Path(path)
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        stored = torch.load(path, map_location="cpu", weights_only=False)
     except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as exc:
         raise InputError(f"{path}: not a readable checkpoint ({exc})") from exc
-    missing = [key for key in REQUIRED_KEYS if not isinstance(state, dict) or key not in state]
+    missing = [key for key in REQUIRED_KEYS if not isinstance(stored, dict) or key not in stored]
     if missing:
         raise InputError(f"{path}: not a DINR checkpoint (missing: {', '.join(missing)})")
-    bad = [name for name, tensor in state["model"].items() if not bool(torch.isfinite(tensor).all())]
+    known = {f.name for f in dataclasses.fields(TrainingState)}
+    state = TrainingState(**{k: v for k, v in stored.items() if k in known})
+    bad = [name for name, tensor in state.model.items() if not bool(torch.isfinite(tensor).all())]
     if bad:
         raise InputError(f"{path}: checkpoint holds non-finite parameters ({', '.join(bad)})")
     return state

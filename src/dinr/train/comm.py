@@ -1,22 +1,25 @@
-"""MPI communication for training: our own flat-gradient allreduce and drift checks.
+"""MPI communication: the ranks of a job and the collectives of training and rendering.
 
-Gradients of all parameters live in one preallocated contiguous buffer (each
-``param.grad`` is a view into it), so averaging them across ranks is an in-place
-``MPI_Allreduce`` (or a few, see :mod:`dinr.train.reducer`) followed by a division by
-the number of ranks. Parameters never travel after the initial broadcast. Without mpi4py or outside ``mpiexec`` everything
-degrades to one rank.
+The collectives training and rendering use: sums and maxima of scalars and of arrays in
+place (the gradient buffer of :mod:`dinr.train.reducer`), the initial broadcast of the
+parameters (they never travel again), a CRC check that ranks hold the same parameters,
+and work dealt to the ranks in rounds and gathered on rank 0. Without mpi4py or outside
+``mpiexec`` everything degrades to one rank.
 """
 
 from __future__ import annotations
 
 import os
 import zlib
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
 
-import torch
 from torch import nn
 
 from dinr.errors import DriftError
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 class Communicator:
@@ -105,30 +108,17 @@ class Communicator:
         """Gather a picklable object on rank 0 (``None`` elsewhere)."""
         return self.comm.gather(obj, root=0) if self.size > 1 else [obj]
 
+    def map_rounds(self, items: Sequence[T], work: Callable[[T], R]) -> Iterator[tuple[T, R]]:
+        """Deal ``items`` to the ranks in rounds (item ``k`` to rank ``k % size``) and
+        yield, on rank 0, each ``(item, work(item))`` as its round is gathered; other
+        ranks yield nothing. Memory per rank stays at one round's results."""
+        for start in range(0, len(items), self.size):
+            index = start + self.rank
+            mine = (items[index], work(items[index])) if index < len(items) else None
+            for part in self.gather(mine) or []:
+                if part is not None:
+                    yield part
+
     def barrier(self) -> None:
         if self.size > 1:
             self.comm.Barrier()
-
-    def abort(self, code: int) -> None:
-        """End every rank of the job now (a failed rank must not leave the others hanging)."""
-        if self.size > 1:
-            self.comm.Abort(code)
-
-
-def flat_gradient_buffer(module: nn.Module, control_slots: int = 0) -> torch.Tensor:
-    """Allocate one contiguous buffer and make every parameter's ``.grad`` a view into it.
-
-    Autograd accumulates into existing ``.grad`` tensors in place, so after
-    ``backward()`` the buffer holds all gradients without a copy. The last
-    ``control_slots`` entries belong to no parameter: the training loop puts per-rank
-    flags there, and they are averaged with the gradients at no extra message.
-    """
-    params = [p for p in module.parameters() if p.requires_grad]
-    first = params[0]
-    size = sum(p.numel() for p in params) + control_slots
-    buffer = torch.zeros(size, dtype=first.dtype, device=first.device)
-    offset = 0
-    for p in params:
-        p.grad = buffer[offset:offset + p.numel()].view_as(p)
-        offset += p.numel()
-    return buffer

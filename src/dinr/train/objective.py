@@ -21,6 +21,7 @@ import math
 import torch
 
 from dinr.geometry.parallel import ParallelGeometry
+from dinr.inr.rays import line_integrals
 from dinr.settings import TrainSettings
 
 #: Scale of the Laplace prior on neighbour differences, as a fraction of the field's
@@ -56,3 +57,23 @@ def along_ray_variation(values: torch.Tensor) -> torch.Tensor:
     attenuation (``values`` (rays, samples), 1/pixel); divided by the number of
     differences, it is the mean in-plane total variation per pixel step."""
     return torch.abs(values[:, 1:] - values[:, :-1]).sum()
+
+
+def rank_loss(values: torch.Tensor, step: torch.Tensor, measured: torch.Tensor, transmission_weights: bool,
+              tv_weight: float, ranks: int, global_rays: int) -> torch.Tensor:
+    """This rank's share of the objective: summed over the ranks (by the gradient
+    allreduce) it is the mean weighted squared error over all ``global_rays`` rays of the
+    step plus ``tv_weight`` times the mean along-ray variation, whichever rank holds
+    which shard.
+
+    ``values`` (rays, samples) the field along this rank's rays (1/pixel), ``step``
+    (rays,) the strata lengths (pixels), ``measured`` (rays,) line integrals.
+    """
+    residual = (line_integrals(values, step) - measured) ** 2
+    if transmission_weights:
+        residual = residual * ray_weights(measured)
+    loss = torch.sum(residual) * (ranks / global_rays)
+    if tv_weight > 0:
+        samples = values.shape[1]
+        loss = loss + tv_weight * (along_ray_variation(values) * (ranks / (global_rays * (samples - 1))))
+    return loss

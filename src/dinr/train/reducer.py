@@ -1,7 +1,10 @@
 """Gradient averaging across ranks: our flat-buffer allreduce, optionally in buckets.
 
-Every parameter's ``.grad`` is a view into one flat buffer (plus spare control slots at
-its end, see :func:`dinr.train.comm.flat_gradient_buffer`). With one bucket, the whole
+Every parameter's ``.grad`` is a view into one preallocated flat buffer: autograd
+accumulates into existing ``.grad`` tensors in place, so after ``backward()`` the buffer
+holds all gradients without a copy. Spare control slots at its end belong to no
+parameter: the training loop puts per-rank flags there, and they are averaged with the
+gradients at no extra message. With one bucket, the whole
 buffer is summed by a single in-place ``MPI_Allreduce`` after backward. With several,
 the parameters, taken in reverse registration order (the order in which backward
 produces their gradients), are grouped into buckets of about equal size; a
@@ -17,7 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from dinr.train.comm import Communicator, flat_gradient_buffer
+from dinr.train.comm import Communicator
 
 
 class GradientReducer:
@@ -26,16 +29,18 @@ class GradientReducer:
     def __init__(self, module: nn.Module, comm: Communicator, control_slots: int = 0, buckets: int = 1,
                  cuda_aware: bool = False) -> None:
         self.comm = comm
-        self.buffer = flat_gradient_buffer(module, control_slots)
-        self.on_device = self.buffer.device.type != "cpu"
-        self.staging = (torch.empty(self.buffer.numel(), dtype=self.buffer.dtype).pin_memory()
-                        if self.on_device and not cuda_aware and comm.size > 1 else None)
         params = [p for p in module.parameters() if p.requires_grad]
         bounds, offset = [], 0
         for p in params:
             bounds.append((offset, offset + p.numel()))
             offset += p.numel()
+        self.buffer = torch.zeros(offset + control_slots, dtype=params[0].dtype, device=params[0].device)
+        for p, (start, end) in zip(params, bounds):
+            p.grad = self.buffer[start:end].view_as(p)
         self.control = (offset, self.buffer.numel())
+        self.on_device = self.buffer.device.type != "cpu"
+        self.staging = (torch.empty(self.buffer.numel(), dtype=self.buffer.dtype).pin_memory()
+                        if self.on_device and not cuda_aware and comm.size > 1 else None)
         self.buckets: list[tuple[int, int, int]] = []  # (start, end, number of parameters)
         self.requests: list[tuple[Any, Any]] = []
         self.started: set[int] = set()

@@ -1,0 +1,25 @@
+"""Periodic progress lines of a training run: step, loss, rays/s and ETA."""
+
+from __future__ import annotations
+
+import math
+import time
+
+
+class Progress:
+    """Rate and ETA of steps ``start`` .. ``total``, ``rays_per_step`` rays each."""
+
+    def __init__(self, total: int, start: int, rays_per_step: int) -> None:
+        self.total, self.start, self.rays_per_step = total, start, rays_per_step
+        self.t0 = time.perf_counter()
+
+    def line(self, step: int, loss: float, lr: float) -> tuple[str, float]:
+        """The line for the end of ``step`` (0-based) and the rays/s so far."""
+        done = step + 1 - self.start
+        elapsed = time.perf_counter() - self.t0
+        rate = done / elapsed if elapsed > 0 else 0.0
+        eta = (self.total - step - 1) / rate if rate > 0 else math.inf
+        rays = rate * self.rays_per_step
+        text = (f"step {step + 1}/{self.total} loss {loss:.4e} lr {lr:.2e} "
+                f"{rays:,.0f} rays/s elapsed {elapsed:.0f}s ETA {eta:.0f}s")
+        return text, rays

@@ -1,0 +1,133 @@
+"""Setting up a training run: device, geometry, field, optimizer, reducer and sampler
+from the settings and this rank's ray shards.
+
+Every value derived from the scan (output scale, angular span, TV weight) is agreed
+across ranks by a collective, so all ranks build the same field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from dinr.errors import InputError
+from dinr.geometry.parallel import ParallelGeometry
+from dinr.inr.build import build_field, field_spec
+from dinr.inr.field import AttenuationField
+from dinr.inr.rays import samples_per_ray
+from dinr.io.canonical import Sinogram
+from dinr.settings import TrainSettings
+from dinr.train.checkpoint import settings_hash
+from dinr.train.comm import Communicator
+from dinr.train.objective import tv_weight
+from dinr.train.reducer import GradientReducer
+from dinr.train.sampler import RaySampler, ShardedSampler
+
+#: Control slots at the end of the gradient buffer: stop requested, loss non-finite.
+STOP_SLOT, NONFINITE_SLOT = -2, -1
+
+
+@dataclass
+class TrainingRun:
+    """What a run holds for its whole length: the settings (and as a dict, hashed with
+    the shard count), the ranks, the scan's geometry and time span, the field and its
+    optimizer, the gradient reducer, the ray sampler and the resolved quantities
+    (``spec``, ``prior``, ``samples`` per ray, ``global_rays`` per step)."""
+
+    settings: TrainSettings
+    config: dict[str, Any]
+    run_hash: str
+    comm: Communicator
+    device: torch.device
+    n_shards: int
+    geometry: ParallelGeometry
+    scan_time: tuple[float, float]
+    spec: dict[str, Any]
+    prior: dict[str, float]
+    field: AttenuationField
+    optimizer: torch.optim.Optimizer
+    reducer: GradientReducer
+    sampler: ShardedSampler
+    samples: int
+    global_rays: int
+    launch: dict[str, str]
+
+
+def geometry_of(sino: Sinogram) -> ParallelGeometry:
+    """The reconstruction geometry of a prepared scan (grid as wide as the detector)."""
+    _, rows, cols = sino.shape
+    return ParallelGeometry(rows=rows, cols=cols, center=sino.center, n=cols)
+
+
+def choose_device(requested: str, comm: Communicator) -> torch.device:
+    """One GPU per rank by node-local rank when CUDA is there (or asked for), else CPU."""
+    if requested == "cpu" or (requested == "auto" and not torch.cuda.is_available()):
+        torch.set_num_threads(comm.cpu_threads())
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        raise InputError("train.device: 'cuda' requested but no CUDA device is available")
+    return torch.device("cuda", comm.local_rank % torch.cuda.device_count())
+
+
+def output_scale(settings: TrainSettings, shards: list[Sinogram], geometry: ParallelGeometry,
+                 comm: Communicator) -> float:
+    """The field's output scale: configured, or ``auto`` = the attenuation that would
+    give the largest measured line integral (the largest 99.9th percentile of a shard)
+    along a cylinder diameter."""
+    if settings.output_scale != "auto":
+        return float(settings.output_scale)
+    local = max(float(np.nanpercentile(shard.projections, 99.9)) for shard in shards)
+    return max(comm.allreduce_max(local), 1e-6) / (2.0 * geometry.radius)
+
+
+def angular_span(shards: list[Sinogram], comm: Communicator) -> float:
+    """Radians of rotation from the first to the last training view of the scan."""
+    theta = np.concatenate([shard.theta for shard in shards])
+    return comm.allreduce_max(float(theta.max())) + comm.allreduce_max(-float(theta.min()))
+
+
+def launch_record(comm: Communicator, device: torch.device) -> dict[str, str]:
+    """How this run was launched: ranks, device, and the Slurm job step when under Slurm."""
+    slurm = {key.lower(): os.environ[key] for key in ("SLURM_JOB_ID", "SLURM_STEP_ID", "SLURM_STEP_NUM_TASKS")
+             if key in os.environ}
+    return {"ranks": str(comm.size), "device": str(device), **slurm}
+
+
+def prior_record(settings: TrainSettings, noise_variance: float, shards: list[Sinogram],
+                 geometry: ParallelGeometry, spec: dict[str, Any], comm: Communicator) -> dict[str, float]:
+    """The TV prior's weight and the scan's noise variance it was derived from."""
+    views = int(comm.allreduce_sum(float(sum(len(shard.theta) for shard in shards))))
+    weight = tv_weight(settings, noise_variance, geometry, views, int(spec["time_resolution"]), float(spec["scale"]))
+    return {"tv_weight": weight, "noise_variance": noise_variance}
+
+
+def set_up(settings: TrainSettings, shards: dict[int, Sinogram], n_shards: int, noise_variance: float,
+           comm: Communicator) -> TrainingRun:
+    """A run on this rank's ``shards`` (shard index -> its views) of ``n_shards``, with
+    the scan's ``noise_variance`` for the prior; parameters broadcast from rank 0."""
+    held = list(shards.values())
+    geometry = geometry_of(held[0])
+    device = choose_device(settings.device, comm)
+    config = dataclasses.asdict(settings)
+    scale = output_scale(settings, held, geometry, comm)
+    spec = field_spec(settings, geometry.n, geometry.rows, angular_span(held, comm), scale)
+    field = build_field(settings, spec).to(device)
+    prior = prior_record(settings, noise_variance, held, geometry, spec, comm)
+    comm.broadcast_module(field)
+    optimizer = torch.optim.Adam(field.parameters(), lr=settings.lr, fused=device.type in ("cpu", "cuda"))
+    reducer = GradientReducer(field, comm, control_slots=2, buckets=settings.allreduce_buckets,
+                              cuda_aware=settings.cuda_aware_mpi)
+    sampler = ShardedSampler([RaySampler(shard, geometry, shard=index, seed=settings.seed, device=device)
+                              for index, shard in shards.items()])
+    return TrainingRun(
+        settings=settings, config=config, run_hash=settings_hash({**config, "ray_shards": n_shards}), comm=comm,
+        device=device, n_shards=n_shards, geometry=geometry, scan_time=held[0].scan_time, spec=spec,
+        prior=prior, field=field, optimizer=optimizer, reducer=reducer, sampler=sampler,
+        samples=samples_per_ray(settings.samples_per_ray, geometry.n),
+        global_rays=settings.batch_rays * n_shards, launch=launch_record(comm, device),
+    )

@@ -1,0 +1,59 @@
+"""One training step: draw rays, evaluate the objective, back-propagate, average the
+gradients across ranks and take the optimizer step every rank takes.
+
+Two flags travel at the end of the gradient buffer, so every rank takes the same
+decision at the same step without an extra message: a stop request (a signal received
+by any rank) and a non-finite loss (NaN in its slot makes the averaged buffer
+non-finite, and every rank then skips the update).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from dinr.inr.rays import sample_along_rays
+from dinr.train.objective import rank_loss
+from dinr.train.setup import NONFINITE_SLOT, STOP_SLOT, TrainingRun
+
+
+@dataclass(frozen=True)
+class StepOutcome:
+    """This rank's loss share, whether the averaged gradient was finite (the update was
+    taken) and whether any rank asked to stop."""
+
+    loss: torch.Tensor
+    finite: bool
+    stop_requested: bool
+
+
+def learning_rate(run: TrainingRun, step: int) -> float:
+    """Linear warm-up, then exponential decay from ``lr`` to ``lr_final`` at the last step."""
+    settings = run.settings
+    if step < settings.warmup_steps:
+        return settings.lr * (step + 1) / settings.warmup_steps
+    progress = (step - settings.warmup_steps) / max(1, settings.steps - settings.warmup_steps)
+    return settings.lr * (settings.lr_final / settings.lr) ** progress
+
+
+def train_step(run: TrainingRun, step: int, lr: float, stop_requested: bool) -> StepOutcome:
+    """Step ``step`` (0-based) at learning rate ``lr``; ``stop_requested`` is this rank's
+    signal flag, shared with the others through the gradient buffer."""
+    for group in run.optimizer.param_groups:
+        group["lr"] = lr
+    rays, jitter = run.sampler.sample(step, run.settings.batch_rays, run.samples)
+    run.reducer.zero_()
+    with torch.autocast(run.device.type, dtype=torch.bfloat16, enabled=run.settings.precision == "bf16"):
+        values, stratum = sample_along_rays(run.field, rays, run.geometry.radius, run.samples, jitter)
+    loss = rank_loss(values, stratum, rays.measured, run.settings.loss_weights == "transmission",
+                     run.prior["tv_weight"], run.comm.size, run.global_rays)
+    loss.backward()
+    buffer = run.reducer.buffer
+    buffer[STOP_SLOT] = float(stop_requested)
+    buffer[NONFINITE_SLOT] = (loss - loss).detach()  # 0, or NaN for an inf/NaN loss
+    run.reducer.average_()
+    finite, stop = torch.stack([torch.isfinite(buffer).all(), buffer[STOP_SLOT] > 0]).tolist()
+    if finite:
+        run.optimizer.step()
+    return StepOutcome(loss=loss, finite=bool(finite), stop_requested=bool(stop))

@@ -65,7 +65,7 @@ def test_demo_dag_runs_under_slurm_with_two_task_training(slurm: LocalSlurm, tmp
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     dataset = next(iter(config["datasets"]))
-    launch = load_checkpoint(workdir / f"results/{dataset}/dinr/model.pt")["launch"]
+    launch = load_checkpoint(workdir / f"results/{dataset}/dinr/model.pt").launch
     assert launch["ranks"] == "2" and launch["slurm_step_num_tasks"] == "2", launch
     assert "slurm_job_id" in launch
     metrics = json.loads((workdir / f"results/{dataset}/metrics.json").read_text())

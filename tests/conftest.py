@@ -31,6 +31,7 @@ TINY_TRAIN = TrainSettings(
     samples_per_ray=8, loss_weights="transmission", tv_weight="auto", lr=1e-2, lr_final=1e-3, warmup_steps=5, seed=0,
     checkpoint_every=10,
     log_every=5, checksum_every=5, nonfinite_retries=3, allreduce_buckets=1, cuda_aware_mpi=False, precision="fp32", device="cpu",
+    share_gpus=False, deterministic=False,
 )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from dinr.geometry.parallel import ParallelGeometry
@@ -26,10 +27,11 @@ def _points(n: int, seed: int = 0) -> torch.Tensor:
 
 def test_dense_levels_map_distinct_nodes_to_distinct_entries() -> None:
     grid = _grid()
-    assert all(grid.dense)
+    assert grid.dense_levels == grid.levels
     unit = grid.unit_coordinates(_points(4000))
+    entries, _ = grid.corners(unit)  # (corners, levels, points)
     for level in range(grid.levels):
-        index, _ = grid.corners(unit, level)
+        index = entries[:, level].T
         base = torch.floor(unit * grid.res[level] + grid.shift).long()
         offsets = torch.tensor([[(c >> (3 - a)) & 1 for a in range(4)] for c in range(16)])
         nodes = (base[:, None, :] + offsets[None]).reshape(-1, 4)
@@ -39,16 +41,36 @@ def test_dense_levels_map_distinct_nodes_to_distinct_entries() -> None:
 
 def test_interpolation_weights_are_a_partition_of_unity_and_continuous() -> None:
     grid = _grid(log2_table=10)  # the fine level is hashed here
-    assert not all(grid.dense)
+    assert grid.dense_levels < grid.levels
     unit = grid.unit_coordinates(_points(500))
-    for level in range(grid.levels):
-        _, weight = grid.corners(unit, level)
-        torch.testing.assert_close(weight.sum(dim=1), torch.ones(500))
+    _, weight = grid.corners(unit)
+    torch.testing.assert_close(weight.sum(dim=0), torch.ones(grid.levels, 500))
     with torch.no_grad():
         grid.table.normal_()
         a = _points(200, seed=1)
         b = a + 1e-5
         assert torch.max(torch.abs(grid(a) - grid(b))) < 1e-2
+
+
+@pytest.mark.parametrize("time_res, log2_table", [((2.0, 8.0), 16), ((2.0, 8.0), 10), ((0.0, 0.0), 16),
+                                                   ((0.0, 0.0), 9)])
+def test_cpu_kernels_match_the_torch_path(time_res: tuple[float, float], log2_table: int) -> None:
+    """The Numba kernels (CPU) and the PyTorch formulation (GPUs) are one grid: same
+    features and table gradient, for dense and hashed levels, 4D and static grids, and
+    points outside the box (they take the border cell)."""
+    grid = HashGridEncoding(np.array([4.0, 16.0]), np.array(time_res), (0.25, 1.0, 1.0), 3, log2_table, seed=0)
+    with torch.no_grad():
+        grid.table.normal_()
+    points = _points(3000) * 1.1
+    assert grid.corners(grid.unit_coordinates(points))[0].shape[0] == (8 if time_res[0] == 0 else 16)
+    torch_path = grid.encode_torch(grid.unit_coordinates(points))
+    upstream = torch.randn_like(torch_path)
+    (torch_path * upstream).sum().backward()
+    torch_grad, grid.table.grad = grid.table.grad.clone(), None
+    kernels = grid(points)
+    (kernels * upstream).sum().backward()
+    torch.testing.assert_close(kernels, torch_path, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(grid.table.grad, torch_grad, rtol=1e-5, atol=1e-4)
 
 
 def test_static_field_ignores_time() -> None:

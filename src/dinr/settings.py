@@ -109,6 +109,8 @@ class TrainSettings:
     cuda_aware_mpi: bool
     precision: str
     device: str
+    share_gpus: bool
+    deterministic: bool
 
 
 @dataclass(frozen=True)

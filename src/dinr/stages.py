@@ -60,6 +60,7 @@ from dinr.sim.scan import simulate_scan
 from dinr.train import loop
 from dinr.train.checkpoint import TrainingState, load_checkpoint, save_checkpoint
 from dinr.train.comm import Communicator
+from dinr.train.device import choose_device
 from dinr.train.shards import ray_shard_count, shard_views
 
 log = logging.getLogger(__name__)
@@ -185,7 +186,9 @@ def render(settings: RenderSettings, model_path: Path, sinogram_path: Path, trut
     round into the output file, so no rank holds more than a round of slices."""
     state = load_checkpoint(model_path)
     geometry = state.parallel_geometry()
-    render_slice = SliceRenderer(state.field(), geometry, settings.chunk, settings.supersample)
+    trained = state.train_settings()
+    device = choose_device(trained.device, comm, trained.share_gpus)
+    render_slice = SliceRenderer(state.field().to(device), geometry, settings.chunk, settings.supersample, device)
     truth_times = read_times(truth_times_path) if truth_times_path else None
     seconds, normalised = frame_times(read_scan_time(sinogram_path), truth_times, settings.frames)
     shape = (len(normalised), geometry.rows, geometry.n, geometry.n)
@@ -245,9 +248,11 @@ def residual_metrics(volumes: dict[str, tuple[np.ndarray, np.ndarray]], sino: Si
     each view's own time (midpoint quadrature at twice its training samples), the other
     methods' volumes by the frame nearest in time."""
     geometry = state.parallel_geometry()
-    samples = 2 * samples_per_ray(state.train_settings().samples_per_ray, geometry.n)
+    trained = state.train_settings()
+    samples = 2 * samples_per_ray(trained.samples_per_ray, geometry.n)
+    device = choose_device(trained.device, Communicator(use_mpi=False), trained.share_gpus)
     return {
-        name: {key: field_residual(state.field(), sino, geometry, samples) if name == "dinr" else
+        name: {key: field_residual(state.field().to(device), sino, geometry, samples) if name == "dinr" else
                volume_residual(volume, sino.normalised_time(seconds), sino, geometry)}
         for name, (volume, seconds) in volumes.items()
     }

@@ -37,21 +37,23 @@ def volume_residual(volume: np.ndarray, frame_times: np.ndarray, sino: Sinogram,
 @torch.no_grad()
 def field_residual(field: AttenuationField, sino: Sinogram, geometry: ParallelGeometry, samples: int) -> float:
     """Residual of the field, each view predicted at its own acquisition time (midpoint
-    quadrature with ``samples`` points per ray)."""
+    quadrature with ``samples`` points per ray), on the field's device."""
     field.eval()
+    device = next(field.parameters()).device
     views, rows, cols = sino.shape
     columns = np.abs(geometry.detector_u()) < geometry.radius
     predicted = np.zeros_like(sino.projections)
-    u = torch.as_tensor(geometry.detector_u()[columns], dtype=torch.float32)
-    z = torch.as_tensor(geometry.slice_z(), dtype=torch.float32)
+    u = torch.as_tensor(geometry.detector_u()[columns], dtype=torch.float32, device=device)
+    z = torch.as_tensor(geometry.slice_z(), dtype=torch.float32, device=device)
+    zz, uu = torch.meshgrid(z, u, indexing="ij")
+    n_rays = zz.numel()
+    midpoints = torch.full((n_rays, samples), 0.5, device=device)
     times = sino.normalised_time(sino.time)
     for v in range(views):
-        zz, uu = torch.meshgrid(z, u, indexing="ij")
-        n_rays = zz.numel()
         rays = RayBatch(
-            theta=torch.full((n_rays,), float(sino.theta[v])), u=uu.reshape(-1), z=zz.reshape(-1),
-            t=torch.full((n_rays,), float(times[v])), measured=torch.zeros(n_rays),
+            theta=torch.full((n_rays,), float(sino.theta[v]), device=device), u=uu.reshape(-1), z=zz.reshape(-1),
+            t=torch.full((n_rays,), float(times[v]), device=device), measured=torch.zeros(n_rays, device=device),
         )
-        values = integrate_rays(field, rays, geometry.radius, samples, torch.full((n_rays, samples), 0.5))
-        predicted[v][:, columns] = values.reshape(rows, -1).numpy()
+        values = integrate_rays(field, rays, geometry.radius, samples, midpoints)
+        predicted[v][:, columns] = values.reshape(rows, -1).cpu().numpy()
     return relative_l2(predicted[..., columns], sino.projections[..., columns])

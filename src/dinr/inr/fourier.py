@@ -28,6 +28,11 @@ class FourierFeatures(nn.Module):
         self.out_features: int = 2 * n_features
 
     def forward(self, coords: torch.Tensor) -> torch.Tensor:
-        """(..., 4) coordinates -> (..., 2 * n_features) features."""
-        phase = (2.0 * math.pi) * (coords @ self.B.T)
-        return torch.cat([torch.cos(phase), torch.sin(phase)], dim=-1)
+        """(..., 4) coordinates -> (..., 2 * n_features) features, float32.
+
+        Phases reach hundreds of radians: rounded to bfloat16 (8 bits of mantissa) they
+        would be off by whole radians, so they are computed in float32 even under
+        autocast; the layers after the encoding may then run in lower precision."""
+        with torch.autocast(coords.device.type, enabled=False):
+            phase = (2.0 * math.pi) * (coords.float() @ self.B.T)
+            return torch.cat([torch.cos(phase), torch.sin(phase)], dim=-1)

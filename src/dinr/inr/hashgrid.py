@@ -4,16 +4,24 @@ Level ``l`` lays a regular grid over the normalised box: ``time_res[l]`` cells a
 the scan and ``space_res[l]`` cells across the cylinder diameter (the same cell size in
 z, y and x). Each of the 16 corners of the 4D cell around a point looks up a learned
 feature vector — directly when the level's grid fits in the table, through a spatial
-hash otherwise — and the corners are blended by quadrilinear weights. The levels'
-features are concatenated. Fine levels resolve pixel-sharp edges that a band-limited
+hash otherwise — and the corners are blended by quadrilinear weights (a static grid,
+with no cells in time, blends the 8 corners of its 3D cell). The levels' features are
+concatenated. All levels are evaluated together, and one fused gather-and-blend
+(``embedding_bag`` with per-corner weights) reads the table: its backward is one
+scatter-add into the table's gradient. Fine levels resolve pixel-sharp edges that a band-limited
 Fourier encoding needs many steps (and a high bandwidth) to approach.
 """
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
+
+from dinr.inr import hashgrid_cpu
 
 #: Primes of the Instant-NGP spatial hash, one per axis (t, z, y, x).
 _PRIMES = (1, 2654435761, 805459861, 3674653429)
@@ -50,7 +58,20 @@ class HashGridEncoding(nn.Module):
         strides = np.cumprod(np.concatenate([np.ones((self.levels, 1)), res[:, :0:-1] + 3], axis=1), axis=1)[:, ::-1]
         multipliers = np.where(dense[:, None], strides, np.asarray(_PRIMES)[None, :]).astype(np.int64)
         self.register_buffer("multipliers", torch.as_tensor(multipliers))
-        self.dense = tuple(bool(d) for d in dense)  # per level; plain bools branch without a device sync
+        # Dense levels (one entry per node) come first: nodes grow with the level.
+        self.dense_levels = int(np.count_nonzero(dense))
+        if not np.all(dense[:self.dense_levels]):
+            raise ValueError(f"hash grid levels must grow in resolution: dense levels {dense.tolist()}")
+        # A static grid (no time cells) blends only the 8 spatial corners of its cells.
+        self.axes = 1 if np.all(res[:, 0] == 0) else 0
+        bits = np.array(list(itertools.product((0, 1), repeat=4 - self.axes)), dtype=np.int64)  # (corners, axes)
+        # A static grid's points all sit on time node 1 (0 cells in time): its share of the index.
+        static_node = multipliers[:, 0] if self.axes else np.zeros(self.levels, dtype=np.int64)
+        dense_corner = bits @ multipliers[:self.dense_levels, self.axes:].T + static_node[:self.dense_levels]
+        self.register_buffer("dense_corner", torch.as_tensor(dense_corner.T.copy()), persistent=False)
+        self.register_buffer("dense_mult", torch.as_tensor(multipliers[:self.dense_levels, self.axes:]),
+                             persistent=False)
+        self.register_buffer("max_cell_all", torch.as_tensor(res + 1, dtype=torch.int64), persistent=False)
         self.register_buffer("sizes", torch.as_tensor(sizes))
         self.register_buffer("offsets", torch.as_tensor(np.concatenate([[0], np.cumsum(sizes)[:-1]])))
         generator = torch.Generator().manual_seed(seed)
@@ -61,31 +82,119 @@ class HashGridEncoding(nn.Module):
         """(points, 4) coordinates mapped into the unit box [0, 1]^4 of the grid."""
         return torch.cat([coords[:, :1], (coords[:, 1:] + self.extent) / (2.0 * self.extent)], dim=1)
 
-    def corners(self, unit: torch.Tensor, level: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Table entries (points, 16) and quadrilinear weights (points, 16) of the 16
-        corners of each point's cell at ``level`` (t slowest, x fastest)."""
-        pos = unit * self.res[level] + self.shift
-        base = torch.floor(pos)
-        frac = pos - base
-        cell = base.long() + 1  # +1 keeps dense indices non-negative at the box edges
-        axis_weight = torch.stack([1.0 - frac, frac], dim=-1)  # (points, 4, 2)
-        axis_index = torch.stack([cell, cell + 1], dim=-1) * self.multipliers[level][None, :, None]
-        weight, index = axis_weight[:, 0], axis_index[:, 0]
-        points = len(unit)
-        for axis in range(1, 4):  # outer products over the axes
-            weight = (weight[:, :, None] * axis_weight[:, axis, None, :]).reshape(points, -1)
-            if self.dense[level]:
-                index = (index[:, :, None] + axis_index[:, axis, None, :]).reshape(points, -1)
-            else:
-                index = (index[:, :, None] ^ axis_index[:, axis, None, :]).reshape(points, -1)
-        return index % self.sizes[level] + self.offsets[level], weight
+    def corner_weights(self, frac: torch.Tensor) -> torch.Tensor:
+        """Multilinear weights (corners, levels, points) of the corners of each point's
+        cell from its fractional position ``frac`` (axes, levels, points) in the cell;
+        the first axis varies slowest over the corners, x fastest. Corner-major, so that
+        every operation runs along the long points axis."""
+        axes, levels, points = frac.shape
+        weight = torch.stack([1.0 - frac[0], frac[0]])  # (2, levels, points)
+        for axis in range(1, axes):  # outer products over the axes
+            axis_weight = torch.stack([1.0 - frac[axis], frac[axis]])
+            weight = (weight[:, None] * axis_weight[None]).reshape(-1, levels, points)
+        return weight
+
+    def corner_entries(self, cell: torch.Tensor) -> torch.Tensor:
+        """Table rows (corners, levels, points) of the corners of each point's cell,
+        ``cell`` (axes, levels, points) its lowest corner's node on every axis. Dense
+        levels index their nodes directly; hashed levels XOR the axes' node times a
+        prime."""
+        dense = self.dense_levels
+        parts = []
+        if dense:
+            node = (cell[:, :dense] * self.dense_mult.T[:, :, None]).sum(dim=0)  # (dense levels, points)
+            parts.append(node[None] + (self.dense_corner + self.offsets[:dense, None]).T[:, :, None])
+        if dense < self.levels:
+            primes = self.multipliers[dense:, self.axes:].T[:, :, None]  # (axes, hashed levels, 1)
+            hashed = cell[:, dense:]
+            index = torch.stack([hashed[0], hashed[0] + 1]) * primes[0]
+            if self.axes:  # static: the time node (1) times its prime (1) goes first
+                index = index ^ 1
+            for axis in range(1, len(hashed)):
+                axis_hash = torch.stack([hashed[axis], hashed[axis] + 1]) * primes[axis]
+                index = (index[:, None] ^ axis_hash[None]).reshape(-1, *hashed.shape[1:])
+            parts.append(index % self.sizes[dense:, None] + self.offsets[dense:, None])
+        return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
 
     def forward(self, coords: torch.Tensor) -> torch.Tensor:
         shape = coords.shape[:-1]
-        unit = self.unit_coordinates(coords.reshape(-1, 4))
-        entries = [self.corners(unit, level) for level in range(self.levels)]
-        index = torch.stack([e[0] for e in entries], dim=1)  # (points, levels, 16)
-        weight = torch.stack([e[1] for e in entries], dim=1)
-        values = self.table.index_select(0, index.reshape(-1)).reshape(*index.shape, self.features)
-        features = (values * weight[..., None]).sum(dim=2)  # (points, levels, features)
+        unit = self.unit_coordinates(coords.reshape(-1, 4).float())
+        if unit.device.type == "cpu" and self.table.dtype == torch.float32:
+            features = CpuHashGrid.apply(self.table, unit.contiguous(), self)
+        else:
+            features = self.encode_torch(unit)
         return features.reshape(*shape, self.out_features)
+
+    def kernel_arguments(self) -> tuple[object, ...]:
+        """The grid's description as :mod:`dinr.inr.hashgrid_cpu`'s kernels take it."""
+        dense = np.arange(self.levels) < self.dense_levels
+        return (self.res.numpy(), self.shift.numpy(), self.multipliers.numpy(), dense, self.sizes.numpy(),
+                self.offsets.numpy(), self.max_cell_all.numpy(), self.axes)
+
+    def corners(self, unit: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Table rows and multilinear weights (corners, levels, points) of the corners of
+        each point's cell, from unit-box coordinates (points, 4)."""
+        unit = unit[:, self.axes:].T  # (axes, points)
+        pos = unit[:, None, :] * self.res.T[self.axes:, :, None] + self.shift[self.axes:, None, None]
+        base = torch.floor(pos)  # (axes, levels, points)
+        # +1 keeps indices non-negative at the box's edges; points outside it take the border cell
+        cell = torch.minimum(torch.clamp(base.long() + 1, min=0), self.max_cell_all.T[self.axes:, :, None])
+        return self.corner_entries(cell), self.corner_weights(pos - base)
+
+    def encode_torch(self, unit: torch.Tensor) -> torch.Tensor:
+        """Features (points, levels * features) of unit-box coordinates (points, 4), in
+        PyTorch operations (any device)."""
+        index, weight = self.corners(unit)
+        features = GatherBlend.apply(self.table, index.reshape(len(index), -1), weight.reshape(len(weight), -1))
+        # rows of the gather are (level, point): to (point, level * features)
+        return features.reshape(self.levels, -1, self.features).transpose(0, 1).reshape(-1, self.out_features)
+
+
+class CpuHashGrid(torch.autograd.Function):
+    """The encoding by :mod:`dinr.inr.hashgrid_cpu`'s kernels: (points, levels *
+    features) from the table and unit-box coordinates (points, 4) on the CPU."""
+
+    @staticmethod
+    def forward(ctx: torch.autograd.function.FunctionCtx, table: torch.Tensor, unit: torch.Tensor,
+                grid: HashGridEncoding) -> torch.Tensor:
+        arguments = grid.kernel_arguments()
+        ctx.save_for_backward(unit)
+        ctx.arguments, ctx.entries = arguments, table.shape[0]
+        return torch.from_numpy(hashgrid_cpu.encode(unit.detach().numpy(), table.detach().numpy(), *arguments))
+
+    @staticmethod
+    def backward(ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        (unit,) = ctx.saved_tensors
+        table_grad = hashgrid_cpu.encode_backward(unit.numpy(), grad.contiguous().numpy(), ctx.entries, *ctx.arguments)
+        return torch.from_numpy(table_grad), None, None
+
+
+class GatherBlend(torch.autograd.Function):
+    """``out[r] = sum_c weight[c, r] * table[index[c, r]]``: (rows, features) from
+    ``table`` (entries, features), ``index`` and ``weight`` (corners, rows).
+
+    Forward is one fused gather-and-blend (``embedding_bag``); backward scatters
+    ``weight * grad`` into the table's gradient one feature at a time along the long
+    rows axis (PyTorch's own embedding backward sorts the indices first). No gradient
+    flows to the weights (coordinates are data)."""
+
+    @staticmethod
+    def forward(ctx: torch.autograd.function.FunctionCtx, table: torch.Tensor, index: torch.Tensor,
+                weight: torch.Tensor) -> torch.Tensor:
+        weight = weight.to(table.dtype)
+        ctx.save_for_backward(index, weight)
+        ctx.entries = table.shape[0]
+        return F.embedding_bag(index.T.contiguous(), table, mode="sum", per_sample_weights=weight.T.contiguous())
+
+    @staticmethod
+    def backward(ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        index, weight = ctx.saved_tensors
+        flat = index.reshape(-1)
+        columns = []
+        for g in grad.T.contiguous():
+            spread = (weight * g[None, :]).reshape(-1)
+            if torch.are_deterministic_algorithms_enabled():  # sorted accumulation: same sum order every run
+                columns.append(grad.new_zeros(ctx.entries).index_put_((flat,), spread, accumulate=True))
+            else:  # atomic adds on a GPU
+                columns.append(grad.new_zeros(ctx.entries).index_add_(0, flat, spread))
+        return torch.stack(columns, dim=1), None, None

@@ -2,8 +2,9 @@
 
 A maximum-a-posteriori fit: the data term is the (transmission-weighted) squared error
 of the predicted line integrals, the prior a total variation of the field sampled along
-the rays themselves (consecutive quadrature points are about one pixel apart, in every
-in-plane direction over the batch, so it costs no extra evaluation of the field).
+the rays themselves (the summed absolute differences between consecutive quadrature
+points along a ray, per pixel of the cylinder's diameter, in every in-plane direction
+over the batch, so it costs no extra evaluation of the field).
 
 For Gaussian noise of variance ``sigma2`` on the weighted measurements and a Laplace
 prior of scale ``b`` on neighbour differences, the MAP objective divided by
@@ -60,20 +61,23 @@ def along_ray_variation(values: torch.Tensor) -> torch.Tensor:
 
 
 def rank_loss(values: torch.Tensor, step: torch.Tensor, measured: torch.Tensor, transmission_weights: bool,
-              tv_weight: float, ranks: int, global_rays: int) -> torch.Tensor:
+              tv_weight: float, ranks: int, global_rays: int, diameter: float) -> torch.Tensor:
     """This rank's share of the objective: summed over the ranks (by the gradient
     allreduce) it is the mean weighted squared error over all ``global_rays`` rays of the
-    step plus ``tv_weight`` times the mean along-ray variation, whichever rank holds
-    which shard.
+    step plus ``tv_weight`` times the along-ray variation per pixel of the cylinder's
+    ``diameter``, whichever rank holds which shard.
 
     ``values`` (rays, samples) the field along this rank's rays (1/pixel), ``step``
-    (rays,) the strata lengths (pixels), ``measured`` (rays,) line integrals.
+    (rays,) the strata lengths (pixels), ``measured`` (rays,) line integrals. A ray's
+    summed variation approximates the integral of ``|d mu / ds|`` along it whatever the
+    number of samples, so dividing by the diameter in pixels (not by the number of
+    differences) keeps the prior's strength independent of ``samples_per_ray``; at the
+    ``auto`` count (one sample per pixel) the two differ by ``(n - 1) / n``.
     """
     residual = (line_integrals(values, step) - measured) ** 2
     if transmission_weights:
         residual = residual * ray_weights(measured)
     loss = torch.sum(residual) * (ranks / global_rays)
     if tv_weight > 0:
-        samples = values.shape[1]
-        loss = loss + tv_weight * (along_ray_variation(values) * (ranks / (global_rays * (samples - 1))))
+        loss = loss + tv_weight * (along_ray_variation(values) * (ranks / (global_rays * diameter)))
     return loss

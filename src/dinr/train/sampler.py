@@ -3,7 +3,9 @@
 Randomness is counter-based: the rays and jitter of step ``s`` on shard ``j`` come from
 a generator seeded by ``(seed, s, j)``. A run therefore draws the same rays whatever
 happened before (resume is exact without saving generator states), and one rank that
-holds several shards can replay what several ranks would draw.
+holds several shards can replay what several ranks would draw. The generator lives on
+the shard's device (CUDA's is Philox, itself counter-based), so a step moves no random
+numbers from the host; a GPU draws other numbers than the CPU, each reproducibly.
 """
 
 from __future__ import annotations
@@ -42,17 +44,18 @@ class RaySampler:
         self.shard, self.seed = shard, seed
 
     def generator(self, step: int) -> torch.Generator:
+        """The generator of ``step``, on this shard's device, seeded by (seed, step, shard)."""
         state = np.random.SeedSequence([self.seed, step, self.shard]).generate_state(2, dtype=np.uint32)
-        return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
+        return torch.Generator(device=self.device).manual_seed(int(state[0]) << 32 | int(state[1]))
 
     def sample(self, step: int, rays: int, samples: int) -> tuple[RayBatch, torch.Tensor]:
         """``rays`` rays and their (rays, samples) quadrature jitter for ``step``."""
         g = self.generator(step)
         views, rows, _ = self.projections.shape
-        v = torch.randint(views, (rays,), generator=g).to(self.device)
-        r = torch.randint(rows, (rays,), generator=g).to(self.device)
-        c = self.columns[torch.randint(len(self.columns), (rays,), generator=g).to(self.device)]
-        jitter = torch.rand(rays, samples, generator=g).to(self.device)
+        v = torch.randint(views, (rays,), generator=g, device=self.device)
+        r = torch.randint(rows, (rays,), generator=g, device=self.device)
+        c = self.columns[torch.randint(len(self.columns), (rays,), generator=g, device=self.device)]
+        jitter = torch.rand(rays, samples, generator=g, device=self.device)
         batch = RayBatch(
             theta=self.theta[v], u=self.u[c], z=self.z[r], t=self.t[v],
             measured=self.projections[v, r, c],

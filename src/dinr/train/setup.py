@@ -15,7 +15,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from dinr.errors import InputError
 from dinr.geometry.parallel import ParallelGeometry
 from dinr.inr.build import build_field, field_spec
 from dinr.inr.field import AttenuationField
@@ -24,6 +23,7 @@ from dinr.io.canonical import Sinogram
 from dinr.settings import TrainSettings
 from dinr.train.checkpoint import settings_hash
 from dinr.train.comm import Communicator
+from dinr.train.device import choose_device
 from dinr.train.objective import tv_weight
 from dinr.train.reducer import GradientReducer
 from dinr.train.sampler import RaySampler, ShardedSampler
@@ -64,16 +64,6 @@ def geometry_of(sino: Sinogram) -> ParallelGeometry:
     return ParallelGeometry(rows=rows, cols=cols, center=sino.center, n=cols)
 
 
-def choose_device(requested: str, comm: Communicator) -> torch.device:
-    """One GPU per rank by node-local rank when CUDA is there (or asked for), else CPU."""
-    if requested == "cpu" or (requested == "auto" and not torch.cuda.is_available()):
-        torch.set_num_threads(comm.cpu_threads())
-        return torch.device("cpu")
-    if not torch.cuda.is_available():
-        raise InputError("train.device: 'cuda' requested but no CUDA device is available")
-    return torch.device("cuda", comm.local_rank % torch.cuda.device_count())
-
-
 def output_scale(settings: TrainSettings, shards: list[Sinogram], geometry: ParallelGeometry,
                  comm: Communicator) -> float:
     """The field's output scale: configured, or ``auto`` = the attenuation that would
@@ -112,7 +102,10 @@ def set_up(settings: TrainSettings, shards: dict[int, Sinogram], n_shards: int, 
     the scan's ``noise_variance`` for the prior; parameters broadcast from rank 0."""
     held = list(shards.values())
     geometry = geometry_of(held[0])
-    device = choose_device(settings.device, comm)
+    device = choose_device(settings.device, comm, settings.share_gpus)
+    if settings.deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS's condition for repeatable matmuls
+        torch.use_deterministic_algorithms(True)
     config = dataclasses.asdict(settings)
     scale = output_scale(settings, held, geometry, comm)
     spec = field_spec(settings, geometry.n, geometry.rows, angular_span(held, comm), scale)

@@ -47,7 +47,7 @@ def train_step(run: TrainingRun, step: int, lr: float, stop_requested: bool) -> 
     with torch.autocast(run.device.type, dtype=torch.bfloat16, enabled=run.settings.precision == "bf16"):
         values, stratum = sample_along_rays(run.field, rays, run.geometry.radius, run.samples, jitter)
     loss = rank_loss(values, stratum, rays.measured, run.settings.loss_weights == "transmission",
-                     run.prior["tv_weight"], run.comm.size, run.global_rays)
+                     run.prior["tv_weight"], run.comm.size, run.global_rays, 2.0 * run.geometry.radius)
     loss.backward()
     buffer = run.reducer.buffer
     buffer[STOP_SLOT] = float(stop_requested)

@@ -112,6 +112,12 @@ def step_in_parts(run: object, step: int, clock: Clock) -> None:
     clock.mark("optimizer")
 
 
+def tables(field: object) -> list[object]:
+    """The hash grid's tables (one per level; one for all levels before they were split)."""
+    encoding = field.encoding  # type: ignore[attr-defined]
+    return list(encoding.tables) if hasattr(encoding, "tables") else [encoding.table] if hasattr(encoding, "table") else []
+
+
 def mlp_flops(field: object, points: int) -> float:
     """FLOPs of the MLP's forward and backward for ``points`` points (2 per multiply-add
     forward, twice that backward)."""
@@ -139,8 +145,9 @@ def limits(run: object, points: int, clock: Clock, repeats: int) -> dict[str, fl
         clock.mark("limit: MLP-only step")
     out = {"matmul_flops_per_s": 2.0 * 1024**3 / (median_ms(clock.parts["limit: matmul"][1:]) / 1e3),
            "mlp_only_flops_per_s": mlp_flops(field, points) / (median_ms(clock.parts["limit: MLP-only step"][1:]) / 1e3)}
-    table = getattr(field.encoding, "table", None)
-    if table is not None:
+    if tables(field):
+        # a table as large as all levels' together, of random rows: what a perfect gather would read
+        table = torch.rand(sum(len(t) for t in tables(field)), tables(field)[0].shape[1], device=device)
         corners = 8 if getattr(field.encoding, "axes", 0) == 1 else 16
         lookups = points * int(field.encoding.levels) * corners
         index = torch.randint(table.shape[0], (min(lookups, 1 << 25),), device=device)
@@ -165,7 +172,8 @@ def worker(args: argparse.Namespace) -> None:
     from dinr.train.step import train_step
 
     comm = Communicator()
-    settings = dataclasses.replace(TrainSettings(**section_defaults("train")), device=args.device)
+    # ranks may share one GPU here: the check measures the step, not the GPU count
+    settings = dataclasses.replace(TrainSettings(**section_defaults("train")), device=args.device, share_gpus=True)
     if args.batch_rays:
         settings = dataclasses.replace(settings, batch_rays=args.batch_rays)
     cols, rows, views = FIELDS[args.field]
@@ -194,8 +202,7 @@ def worker(args: argparse.Namespace) -> None:
     mlp_ms = parts["MLP forward"] + parts["MLP backward"]
     report = {
         "field": args.field, "ranks": comm.size, "threads_per_rank": torch.get_num_threads(), "device": str(run.device),
-        "points_per_rank_step": points, "table_entries": int(run.field.encoding.table.shape[0])
-        if hasattr(run.field.encoding, "table") else 0,
+        "points_per_rank_step": points, "table_entries": sum(int(t.shape[0]) for t in tables(run.field)),
         "step_ms": step_ms, "samples_per_s": comm.size * points / (step_ms / 1e3), "parts_ms": parts, **limit,
         "mlp_flops_per_s": mlp_flops(run.field, points) / (mlp_ms / 1e3),
     }

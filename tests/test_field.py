@@ -46,7 +46,8 @@ def test_interpolation_weights_are_a_partition_of_unity_and_continuous() -> None
     _, weight = grid.corners(unit)
     torch.testing.assert_close(weight.sum(dim=0), torch.ones(grid.levels, 500))
     with torch.no_grad():
-        grid.table.normal_()
+        for table in grid.tables:
+            table.normal_()
         a = _points(200, seed=1)
         b = a + 1e-5
         assert torch.max(torch.abs(grid(a) - grid(b))) < 1e-2
@@ -60,17 +61,20 @@ def test_cpu_kernels_match_the_torch_path(time_res: tuple[float, float], log2_ta
     points outside the box (they take the border cell)."""
     grid = HashGridEncoding(np.array([4.0, 16.0]), np.array(time_res), (0.25, 1.0, 1.0), 3, log2_table, seed=0)
     with torch.no_grad():
-        grid.table.normal_()
+        for table in grid.tables:
+            table.normal_()
     points = _points(3000) * 1.1
     assert grid.corners(grid.unit_coordinates(points))[0].shape[0] == (8 if time_res[0] == 0 else 16)
     torch_path = grid.encode_torch(grid.unit_coordinates(points))
     upstream = torch.randn_like(torch_path)
     (torch_path * upstream).sum().backward()
-    torch_grad, grid.table.grad = grid.table.grad.clone(), None
+    torch_grads = [table.grad.clone() for table in grid.tables]
+    grid.zero_grad()
     kernels = grid(points)
     (kernels * upstream).sum().backward()
     torch.testing.assert_close(kernels, torch_path, rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(grid.table.grad, torch_grad, rtol=1e-5, atol=1e-4)
+    for table, torch_grad in zip(grid.tables, torch_grads):
+        torch.testing.assert_close(table.grad, torch_grad, rtol=1e-5, atol=1e-4)
 
 
 def test_static_field_ignores_time() -> None:
@@ -80,7 +84,8 @@ def test_static_field_ignores_time() -> None:
     q = p.clone()
     q[:, 0] = 1 - q[:, 0]
     with torch.no_grad():
-        grid.table.normal_()
+        for table in grid.tables:
+            table.normal_()
     for encoding in (grid, fourier):
         torch.testing.assert_close(encoding(p), encoding(q))
 

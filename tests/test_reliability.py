@@ -165,9 +165,9 @@ def test_persistent_nonfinite_loss_stops_training_with_a_clear_error(
 def test_a_checkpoint_with_nonfinite_parameters_is_refused(tiny_scan: dict[str, Path], tmp_path: Path) -> None:
     checkpoint = tmp_path / "ck.pt"
     state = train(TINY_TRAIN, tiny_scan["sinogram"], checkpoint, Communicator(use_mpi=False))
-    state.model["encoding.table"][0, 0] = float("nan")
+    state.model["encoding.tables.0"][0, 0] = float("nan")
     save_checkpoint(checkpoint, state)
     settings = write_settings(tmp_path / "train.json", TINY_TRAIN)
     result = dinr_command(*train_args(settings, tiny_scan["sinogram"], checkpoint, tmp_path / "m.pt"))
     assert result.returncode == 2
-    assert result.stderr.strip() == f"dinr train: error: {checkpoint}: checkpoint holds non-finite parameters (encoding.table)"
+    assert result.stderr.strip() == f"dinr train: error: {checkpoint}: checkpoint holds non-finite parameters (encoding.tables.0)"

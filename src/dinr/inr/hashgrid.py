@@ -6,15 +6,16 @@ z, y and x). Each of the 16 corners of the 4D cell around a point looks up a lea
 feature vector — directly when the level's grid fits in the table, through a spatial
 hash otherwise — and the corners are blended by quadrilinear weights (a static grid,
 with no cells in time, blends the 8 corners of its 3D cell). The levels' features are
-concatenated. All levels are evaluated together, and one fused gather-and-blend
-(``embedding_bag`` with per-corner weights) reads the table: its backward is one
-scatter-add into the table's gradient. Fine levels resolve pixel-sharp edges that a band-limited
+concatenated. On the CPU each level is one pass of a Numba kernel
+(:mod:`dinr.inr.hashgrid_cpu`); elsewhere the corners of all levels are built together
+and each level's table is read by one fused gather-and-blend (``embedding_bag``). Fine levels resolve pixel-sharp edges that a band-limited
 Fourier encoding needs many steps (and a high bandwidth) to approach.
 """
 
 from __future__ import annotations
 
 import itertools
+from typing import Any
 
 import numpy as np
 import torch
@@ -36,7 +37,10 @@ class HashGridEncoding(nn.Module):
     and cells of side ``2 / space_res[l]`` in space (the same on every spatial axis), so a
     thin slab gets few cells in z. A level's table holds one entry per grid node while
     that fits in ``2**log2_table`` entries (no collisions), else that many hashed entries.
-    All levels share one flat table: one gather (and one scatter in backward) serves all.
+
+    Each level has its own table (``tables[l]``, a parameter of its own) and its own
+    autograd node, so backward finishes the finest level's gradient first and the
+    allreduce of its bucket runs while the coarser levels' gradients are computed.
     """
 
     def __init__(self, space_res: np.ndarray, time_res: np.ndarray, extent: tuple[float, float, float],
@@ -68,6 +72,7 @@ class HashGridEncoding(nn.Module):
         # A static grid's points all sit on time node 1 (0 cells in time): its share of the index.
         static_node = multipliers[:, 0] if self.axes else np.zeros(self.levels, dtype=np.int64)
         dense_corner = bits @ multipliers[:self.dense_levels, self.axes:].T + static_node[:self.dense_levels]
+        self.dense = tuple(bool(d) for d in dense)
         self.register_buffer("dense_corner", torch.as_tensor(dense_corner.T.copy()), persistent=False)
         self.register_buffer("dense_mult", torch.as_tensor(multipliers[:self.dense_levels, self.axes:]),
                              persistent=False)
@@ -75,8 +80,17 @@ class HashGridEncoding(nn.Module):
         self.register_buffer("sizes", torch.as_tensor(sizes))
         self.register_buffer("offsets", torch.as_tensor(np.concatenate([[0], np.cumsum(sizes)[:-1]])))
         generator = torch.Generator().manual_seed(seed)
-        self.table = nn.Parameter((torch.rand(int(sizes.sum()), features, generator=generator) * 2 - 1) * 1e-4)
+        initial = (torch.rand(int(sizes.sum()), features, generator=generator) * 2 - 1) * 1e-4
+        self.tables = nn.ParameterList([nn.Parameter(part.clone()) for part in torch.split(initial, sizes.tolist())])
         self.out_features: int = self.levels * features
+
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any) -> None:
+        """Fields trained before the tables were split per level held one flat ``table``."""
+        single = state_dict.pop(prefix + "table", None)
+        if single is not None:
+            for level, part in enumerate(torch.split(single, self.sizes.tolist())):
+                state_dict[f"{prefix}tables.{level}"] = part
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def unit_coordinates(self, coords: torch.Tensor) -> torch.Tensor:
         """(points, 4) coordinates mapped into the unit box [0, 1]^4 of the grid."""
@@ -95,7 +109,7 @@ class HashGridEncoding(nn.Module):
         return weight
 
     def corner_entries(self, cell: torch.Tensor) -> torch.Tensor:
-        """Table rows (corners, levels, points) of the corners of each point's cell,
+        """Rows of each level's table (corners, levels, points) at the corners of each point's cell,
         ``cell`` (axes, levels, points) its lowest corner's node on every axis. Dense
         levels index their nodes directly; hashed levels XOR the axes' node times a
         prime."""
@@ -103,7 +117,7 @@ class HashGridEncoding(nn.Module):
         parts = []
         if dense:
             node = (cell[:, :dense] * self.dense_mult.T[:, :, None]).sum(dim=0)  # (dense levels, points)
-            parts.append(node[None] + (self.dense_corner + self.offsets[:dense, None]).T[:, :, None])
+            parts.append(node[None] + self.dense_corner.T[:, :, None])
         if dense < self.levels:
             primes = self.multipliers[dense:, self.axes:].T[:, :, None]  # (axes, hashed levels, 1)
             hashed = cell[:, dense:]
@@ -113,23 +127,33 @@ class HashGridEncoding(nn.Module):
             for axis in range(1, len(hashed)):
                 axis_hash = torch.stack([hashed[axis], hashed[axis] + 1]) * primes[axis]
                 index = (index[:, None] ^ axis_hash[None]).reshape(-1, *hashed.shape[1:])
-            parts.append(index % self.sizes[dense:, None] + self.offsets[dense:, None])
+            parts.append(index % self.sizes[dense:, None])
         return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
 
     def forward(self, coords: torch.Tensor) -> torch.Tensor:
         shape = coords.shape[:-1]
         unit = self.unit_coordinates(coords.reshape(-1, 4).float())
-        if unit.device.type == "cpu" and self.table.dtype == torch.float32:
-            features = CpuHashGrid.apply(self.table, unit.contiguous(), self)
-        else:
-            features = self.encode_torch(unit)
+        on_cpu = unit.device.type == "cpu" and self.tables[0].dtype == torch.float32
+        features = self.encode_cpu(unit) if on_cpu else self.encode_torch(unit)
         return features.reshape(*shape, self.out_features)
 
-    def kernel_arguments(self) -> tuple[object, ...]:
-        """The grid's description as :mod:`dinr.inr.hashgrid_cpu`'s kernels take it."""
-        dense = np.arange(self.levels) < self.dense_levels
-        return (self.res.numpy(), self.shift.numpy(), self.multipliers.numpy(), dense, self.sizes.numpy(),
-                self.offsets.numpy(), self.max_cell_all.numpy(), self.axes)
+    def encode_cpu(self, unit: torch.Tensor) -> torch.Tensor:
+        """Features (points, levels * features) of unit-box coordinates (points, 4) by
+        the CPU kernels, one autograd node per level."""
+        unit = unit.contiguous()
+        levels = [CpuHashGridLevel.apply(table, unit, self, level) for level, table in enumerate(self.tables)]
+        return torch.cat(levels, dim=1)
+
+    def encode_torch(self, unit: torch.Tensor) -> torch.Tensor:
+        """The same features in PyTorch operations (any device), one gather per level."""
+        index, weight = self.corners(unit)
+        levels = [GatherBlend.apply(table, index[:, level], weight[:, level]) for level, table in enumerate(self.tables)]
+        return torch.cat(levels, dim=1)
+
+    def kernel_arguments(self, level: int) -> tuple[object, ...]:
+        """Level ``level`` of the grid as :mod:`dinr.inr.hashgrid_cpu`'s kernels take it."""
+        return (level, self.res.numpy(), self.shift.numpy(), self.multipliers.numpy(), self.dense[level],
+                int(self.sizes[level]), self.max_cell_all.numpy(), self.axes)
 
     def corners(self, unit: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Table rows and multilinear weights (corners, levels, points) of the corners of
@@ -141,41 +165,33 @@ class HashGridEncoding(nn.Module):
         cell = torch.minimum(torch.clamp(base.long() + 1, min=0), self.max_cell_all.T[self.axes:, :, None])
         return self.corner_entries(cell), self.corner_weights(pos - base)
 
-    def encode_torch(self, unit: torch.Tensor) -> torch.Tensor:
-        """Features (points, levels * features) of unit-box coordinates (points, 4), in
-        PyTorch operations (any device)."""
-        index, weight = self.corners(unit)
-        features = GatherBlend.apply(self.table, index.reshape(len(index), -1), weight.reshape(len(weight), -1))
-        # rows of the gather are (level, point): to (point, level * features)
-        return features.reshape(self.levels, -1, self.features).transpose(0, 1).reshape(-1, self.out_features)
-
-
-class CpuHashGrid(torch.autograd.Function):
-    """The encoding by :mod:`dinr.inr.hashgrid_cpu`'s kernels: (points, levels *
-    features) from the table and unit-box coordinates (points, 4) on the CPU."""
+class CpuHashGridLevel(torch.autograd.Function):
+    """One level of the encoding by :mod:`dinr.inr.hashgrid_cpu`'s kernels: (points,
+    features) from the level's table and unit-box coordinates (points, 4) on the CPU."""
 
     @staticmethod
     def forward(ctx: torch.autograd.function.FunctionCtx, table: torch.Tensor, unit: torch.Tensor,
-                grid: HashGridEncoding) -> torch.Tensor:
-        arguments = grid.kernel_arguments()
+                grid: HashGridEncoding, level: int) -> torch.Tensor:
         ctx.save_for_backward(unit)
-        ctx.arguments, ctx.entries = arguments, table.shape[0]
-        return torch.from_numpy(hashgrid_cpu.encode(unit.detach().numpy(), table.detach().numpy(), *arguments))
+        ctx.arguments = grid.kernel_arguments(level)
+        return torch.from_numpy(hashgrid_cpu.encode_level(unit.detach().numpy(), table.detach().numpy(),
+                                                          *ctx.arguments))
 
     @staticmethod
-    def backward(ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+    def backward(ctx: torch.autograd.function.FunctionCtx,
+                 grad: torch.Tensor) -> tuple[torch.Tensor, None, None, None]:
         (unit,) = ctx.saved_tensors
-        table_grad = hashgrid_cpu.encode_backward(unit.numpy(), grad.contiguous().numpy(), ctx.entries, *ctx.arguments)
-        return torch.from_numpy(table_grad), None, None
+        table_grad = hashgrid_cpu.encode_level_backward(unit.numpy(), grad.contiguous().numpy(), *ctx.arguments)
+        return torch.from_numpy(table_grad), None, None, None
 
 
 class GatherBlend(torch.autograd.Function):
-    """``out[r] = sum_c weight[c, r] * table[index[c, r]]``: (rows, features) from
-    ``table`` (entries, features), ``index`` and ``weight`` (corners, rows).
+    """``out[p] = sum_c weight[c, p] * table[index[c, p]]``: (points, features) from
+    ``table`` (entries, features), ``index`` and ``weight`` (corners, points).
 
     Forward is one fused gather-and-blend (``embedding_bag``); backward scatters
     ``weight * grad`` into the table's gradient one feature at a time along the long
-    rows axis (PyTorch's own embedding backward sorts the indices first). No gradient
+    points axis (PyTorch's own embedding backward sorts the indices first). No gradient
     flows to the weights (coordinates are data)."""
 
     @staticmethod

@@ -12,10 +12,10 @@ thread pool of Numba's own would fight PyTorch's OpenMP threads for the cores.
 
 Arrays: ``unit`` (points, 4) float32 coordinates in the grid's unit box; ``res``
 (levels, 4) float32 cells per axis; ``shift`` (4,) float32 node offset in cells;
-``mult`` (levels, 4) int64 node strides (dense levels) or hash primes; ``dense``
-(levels,) bool; ``sizes``, ``offsets`` (levels,) int64 table rows per level and the
-level's first row; ``first_axis`` 1 for a static grid (no time cells: time node 1,
-8 corners), else 0.
+``mult`` (levels, 4) int64 node strides (dense levels) or hash primes; ``max_cell``
+(levels, 4) int64 the last cell per axis. Per level: its ``table`` (size, features),
+whether it is ``dense`` and its ``size`` in rows; ``first_axis`` is 1 for a static grid
+(no time cells: time node 1, 8 corners), else 0.
 """
 
 from __future__ import annotations
@@ -53,43 +53,38 @@ def _corners(unit: np.ndarray, point: int, level: int, res: np.ndarray, shift: n
 
 
 @numba.njit(**_CACHE)
-def encode(unit: np.ndarray, table: np.ndarray, res: np.ndarray, shift: np.ndarray, mult: np.ndarray,
-           dense: np.ndarray, sizes: np.ndarray, offsets: np.ndarray, max_cell: np.ndarray,
-           first_axis: int) -> np.ndarray:
-    """Features (points, levels * features): each level's blend of its cell's corners."""
-    points, levels, features = unit.shape[0], res.shape[0], table.shape[1]
-    out = np.zeros((points, levels * features), dtype=np.float32)
+def encode_level(unit: np.ndarray, table: np.ndarray, level: int, res: np.ndarray, shift: np.ndarray,
+                 mult: np.ndarray, dense: bool, size: int, max_cell: np.ndarray, first_axis: int) -> np.ndarray:
+    """Features (points, features) of one level: the blend of its cell's corners from
+    the level's ``table`` (size, features)."""
+    points, features = unit.shape[0], table.shape[1]
+    out = np.empty((points, features), dtype=np.float32)
+    rows = np.empty(16, dtype=np.int64)
+    weights = np.empty(16, dtype=np.float32)
     for point in range(points):
-        rows = np.empty(16, dtype=np.int64)
-        weights = np.empty(16, dtype=np.float32)
-        for level in range(levels):
-            count = _corners(unit, point, level, res, shift, mult, dense[level], sizes[level], offsets[level],
-                             max_cell, first_axis, rows, weights)
-            for f in range(features):
-                total = np.float32(0.0)
-                for j in range(count):
-                    total += weights[j] * table[rows[j], f]
-                out[point, level * features + f] = total
+        count = _corners(unit, point, level, res, shift, mult, dense, size, 0, max_cell, first_axis, rows, weights)
+        for f in range(features):
+            total = np.float32(0.0)
+            for j in range(count):
+                total += weights[j] * table[rows[j], f]
+            out[point, f] = total
     return out
 
 
 @numba.njit(**_CACHE)
-def encode_backward(unit: np.ndarray, grad: np.ndarray, entries: int, res: np.ndarray, shift: np.ndarray,
-                    mult: np.ndarray, dense: np.ndarray, sizes: np.ndarray, offsets: np.ndarray,
-                    max_cell: np.ndarray, first_axis: int) -> np.ndarray:
-    """Gradient of the table (entries, features) from the features' gradient ``grad``
-    (points, levels * features)."""
-    points, levels = unit.shape[0], res.shape[0]
-    features = grad.shape[1] // levels
-    table_grad = np.zeros((entries, features), dtype=np.float32)
-    for level in range(levels):
-        rows = np.empty(16, dtype=np.int64)
-        weights = np.empty(16, dtype=np.float32)
-        for point in range(points):
-            count = _corners(unit, point, level, res, shift, mult, dense[level], sizes[level], offsets[level],
-                             max_cell, first_axis, rows, weights)
-            for f in range(features):
-                g = grad[point, level * features + f]
-                for j in range(count):
-                    table_grad[rows[j], f] += weights[j] * g
+def encode_level_backward(unit: np.ndarray, grad: np.ndarray, level: int, res: np.ndarray, shift: np.ndarray,
+                          mult: np.ndarray, dense: bool, size: int, max_cell: np.ndarray,
+                          first_axis: int) -> np.ndarray:
+    """Gradient (size, features) of one level's table from its features' gradient
+    ``grad`` (points, features)."""
+    points, features = unit.shape[0], grad.shape[1]
+    table_grad = np.zeros((size, features), dtype=np.float32)
+    rows = np.empty(16, dtype=np.int64)
+    weights = np.empty(16, dtype=np.float32)
+    for point in range(points):
+        count = _corners(unit, point, level, res, shift, mult, dense, size, 0, max_cell, first_axis, rows, weights)
+        for f in range(features):
+            g = grad[point, f]
+            for j in range(count):
+                table_grad[rows[j], f] += weights[j] * g
     return table_grad

@@ -53,6 +53,22 @@ class Communicator:
             usable //= self.local_size
         return max(1, usable)
 
+    def thread_level(self) -> int:
+        """The MPI thread support level granted (0 single ... 3 multiple; 3 without MPI)."""
+        return int(self._mpi.Query_thread()) if self._mpi is not None else 3
+
+    def memory_kinds(self) -> str | None:
+        """The memory kinds the MPI library can send from (MPI 4.1's info key
+        ``mpi_memory_alloc_kinds``, e.g. ``mpi,system,cuda:device``); None when the
+        library does not say."""
+        if self.comm is None:
+            return None
+        info = self.comm.Get_info()
+        try:
+            return info.Get("mpi_memory_alloc_kinds")
+        finally:
+            info.Free()
+
     def allreduce_sum_(self, values: Any) -> None:
         """Sum an array over all ranks, in place (a NumPy array, or a device tensor
         when the MPI library is CUDA-aware)."""

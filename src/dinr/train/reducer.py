@@ -15,12 +15,36 @@ handed to MPI directly when it is CUDA-aware, else copied through pinned host me
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import torch
 from torch import nn
 
+from dinr.errors import InputError
 from dinr.train.comm import Communicator
+
+log = logging.getLogger(__name__)
+
+
+def check_mpi_support(comm: Communicator, device: torch.device, buckets: int, cuda_aware: bool) -> None:
+    """Refuse what the MPI library cannot do. Bucket hooks run where autograd runs
+    backward: on a GPU that is one of autograd's device threads, so MPI must grant
+    ``MPI_THREAD_MULTIPLE``. Device buffers go to MPI directly only if the library says
+    it can read CUDA memory (``mpi_memory_alloc_kinds``); one that does not say is
+    trusted, with a warning."""
+    if comm.size == 1 or device.type != "cuda":
+        return
+    if buckets > 1 and comm.thread_level() < 3:
+        raise InputError(f"train.allreduce_buckets: {buckets} buckets start MPI calls from autograd's device "
+                         f"threads, but this MPI grants thread level {comm.thread_level()} (MPI_THREAD_MULTIPLE is "
+                         "3); use 1 bucket or an MPI with full thread support")
+    kinds = comm.memory_kinds()
+    if cuda_aware and kinds is not None and "cuda" not in kinds:
+        raise InputError(f"train.cuda_aware_mpi: this MPI cannot read CUDA memory (it reports memory kinds "
+                         f"{kinds!r}); set cuda_aware_mpi: false to go through host memory")
+    if cuda_aware and kinds is None:
+        log.warning("train.cuda_aware_mpi: this MPI does not report whether it reads CUDA memory; trusting the config")
 
 
 class GradientReducer:
@@ -30,6 +54,7 @@ class GradientReducer:
                  cuda_aware: bool = False) -> None:
         self.comm = comm
         params = [p for p in module.parameters() if p.requires_grad]
+        check_mpi_support(comm, params[0].device, buckets, cuda_aware)
         bounds, offset = [], 0
         for p in params:
             bounds.append((offset, offset + p.numel()))

@@ -53,21 +53,35 @@ def _corners(unit: np.ndarray, point: int, level: int, res: np.ndarray, shift: n
 
 
 @numba.njit(**_CACHE)
+def _blend(unit: np.ndarray, level: int, res: np.ndarray, shift: np.ndarray, mult: np.ndarray, dense: bool,
+           size: int, max_cell: np.ndarray, first_axis: int, source: np.ndarray, target: np.ndarray,
+           scatter: bool) -> None:
+    """Walk every point's corners at ``level``. Gather (forward): ``target[point] =
+    sum_c w_c * source[row_c]``; scatter (backward): ``target[row_c] += w_c *
+    source[point]``."""
+    rows = np.empty(16, dtype=np.int64)
+    weights = np.empty(16, dtype=np.float32)
+    for point in range(unit.shape[0]):
+        count = _corners(unit, point, level, res, shift, mult, dense, size, 0, max_cell, first_axis, rows, weights)
+        for f in range(source.shape[1]):
+            if scatter:
+                g = source[point, f]
+                for j in range(count):
+                    target[rows[j], f] += weights[j] * g
+            else:
+                total = np.float32(0.0)
+                for j in range(count):
+                    total += weights[j] * source[rows[j], f]
+                target[point, f] = total
+
+
+@numba.njit(**_CACHE)
 def encode_level(unit: np.ndarray, table: np.ndarray, level: int, res: np.ndarray, shift: np.ndarray,
                  mult: np.ndarray, dense: bool, size: int, max_cell: np.ndarray, first_axis: int) -> np.ndarray:
     """Features (points, features) of one level: the blend of its cell's corners from
     the level's ``table`` (size, features)."""
-    points, features = unit.shape[0], table.shape[1]
-    out = np.empty((points, features), dtype=np.float32)
-    rows = np.empty(16, dtype=np.int64)
-    weights = np.empty(16, dtype=np.float32)
-    for point in range(points):
-        count = _corners(unit, point, level, res, shift, mult, dense, size, 0, max_cell, first_axis, rows, weights)
-        for f in range(features):
-            total = np.float32(0.0)
-            for j in range(count):
-                total += weights[j] * table[rows[j], f]
-            out[point, f] = total
+    out = np.empty((unit.shape[0], table.shape[1]), dtype=np.float32)
+    _blend(unit, level, res, shift, mult, dense, size, max_cell, first_axis, table, out, False)
     return out
 
 
@@ -77,14 +91,6 @@ def encode_level_backward(unit: np.ndarray, grad: np.ndarray, level: int, res: n
                           first_axis: int) -> np.ndarray:
     """Gradient (size, features) of one level's table from its features' gradient
     ``grad`` (points, features)."""
-    points, features = unit.shape[0], grad.shape[1]
-    table_grad = np.zeros((size, features), dtype=np.float32)
-    rows = np.empty(16, dtype=np.int64)
-    weights = np.empty(16, dtype=np.float32)
-    for point in range(points):
-        count = _corners(unit, point, level, res, shift, mult, dense, size, 0, max_cell, first_axis, rows, weights)
-        for f in range(features):
-            g = grad[point, f]
-            for j in range(count):
-                table_grad[rows[j], f] += weights[j] * g
+    table_grad = np.zeros((size, grad.shape[1]), dtype=np.float32)
+    _blend(unit, level, res, shift, mult, dense, size, max_cell, first_axis, grad, table_grad, True)
     return table_grad

@@ -108,3 +108,17 @@ def test_render_shape_mask_and_supersampled_constant() -> None:
     inside = geometry.cylinder_mask()
     np.testing.assert_allclose(volume[:, :, inside], 0.02, rtol=1e-6)
     assert np.all(volume[:, :, ~inside] == 0)
+
+
+def test_a_field_saved_with_one_flat_table_still_loads() -> None:
+    """Checkpoints from before the per-level tables held one ``table`` of all levels."""
+    grid = _grid(log2_table=10)
+    with torch.no_grad():
+        for table in grid.tables:
+            table.normal_()
+    old = {k: v for k, v in grid.state_dict().items() if not k.startswith("tables.")}
+    old["table"] = torch.cat(list(grid.tables))
+    loaded = _grid(log2_table=10)
+    loaded.load_state_dict(old)
+    points = _points(100)
+    torch.testing.assert_close(loaded(points), grid(points), rtol=0, atol=0)

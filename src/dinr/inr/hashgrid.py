@@ -78,14 +78,15 @@ class HashGridEncoding(nn.Module):
                              persistent=False)
         self.register_buffer("max_cell_all", torch.as_tensor(res + 1, dtype=torch.int64), persistent=False)
         self.register_buffer("sizes", torch.as_tensor(sizes))
-        self.register_buffer("offsets", torch.as_tensor(np.concatenate([[0], np.cumsum(sizes)[:-1]])))
         generator = torch.Generator().manual_seed(seed)
         initial = (torch.rand(int(sizes.sum()), features, generator=generator) * 2 - 1) * 1e-4
         self.tables = nn.ParameterList([nn.Parameter(part.clone()) for part in torch.split(initial, sizes.tolist())])
         self.out_features: int = self.levels * features
 
     def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any) -> None:
-        """Fields trained before the tables were split per level held one flat ``table``."""
+        """Fields trained before the tables were split per level held one flat ``table``
+        (and the levels' ``offsets`` into it)."""
+        state_dict.pop(prefix + "offsets", None)
         single = state_dict.pop(prefix + "table", None)
         if single is not None:
             for level, part in enumerate(torch.split(single, self.sizes.tolist())):
@@ -164,6 +165,7 @@ class HashGridEncoding(nn.Module):
         # +1 keeps indices non-negative at the box's edges; points outside it take the border cell
         cell = torch.minimum(torch.clamp(base.long() + 1, min=0), self.max_cell_all.T[self.axes:, :, None])
         return self.corner_entries(cell), self.corner_weights(pos - base)
+
 
 class CpuHashGridLevel(torch.autograd.Function):
     """One level of the encoding by :mod:`dinr.inr.hashgrid_cpu`'s kernels: (points,

@@ -36,7 +36,8 @@ def test_lint_is_clean() -> None:
 def test_demo_dag_runs_end_to_end_with_and_without_truth(tiny_scan: dict[str, Path], tmp_path: Path) -> None:
     config = yaml.safe_load((REPO / ".test" / "config.yaml").read_text())
     shutil.copy(tiny_scan["raw"], tmp_path / "user_scan.h5")
-    config["datasets"]["user"] = {"raw": "user_scan.h5", "prepare": {"heldout_every": 10}}
+    config["datasets"]["user"] = {"raw": "user_scan.h5", "prepare": {"heldout_every": 10},
+                                  "baselines": {"methods": ["fbp_static"]}}  # a dataset's own baselines
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     result = _snakemake(tmp_path, "--cores", "2", "--configfile", str(tmp_path / "config.yaml"))
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -48,6 +49,7 @@ def test_demo_dag_runs_end_to_end_with_and_without_truth(tiny_scan: dict[str, Pa
     assert tiny["wall_s"]["train"] > 0 and tiny["backend"]["fbp_static"] in ("astra", "tomopy")
 
     user = json.loads((tmp_path / "results/user/metrics.json").read_text())
+    assert set(user["methods"]) == {"dinr", "fbp_static"} and not (tmp_path / "results/user/fbp_sliding").exists()
     for metrics in user["methods"].values():
         assert 0 < metrics["heldout_rel_residual"] < 1
     for metrics in (*tiny["methods"].values(), *user["methods"].values()):

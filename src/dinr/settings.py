@@ -124,10 +124,12 @@ class RenderSettings:
 
 @dataclass(frozen=True)
 class BaselineSettings:
-    """FBP baselines: backend (auto, tomopy, astra) and filter."""
+    """Baselines: the ``methods`` compared with DINR, and FBP's backend (auto, tomopy,
+    astra) and filter."""
 
     backend: str
     filter: str
+    methods: list[str]
 
 
 S = TypeVar("S")

@@ -11,8 +11,7 @@ SCHEMA = Path(workflow.basedir) / "schemas" / "config.schema.yaml"
 # The config sections are the schema's $defs (dinr.settings reads the same list).
 SECTION_SCHEMAS = yaml.safe_load(SCHEMA.read_text())["$defs"]
 SECTIONS = tuple(SECTION_SCHEMAS)
-BASELINES = ("fbp_sliding", "fbp_static")
-METHODS = ("dinr", *BASELINES)
+BASELINES = tuple(SECTION_SCHEMAS["baselines"]["properties"]["methods"]["items"]["enum"])
 
 
 validate(config, str(SCHEMA))
@@ -91,17 +90,25 @@ def settings_file(section):
 
 
 def stage_benchmarks(wildcards):
-    stages = ["convert", "prepare", "train", "render", *BASELINES]
+    stages = ["convert", "prepare", "train", "render", *dataset_settings(wildcards.dataset, "baselines")["methods"]]
     if is_simulated(wildcards.dataset):
         stages.insert(0, "simulate")
     return [f"results/{wildcards.dataset}/benchmarks/{s}.tsv" for s in stages]
 
 
-RECONS = {m: f"results/{{dataset}}/{m}/recon.h5" for m in METHODS}
+def dataset_methods(dataset):
+    """DINR and the dataset's baselines.methods, in the order of tables and figures."""
+    return ("dinr", *dataset_settings(dataset, "baselines")["methods"])
+
+
+def recon_inputs(wildcards):
+    """The dataset's ground truth (if any) and every method's reconstruction."""
+    recons = {m: f"results/{wildcards.dataset}/{m}/recon.h5" for m in dataset_methods(wildcards.dataset)}
+    return {"truth": truth_input(wildcards), **recons}
 
 
 def recon_option(wildcards, input):
-    return " ".join(f"{m}={input[m]}" for m in METHODS)
+    return " ".join(f"{m}={input[m]}" for m in dataset_methods(wildcards.dataset))
 
 
 def all_outputs():

@@ -3,8 +3,7 @@
 
 rule evaluate:
     input:
-        unpack(lambda wc: {"truth": truth_input(wc)}),
-        **RECONS,
+        unpack(recon_inputs),
         benchmarks=stage_benchmarks,
         model="results/{dataset}/dinr/model.pt",
         sinogram="results/{dataset}/prepared/sinogram.h5",
@@ -28,8 +27,7 @@ rule evaluate:
 
 rule figures:
     input:
-        unpack(lambda wc: {"truth": truth_input(wc)}),
-        **RECONS,
+        unpack(recon_inputs),
         metrics="results/{dataset}/metrics.json",
         model="results/{dataset}/dinr/model.pt",
     output:

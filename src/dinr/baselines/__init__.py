@@ -1,5 +1,7 @@
 """Baseline reconstructions DINR is compared with."""
 
-#: The baseline methods, each named ``<algorithm>_<mode>``: FBP of each frame's half-turn
-#: window of views, and FBP of all training views.
-METHODS = ("fbp_sliding", "fbp_static")
+from dinr.settings import section_schemas
+
+#: The baseline methods, each named ``<algorithm>_<mode>`` (the schema's ``baselines.methods``
+#: lists them): FBP of each frame's half-turn window of views, and FBP of all training views.
+METHODS: tuple[str, ...] = tuple(section_schemas()["baselines"]["properties"]["methods"]["items"]["enum"])

@@ -136,6 +136,13 @@ def prepare(settings: PrepareSettings, raw_path: Path, out_path: Path) -> None:
              center, center_method)
 
 
+def _frame_times(scan_time: tuple[float, float], times_path: Path | None,
+                 frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every method's frame times: the ``/time`` of ``times_path`` (a volume file, e.g. the
+    ground truth) when given, else ``frames`` evenly spaced (:func:`dinr.frames.frame_times`)."""
+    return frame_times(scan_time, read_times(times_path) if times_path else None, frames)
+
+
 def baseline(settings: BaselineSettings, method: str, sinogram_path: Path, truth_times_path: Path | None,
              frames: int, out_path: Path) -> None:
     """A baseline reconstruction at the frame times: ``fbp_static`` (FBP of all
@@ -146,8 +153,7 @@ def baseline(settings: BaselineSettings, method: str, sinogram_path: Path, truth
         raise InputError(f"baseline method {method!r}: use one of {', '.join(BASELINE_METHODS)}")
     sino = read_sinogram(sinogram_path)
     backend = available_backend(settings.backend)
-    truth_times = read_times(truth_times_path) if truth_times_path else None
-    seconds, normalised = frame_times(sino.scan_time, truth_times, frames)
+    seconds, normalised = _frame_times(sino.scan_time, truth_times_path, frames)
     if method == "fbp_static":
         volume = fbp(sino.projections, sino.theta, sino.center, settings.filter, backend)
         recon = np.broadcast_to(volume, (len(seconds), *volume.shape))
@@ -189,8 +195,7 @@ def render(settings: RenderSettings, model_path: Path, sinogram_path: Path, trut
     trained = state.train_settings()
     device = choose_device(trained.device, comm, trained.share_gpus)
     render_slice = SliceRenderer(state.field().to(device), geometry, settings.chunk, settings.supersample, device)
-    truth_times = read_times(truth_times_path) if truth_times_path else None
-    seconds, normalised = frame_times(read_scan_time(sinogram_path), truth_times, settings.frames)
+    seconds, normalised = _frame_times(read_scan_time(sinogram_path), truth_times_path, settings.frames)
     shape = (len(normalised), geometry.rows, geometry.n, geometry.n)
     items = [(f, r) for f in range(shape[0]) for r in range(shape[1])]
     attrs = provenance("render", dataclasses.asdict(settings),

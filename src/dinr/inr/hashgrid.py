@@ -8,8 +8,9 @@ hash otherwise — and the corners are blended by quadrilinear weights (a static
 with no cells in time, blends the 8 corners of its 3D cell). The levels' features are
 concatenated. On the CPU each level is one pass of a Numba kernel
 (:mod:`dinr.inr.hashgrid_cpu`); elsewhere the corners of all levels are built together
-and each level's table is read by one fused gather-and-blend (``embedding_bag``). Fine levels resolve pixel-sharp edges that a band-limited
-Fourier encoding needs many steps (and a high bandwidth) to approach.
+and each level's table is read by one fused gather-and-blend (``embedding_bag``). Fine
+levels resolve pixel-sharp edges that a band-limited Fourier encoding needs many steps
+(and a high bandwidth) to approach.
 """
 
 from __future__ import annotations
@@ -72,7 +73,6 @@ class HashGridEncoding(nn.Module):
         # A static grid's points all sit on time node 1 (0 cells in time): its share of the index.
         static_node = multipliers[:, 0] if self.axes else np.zeros(self.levels, dtype=np.int64)
         dense_corner = bits @ multipliers[:self.dense_levels, self.axes:].T + static_node[:self.dense_levels]
-        self.dense = tuple(bool(d) for d in dense)
         self.register_buffer("dense_corner", torch.as_tensor(dense_corner.T.copy()), persistent=False)
         self.register_buffer("dense_mult", torch.as_tensor(multipliers[:self.dense_levels, self.axes:]),
                              persistent=False)
@@ -153,7 +153,7 @@ class HashGridEncoding(nn.Module):
 
     def kernel_arguments(self, level: int) -> tuple[object, ...]:
         """Level ``level`` of the grid as :mod:`dinr.inr.hashgrid_cpu`'s kernels take it."""
-        return (level, self.res.numpy(), self.shift.numpy(), self.multipliers.numpy(), self.dense[level],
+        return (level, self.res.numpy(), self.shift.numpy(), self.multipliers.numpy(), level < self.dense_levels,
                 int(self.sizes[level]), self.max_cell_all.numpy(), self.axes)
 
     def corners(self, unit: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

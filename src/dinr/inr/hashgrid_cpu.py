@@ -28,7 +28,7 @@ _CACHE = {"cache": True, "nogil": True}
 
 @numba.njit(**_CACHE)
 def _corners(unit: np.ndarray, point: int, level: int, res: np.ndarray, shift: np.ndarray, mult: np.ndarray,
-             dense: bool, size: int, offset: int, max_cell: np.ndarray, first_axis: int, rows: np.ndarray,
+             dense: bool, size: int, max_cell: np.ndarray, first_axis: int, rows: np.ndarray,
              weights: np.ndarray) -> int:
     """Fill ``rows`` and ``weights`` with the table row and multilinear weight of every
     corner of a point's cell at ``level`` (first axis slowest); return the corner count.
@@ -47,8 +47,9 @@ def _corners(unit: np.ndarray, point: int, level: int, res: np.ndarray, shift: n
             rows[2 * j], rows[2 * j + 1] = (row + low, row + high) if dense else (row ^ low, row ^ high)
             weights[2 * j], weights[2 * j + 1] = weight * (np.float32(1.0) - frac), weight * frac
         count *= 2
-    for j in range(count):
-        rows[j] = offset + (rows[j] if dense else rows[j] % size)
+    if not dense:
+        for j in range(count):
+            rows[j] %= size
     return count
 
 
@@ -62,7 +63,7 @@ def _blend(unit: np.ndarray, level: int, res: np.ndarray, shift: np.ndarray, mul
     rows = np.empty(16, dtype=np.int64)
     weights = np.empty(16, dtype=np.float32)
     for point in range(unit.shape[0]):
-        count = _corners(unit, point, level, res, shift, mult, dense, size, 0, max_cell, first_axis, rows, weights)
+        count = _corners(unit, point, level, res, shift, mult, dense, size, max_cell, first_axis, rows, weights)
         for f in range(source.shape[1]):
             if scatter:
                 g = source[point, f]

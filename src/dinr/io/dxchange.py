@@ -33,7 +33,7 @@ import numpy as np
 
 from dinr.errors import InputError
 from dinr.io.atomic import atomic_path
-from dinr.io.hdf5 import open_hdf5
+from dinr.io.hdf5 import open_hdf5, require_datasets
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +67,7 @@ class RawScan:
 
 
 def _dataset(f: h5py.File, path: Path, key: str, ndim: int) -> h5py.Dataset:
-    if key not in f:
-        raise InputError(f"{path}: dataset {key} is missing")
+    require_datasets(f, (key,))
     dset = f[key]
     if not isinstance(dset, h5py.Dataset):
         raise InputError(f"{path}: {key} is a group, expected a dataset")

@@ -37,11 +37,10 @@ class TrainingRun:
     """What a run holds for its whole length: the settings (and as a dict, hashed with
     the shard count), the ranks, the scan's geometry and time span, the field and its
     optimizer, the gradient reducer, the ray sampler and the resolved quantities
-    (``spec``, ``prior``, ``samples`` per ray, ``global_rays`` per step)."""
+    (``spec``, ``prior``, ``samples`` per ray, ``global_rays`` per step); the settings as a
+    dict and the run's hash derive from them."""
 
     settings: TrainSettings
-    config: dict[str, Any]
-    run_hash: str
     comm: Communicator
     device: torch.device
     n_shards: int
@@ -56,6 +55,16 @@ class TrainingRun:
     samples: int
     global_rays: int
     launch: dict[str, str]
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The train settings as the dict a checkpoint stores."""
+        return dataclasses.asdict(self.settings)
+
+    @property
+    def run_hash(self) -> str:
+        """The hash that identifies the run: its settings and its ray-shard count."""
+        return settings_hash({**self.config, "ray_shards": self.n_shards})
 
 
 def geometry_of(sino: Sinogram) -> ParallelGeometry:
@@ -106,7 +115,6 @@ def set_up(settings: TrainSettings, shards: dict[int, Sinogram], n_shards: int, 
     if settings.deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS's condition for repeatable matmuls
         torch.use_deterministic_algorithms(True)
-    config = dataclasses.asdict(settings)
     scale = output_scale(settings, held, geometry, comm)
     spec = field_spec(settings, geometry.n, geometry.rows, angular_span(held, comm), scale)
     field = build_field(settings, spec).to(device)
@@ -118,8 +126,7 @@ def set_up(settings: TrainSettings, shards: dict[int, Sinogram], n_shards: int, 
     sampler = ShardedSampler([RaySampler(shard, geometry, shard=index, seed=settings.seed, device=device)
                               for index, shard in shards.items()])
     return TrainingRun(
-        settings=settings, config=config, run_hash=settings_hash({**config, "ray_shards": n_shards}), comm=comm,
-        device=device, n_shards=n_shards, geometry=geometry, scan_time=held[0].scan_time, spec=spec,
+        settings=settings, comm=comm, device=device, n_shards=n_shards, geometry=geometry, scan_time=held[0].scan_time, spec=spec,
         prior=prior, field=field, optimizer=optimizer, reducer=reducer, sampler=sampler,
         samples=samples_per_ray(settings.samples_per_ray, geometry.n),
         global_rays=settings.batch_rays * n_shards, launch=launch_record(comm, device),

@@ -145,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frame-times", type=Path, help=FRAME_TIMES_HELP)
     p.add_argument("--out", type=Path, required=True, help="output 4D volume (HDF5 /recon, /time)")
 
-    p = stage("baseline", _baseline, "A baseline reconstruction (static or sliding-window FBP) at the frame times.")
+    p = stage("baseline", _baseline, "A baseline reconstruction (FBP, MBIR or MACE4D) at the frame times.")
     p.add_argument("--settings", type=Path, required=True, help="JSON of the 'baselines' config section")
     p.add_argument("--method", choices=BASELINE_METHODS, required=True, help="the baseline method")
     p.add_argument("--sinogram", type=Path, required=True, help="prepared scan (HDF5)")

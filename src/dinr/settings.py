@@ -124,12 +124,16 @@ class RenderSettings:
 
 @dataclass(frozen=True)
 class BaselineSettings:
-    """Baselines: the ``methods`` compared with DINR, and FBP's backend (auto, tomopy,
-    astra) and filter."""
+    """Baselines: the ``methods`` compared with DINR, FBP's backend (auto, tomopy, astra)
+    and filter, and the regularisation and iterations of the MBIR peers (mbirjax)."""
 
     backend: str
     filter: str
     methods: list[str]
+    mbir_sharpness: float
+    mbir_iterations: int
+    mace4d_iterations: int
+    mace4d_prior_weight: float
 
 
 S = TypeVar("S")

@@ -9,12 +9,16 @@ from dinr.settings import SimulateSettings
 from dinr.sim.compression import CompressionPhantom
 from dinr.sim.ellipses import Phantom
 from dinr.sim.foam import FoamPhantom
+from dinr.sim.spin import SpinPhantom
+from dinr.sim.swelling import SwellingPhantom
 
 #: Phantom name -> how to build it from the ``simulate`` settings (``twist_deg`` is the
 #: compression phantom's alone).
 PHANTOMS: dict[str, Callable[[SimulateSettings], Phantom]] = {
     "compression": lambda s: CompressionPhantom(s.size, s.rows, seed=s.seed, twist_deg=s.twist_deg),
     "foam": lambda s: FoamPhantom(s.size, s.rows, seed=s.seed),
+    "spin": lambda s: SpinPhantom(s.size, s.rows, seed=s.seed),
+    "swelling": lambda s: SwellingPhantom(s.size, s.rows, seed=s.seed),
 }
 
 

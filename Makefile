@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 CORES ?= 2
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install slurm demo tooth test report lint clean
+.PHONY: install slurm demo tooth paper test report lint clean
 
 install: $(VENV)/.installed
 
@@ -26,6 +26,11 @@ tooth: install
 	$(BIN)/snakemake --cores $(CORES) --printshellcmds \
 		results/tooth/metrics.json results/tooth/figures/slices.png --configfile config/tooth.yaml
 	@cat results/tooth/metrics.md
+
+# The paper's figures and tables (results/paper/) from every built-in scan of config/paper.yaml.
+paper: install
+	$(BIN)/snakemake --cores $(CORES) --printshellcmds paper --configfile config/paper.yaml
+	@cat results/paper/table.md
 
 report: install
 	$(BIN)/snakemake --cores $(CORES) --report results/report.html

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import yaml
 
+from dinr.evaluate.paper import method_wall
+
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "bench" / "generalisation.yaml"
 
@@ -29,11 +31,6 @@ def run_workflow(datasets: list[str], cores: int) -> None:
     targets = [f"results/{name}/metrics.json" for name in datasets]
     command = [sys.executable, "-m", "snakemake", "--cores", str(cores), *targets, "--configfile", str(CONFIG)]
     subprocess.run(command, cwd=REPO, check=True)
-
-
-def method_wall(wall: dict[str, float], method: str) -> float:
-    """A method's wall seconds from the stages' benchmarks (DINR: training plus rendering)."""
-    return wall["train"] + wall["render"] if method == "dinr" else wall.get(method, float("nan"))
 
 
 def table(rows: list[dict[str, object]]) -> str:

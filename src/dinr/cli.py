@@ -70,7 +70,10 @@ def _train(args: argparse.Namespace) -> None:
     from dinr.train.comm import Communicator
 
     settings = load_section(TrainSettings, args.settings)
-    stages.train(settings, args.sinogram, args.checkpoint, args.model, Communicator(), args.reuse_checkpoint)
+    if args.snapshots is not None and args.snapshot_every < 1:
+        raise InputError(f"--snapshot-every must be at least 1 with --snapshots (got {args.snapshot_every})")
+    stages.train(settings, args.sinogram, args.checkpoint, args.model, Communicator(), args.reuse_checkpoint,
+                 args.snapshots, args.snapshot_every)
 
 
 def _render(args: argparse.Namespace) -> None:
@@ -102,6 +105,19 @@ def _figures(args: argparse.Namespace) -> None:
     from dinr import stages
 
     stages.figures(args.metrics, _key_value_paths(args.recon, "--recon"), args.truth, args.model, args.outdir)
+
+
+def _time_to_quality(args: argparse.Namespace) -> None:
+    from dinr import stages
+
+    stages.time_to_quality(load_section(RenderSettings, args.settings), args.model, args.snapshots, args.sinogram,
+                           args.truth, args.metrics, args.out, args.figure)
+
+
+def _paper(args: argparse.Namespace) -> None:
+    from dinr import stages
+
+    stages.paper(args.metrics, args.distributed, args.memory, args.table, args.latex, args.scaling, args.memory_figure)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -137,6 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", type=Path, required=True, help="output: the final trained model")
     p.add_argument("--reuse-checkpoint", action="store_true",
                    help="resume from a checkpoint made with other settings")
+    p.add_argument("--snapshots", type=Path, help="folder for snapshots of the field during training")
+    p.add_argument("--snapshot-every", type=int, default=250, help="steps between snapshots (with --snapshots)")
 
     p = stage("render", _render, "Sample the trained field at the frame times into a 4D volume.")
     p.add_argument("--settings", type=Path, required=True, help="JSON of the 'render' config section")
@@ -173,6 +191,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--truth", type=Path, help="ground truth (HDF5 /truth, /time)")
     p.add_argument("--model", type=Path, required=True, help="trained model (for the training curve)")
     p.add_argument("--outdir", type=Path, required=True, help="folder for the figures")
+
+    p = stage("time-to-quality", _time_to_quality,
+              "DINR's PSNR against training wall time from snapshots, beside each baseline's (JSON + PNG).")
+    p.add_argument("--settings", type=Path, required=True, help="JSON of the 'render' config section")
+    p.add_argument("--model", type=Path, required=True, help="final model of the run the snapshots come from")
+    p.add_argument("--snapshots", type=Path, required=True, help="folder of snapshots ('dinr train --snapshots')")
+    p.add_argument("--sinogram", type=Path, required=True, help="prepared scan (for its time axis)")
+    p.add_argument("--truth", type=Path, required=True, help="ground truth (HDF5 /truth, /time)")
+    p.add_argument("--metrics", type=Path, required=True, help="the dataset's metrics.json (the baselines' points)")
+    p.add_argument("--out", type=Path, required=True, help="output JSON")
+    p.add_argument("--figure", type=Path, required=True, help="output figure (PNG)")
+
+    p = stage("paper", _paper, "The paper's table (Markdown, LaTeX) and its scaling and memory figures.")
+    p.add_argument("--metrics", nargs="+", type=Path, required=True, help="metrics.json of every scan")
+    p.add_argument("--distributed", type=Path, required=True, help="bench/results/distributed.json")
+    p.add_argument("--memory", type=Path, required=True, help="bench/results/memory.json")
+    p.add_argument("--table", type=Path, required=True, help="output Markdown table")
+    p.add_argument("--latex", type=Path, required=True, help="output LaTeX table")
+    p.add_argument("--scaling", type=Path, required=True, help="output scaling figure (PNG)")
+    p.add_argument("--memory-figure", type=Path, required=True, help="output memory figure (PNG)")
     return parser
 
 

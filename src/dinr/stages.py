@@ -22,10 +22,15 @@ from dinr.baselines.mbir import MBIR_METHODS, import_mbirjax, mace4d, sliding_wi
 from dinr.errors import InputError
 from dinr.evaluate.center_scan import center_report
 from dinr.evaluate.figures import metrics_over_time, slice_movie, slices_over_time, training_curve
+from dinr.evaluate.figures import memory as plot_memory
+from dinr.evaluate.figures import scaling as plot_scaling
+from dinr.evaluate.figures import time_to_quality as plot_time_to_quality
 from dinr.evaluate.metrics import volume_metrics
+from dinr.evaluate.paper import latex_table, markdown_table
 from dinr.evaluate.quality import image_quality
 from dinr.evaluate.report import metrics_table
 from dinr.evaluate.residuals import field_residual, volume_residual
+from dinr.evaluate.time_to_quality import overtaking, snapshot_curve
 from dinr.frames import frame_times
 from dinr.geometry.parallel import ParallelGeometry
 from dinr.inr.rays import samples_per_ray
@@ -64,6 +69,7 @@ from dinr.train.checkpoint import TrainingState, load_checkpoint, save_checkpoin
 from dinr.train.comm import Communicator
 from dinr.train.device import choose_device
 from dinr.train.shards import ray_shard_count, shard_views
+from dinr.train.snapshots import load_snapshots
 
 log = logging.getLogger(__name__)
 
@@ -182,15 +188,17 @@ def baseline(settings: BaselineSettings, method: str, sinogram_path: Path, truth
 
 
 def train(settings: TrainSettings, sinogram_path: Path, checkpoint_path: Path, model_path: Path,
-          comm: Communicator, reuse_checkpoint: bool = False) -> TrainingState:
+          comm: Communicator, reuse_checkpoint: bool = False, snapshot_dir: Path | None = None,
+          snapshot_every: int = 0) -> TrainingState:
     """Distributed training on this rank's ray shards of the scan's training views;
-    rank 0 writes the final model (a complete checkpoint with provenance). Returns the
-    final state."""
+    rank 0 writes the final model (a complete checkpoint with provenance), and with
+    ``snapshot_dir`` the field every ``snapshot_every`` steps. Returns the final state."""
     n_shards = ray_shard_count(settings.ray_shards, comm.size)
     views = shard_views(training_views(sinogram_path), n_shards, comm.rank, comm.size, str(sinogram_path))
     shards = {shard: read_sinogram(sinogram_path, views=indices) for shard, indices in views.items()}
     noise = read_noise_variance(sinogram_path, settings.loss_weights == "transmission")
-    state = loop.train(settings, shards, n_shards, noise, checkpoint_path, comm, reuse_checkpoint)
+    state = loop.train(settings, shards, n_shards, noise, checkpoint_path, comm, reuse_checkpoint,
+                       snapshot_dir, snapshot_every)
     if comm.rank == 0:
         state.provenance = provenance("train", dataclasses.asdict(settings), {"sinogram": str(sinogram_path)})
         save_checkpoint(model_path, state)
@@ -286,3 +294,35 @@ def figures(metrics_path: Path, recons: dict[str, Path], truth_path: Path | None
     slice_movie({n: v for n, (v, _) in volumes.items()}, times, outdir / "movie.gif", truth)
     metrics_over_time(report["methods"], times, outdir / "metrics.png")
     training_curve(load_checkpoint(model_path).history, outdir / "training.png")
+
+
+def time_to_quality(render_settings: RenderSettings, model_path: Path, snapshot_dir: Path, sinogram_path: Path,
+                    truth_path: Path, metrics_path: Path, out_json: Path, out_png: Path) -> dict[str, object]:
+    """DINR's PSNR and SSIM at each training snapshot (of a run of the same settings as
+    ``model_path``) against its wall time, the baselines' (PSNR, wall time) from the
+    dataset's ``metrics_path``, and when DINR overtakes each; JSON and a figure."""
+    state = load_checkpoint(model_path)
+    truth, _ = read_volume(truth_path, name="truth")
+    _, normalised = _frame_times(read_scan_time(sinogram_path), truth_path, len(truth))
+    curve = snapshot_curve(state, load_snapshots(snapshot_dir), truth, normalised, render_settings.chunk)
+    report = json.loads(Path(metrics_path).read_text())
+    peers = {name: {"psnr": scores["psnr_mean"], "wall_s": report["wall_s"][name]}
+             for name, scores in report["methods"].items() if name != "dinr"}
+    result = {"dinr": curve, "peers": peers, "overtakes_at_s": overtaking(curve, peers),
+              "provenance": provenance("time_to_quality", dataclasses.asdict(render_settings),
+                                       {"model": str(model_path), "snapshots": str(snapshot_dir),
+                                        "metrics": str(metrics_path)})}
+    write_json(out_json, result)
+    plot_time_to_quality(curve, peers, out_png)
+    return result
+
+
+def paper(metrics_paths: list[Path], distributed_path: Path, memory_path: Path, out_md: Path, out_tex: Path,
+          out_scaling: Path, out_memory: Path) -> None:
+    """The paper's comparison table (Markdown and LaTeX) from every scan's metrics, and
+    its scaling and memory figures from the benchmarks' JSON."""
+    reports = [json.loads(Path(path).read_text()) for path in metrics_paths]
+    write_text(out_md, markdown_table(reports))
+    write_text(out_tex, latex_table(reports))
+    plot_scaling(json.loads(Path(distributed_path).read_text()), out_scaling)
+    plot_memory(json.loads(Path(memory_path).read_text()), out_memory)

@@ -1,5 +1,5 @@
 """Paper-ready figures: slices over time, a movie of one slice, metrics over time, the
-training curve."""
+training curve, quality against wall time."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from PIL import Image  # noqa: E402
 
 from dinr.io.atomic import atomic_path  # noqa: E402
 
-LABELS = {"truth": "truth", "fbp_static": "static FBP", "fbp_sliding": "sliding FBP", "dinr": "DINR"}
+LABELS = {"truth": "truth", "fbp_static": "static FBP", "fbp_sliding": "sliding FBP", "dinr": "DINR",
+          "mbir_sliding": "sliding MBIR", "mace4d": "MACE4D"}
 
 
 def _save(fig: plt.Figure, path: Path) -> None:
@@ -123,4 +124,59 @@ def training_curve(history: list[list[float]], path: Path) -> None:
     twin.plot(steps, rate, color="C1", alpha=0.6)
     twin.set_ylabel("rays / s (all ranks)", color="C1")
     ax.grid(alpha=0.3)
+    _save(fig, path)
+
+
+def time_to_quality(curve: list[dict[str, float]], peers: dict[str, dict[str, float]], path: Path) -> None:
+    """DINR's mean PSNR against training wall time (one point per snapshot) and each
+    peer's (wall time, PSNR) as a marker with a dashed level line."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.5))
+    ax.plot([p["elapsed_s"] for p in curve], [p["psnr"] for p in curve], marker="o", ms=3, color="C0", label="DINR")
+    for k, (name, peer) in enumerate(peers.items(), start=1):
+        ax.axhline(peer["psnr"], color=f"C{k}", ls="--", lw=0.8)
+        ax.plot([peer["wall_s"]], [peer["psnr"]], marker="s", color=f"C{k}", ls="none", label=LABELS.get(name, name))
+    ax.set_xlabel("wall time (s)")
+    ax.set_ylabel("mean PSNR (dB)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    _save(fig, path)
+
+
+def scaling(distributed: dict[str, object], path: Path) -> None:
+    """Throughput (samples/s) and step time against ranks, our MPI allreduce against
+    torch DDP, from ``bench/distributed.py``'s JSON (its ``runs``: mode, ranks, threads,
+    step_s, samples_per_s)."""
+    runs = [r for r in distributed["runs"] if r["threads"] == 1]  # type: ignore[index, union-attr]
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3.2))
+    for k, mode in enumerate(sorted({r["mode"] for r in runs})):
+        chosen = sorted((r for r in runs if r["mode"] == mode), key=lambda r: r["ranks"])
+        label = "MPI allreduce (ours)" if mode == "mpi" else f"torch {mode.upper()}"
+        for ax, key in zip(axes, ("samples_per_s", "step_s")):
+            ax.plot([r["ranks"] for r in chosen], [r[key] for r in chosen], marker="o", color=f"C{k}", label=label)
+    axes[0].set_ylabel("samples / s (all ranks)")
+    axes[1].set_ylabel("step time (s)")
+    for ax in axes:
+        ax.set_xlabel("MPI ranks (1 thread each)")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    machine = distributed.get("machine", {})
+    fig.suptitle(f"{machine.get('cpu', '')}, {machine.get('cores', '?')} cores", fontsize=9)  # type: ignore[union-attr]
+    _save(fig, path)
+
+
+def memory(measured: dict[str, object], path: Path) -> None:
+    """Peak memory per process added by reconstruction against slice size (log-log):
+    DINR per rank, MACE4D where measured, and one float32 copy of the 4D volume."""
+    sizes = measured["sizes"]  # type: ignore[index]
+    fig, ax = plt.subplots(figsize=(5.5, 3.5))
+    for key, label, style in (("dinr_rank_added_mb", "DINR, per rank (measured)", "o-"),
+                              ("mace4d_added_mb", "MACE4D (measured)", "s-"),
+                              ("volume_4d_mb", "one copy of the 4D volume", "k--")):
+        points = [(s["n"], s[key]) for s in sizes if key in s]  # type: ignore[index, union-attr]
+        if points:
+            ax.loglog(*zip(*points), style, label=label, base=2)
+    ax.set_xlabel("slice size n (pixels; n x n x rows voxels per frame)")
+    ax.set_ylabel("memory (MB)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
     _save(fig, path)

@@ -32,6 +32,7 @@ from dinr.train.comm import Communicator
 from dinr.train.progress import Progress
 from dinr.train.setup import TrainingRun, set_up
 from dinr.train.signals import Interrupted, stop_on_signals
+from dinr.train.snapshots import save_snapshot
 from dinr.train.step import learning_rate, train_step
 
 log = logging.getLogger(__name__)
@@ -109,10 +110,13 @@ def _log_start(run: TrainingRun) -> None:
 
 
 def train(settings: TrainSettings, shards: dict[int, Sinogram], n_shards: int, noise_variance: float,
-          checkpoint_path: str | Path, comm: Communicator, reuse_checkpoint: bool = False) -> TrainingState:
+          checkpoint_path: str | Path, comm: Communicator, reuse_checkpoint: bool = False,
+          snapshot_dir: Path | None = None, snapshot_every: int = 0) -> TrainingState:
     """Train the field on this rank's ray ``shards`` (shard index -> its training views)
     of ``n_shards``, with the scan's ``noise_variance`` for the prior; return the final
-    state (as checkpointed). Resumes from ``checkpoint_path`` (see :func:`resume`)."""
+    state (as checkpointed). Resumes from ``checkpoint_path`` (see :func:`resume`). With
+    ``snapshot_dir``, rank 0 also saves the field every ``snapshot_every`` steps and at
+    the end (:mod:`dinr.train.snapshots`), with the wall time since this process's first step."""
     checkpoint_path = Path(checkpoint_path)
     run = set_up(settings, shards, n_shards, noise_variance, comm)
     state = initial_state(run)
@@ -144,6 +148,8 @@ def train(settings: TrainSettings, shards: dict[int, Sinogram], n_shards: int, n
                 raise Interrupted(stop.signal_name or "a signal to another rank", done, str(checkpoint_path))
             if done % settings.checkpoint_every == 0 and done < settings.steps and comm.rank == 0:
                 save_checkpoint(checkpoint_path, snapshot(run, state, done, checkpoint_path))
+            if snapshot_dir is not None and (done % snapshot_every == 0 or done == settings.steps) and comm.rank == 0:
+                save_snapshot(snapshot_dir, done, progress.elapsed(), run.field.state_dict())
     final = snapshot(run, state, settings.steps, checkpoint_path)
     if comm.rank == 0:
         save_checkpoint(checkpoint_path, final)

@@ -13,6 +13,10 @@ class Progress:
         self.total, self.start, self.rays_per_step = total, start, rays_per_step
         self.t0 = time.perf_counter()
 
+    def elapsed(self) -> float:
+        """Seconds since the first step of this process."""
+        return time.perf_counter() - self.t0
+
     def line(self, step: int, loss: float, lr: float) -> tuple[str, float]:
         """The line for the end of ``step`` (0-based) and the rays/s so far."""
         done = step + 1 - self.start

@@ -1,0 +1,104 @@
+# The paper's figures and tables from one target (`make paper`, with config/paper.yaml):
+# every scan's slices over time, a table of every method on every scan (Markdown and
+# LaTeX), DINR's quality against wall time beside the baselines', the scaling and memory
+# figures from the benchmarks, and a movie. The first dataset of the config is the one
+# whose time to quality and movie are shown; every dataset needs a ground truth.
+
+
+def paper_showcase():
+    return next(iter(config["datasets"]))
+
+
+rule paper:
+    input:
+        "results/paper/table.md",
+        "results/paper/time_to_quality.png",
+        "results/paper/movie.gif",
+        expand("results/paper/slices/{dataset}.png", dataset=list(config["datasets"])),
+
+
+rule paper_tables:
+    input:
+        metrics=expand("results/{dataset}/metrics.json", dataset=list(config["datasets"])),
+        distributed="bench/results/distributed.json",
+        memory="bench/results/memory.json",
+    output:
+        table="results/paper/table.md",
+        latex="results/paper/table.tex",
+        scaling="results/paper/scaling.png",
+        memory="results/paper/memory.png",
+    log:
+        "logs/paper/tables.log",
+    conda:
+        "../../envs/dinr.yaml"
+    shell:
+        "dinr paper --metrics {input.metrics} --distributed {input.distributed} --memory {input.memory}"
+        " --table {output.table} --latex {output.latex} --scaling {output.scaling}"
+        " --memory-figure {output.memory} 2> {log}"
+
+
+rule paper_slices:
+    input:
+        "results/{dataset}/figures/slices.png",
+    output:
+        "results/paper/slices/{dataset}.png",
+    shell:
+        "cp {input} {output}"
+
+
+rule paper_showcase:
+    input:
+        movie=lambda wc: f"results/{paper_showcase()}/figures/movie.gif",
+        time_to_quality=lambda wc: f"results/{paper_showcase()}/time_to_quality/quality.png",
+    output:
+        movie="results/paper/movie.gif",
+        time_to_quality="results/paper/time_to_quality.png",
+    shell:
+        "cp {input.movie} {output.movie} && cp {input.time_to_quality} {output.time_to_quality}"
+
+
+# A second training run of the dataset with the same settings, keeping snapshots of the
+# field, so that the pipeline's own training run stays as it is.
+rule train_with_snapshots:
+    input:
+        sinogram="results/{dataset}/prepared/sinogram.h5",
+        settings=settings_file("train"),
+    output:
+        model="results/{dataset}/time_to_quality/model.pt",
+        snapshots=directory("results/{dataset}/time_to_quality/snapshots"),
+    params:
+        checkpoint="results/{dataset}/time_to_quality/checkpoint.pt",
+        every=250,
+    log:
+        "logs/{dataset}/train_with_snapshots.log",
+    threads: config["resources"]["train_tasks"]
+    resources:
+        tasks=config["resources"]["train_tasks"],
+        mpi=config["resources"]["mpi"],
+    conda:
+        "../../envs/dinr.yaml"
+    shell:
+        "{resources.mpi} -n {resources.tasks} dinr train --settings {input.settings}"
+        " --sinogram {input.sinogram} --checkpoint {params.checkpoint} --model {output.model}"
+        " --snapshots {output.snapshots} --snapshot-every {params.every} 2> {log}"
+
+
+rule time_to_quality:
+    input:
+        model="results/{dataset}/time_to_quality/model.pt",
+        snapshots="results/{dataset}/time_to_quality/snapshots",
+        sinogram="results/{dataset}/prepared/sinogram.h5",
+        truth=truth_input,
+        metrics="results/{dataset}/metrics.json",
+        settings=settings_file("render"),
+    output:
+        json="results/{dataset}/time_to_quality/quality.json",
+        figure="results/{dataset}/time_to_quality/quality.png",
+    log:
+        "logs/{dataset}/time_to_quality.log",
+    conda:
+        "../../envs/dinr.yaml"
+    shell:
+        "dinr time-to-quality --settings {input.settings} --model {input.model} --snapshots {input.snapshots}"
+        " --sinogram {input.sinogram} --truth {input.truth} --metrics {input.metrics}"
+        " --out {output.json} --figure {output.figure} 2> {log}"

@@ -111,6 +111,11 @@ def recon_option(wildcards, input):
     return " ".join(f"{m}={input[m]}" for m in dataset_methods(wildcards.dataset))
 
 
+def paper_showcase():
+    """The dataset whose time to quality and movie the paper shows: the config's first."""
+    return next(iter(config["datasets"]))
+
+
 def all_outputs():
     return expand(
         [

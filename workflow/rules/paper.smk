@@ -5,10 +5,6 @@
 # whose time to quality and movie are shown; every dataset needs a ground truth.
 
 
-def paper_showcase():
-    return next(iter(config["datasets"]))
-
-
 rule paper:
     input:
         "results/paper/table.md",
@@ -42,8 +38,12 @@ rule paper_slices:
         "results/{dataset}/figures/slices.png",
     output:
         "results/paper/slices/{dataset}.png",
+    log:
+        "logs/paper/slices_{dataset}.log",
+    conda:
+        "../../envs/dinr.yaml"
     shell:
-        "cp {input} {output}"
+        "cp {input} {output} 2> {log}"
 
 
 rule paper_showcase:
@@ -53,8 +53,12 @@ rule paper_showcase:
     output:
         movie="results/paper/movie.gif",
         time_to_quality="results/paper/time_to_quality.png",
+    log:
+        "logs/paper/showcase.log",
+    conda:
+        "../../envs/dinr.yaml"
     shell:
-        "cp {input.movie} {output.movie} && cp {input.time_to_quality} {output.time_to_quality}"
+        "(cp {input.movie} {output.movie} && cp {input.time_to_quality} {output.time_to_quality}) 2> {log}"
 
 
 # A second training run of the dataset with the same settings, keeping snapshots of the

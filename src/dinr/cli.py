@@ -120,6 +120,9 @@ def _paper(args: argparse.Namespace) -> None:
     stages.paper(args.metrics, args.distributed, args.memory, args.table, args.latex, args.scaling, args.memory_figure)
 
 
+StageAdder = Callable[[str, Callable[[argparse.Namespace], None], str], argparse.ArgumentParser]
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dinr", description="DINR: 4D X-ray tomography by distributed implicit neural representations.")
     parser.add_argument("--version", action="version", version=f"dinr {__version__}")
@@ -131,6 +134,13 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
         return p
 
+    _add_pipeline_stages(stage)
+    _add_paper_stages(stage)
+    return parser
+
+
+def _add_pipeline_stages(stage: StageAdder) -> None:
+    """The subcommands of the pipeline's stages, raw scan to figures."""
     p = stage("simulate", _simulate, "Scan a built-in deforming phantom: raw Data Exchange file + ground truth.")
     p.add_argument("--settings", type=Path, required=True, help="JSON of the 'simulate' config section")
     p.add_argument("--raw", type=Path, required=True, help="output raw scan (Data Exchange HDF5)")
@@ -192,6 +202,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", type=Path, required=True, help="trained model (for the training curve)")
     p.add_argument("--outdir", type=Path, required=True, help="folder for the figures")
 
+
+def _add_paper_stages(stage: StageAdder) -> None:
+    """The subcommands of the paper's figures and tables."""
     p = stage("time-to-quality", _time_to_quality,
               "DINR's PSNR against training wall time from snapshots, beside each baseline's (JSON + PNG).")
     p.add_argument("--settings", type=Path, required=True, help="JSON of the 'render' config section")
@@ -211,7 +224,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--latex", type=Path, required=True, help="output LaTeX table")
     p.add_argument("--scaling", type=Path, required=True, help="output scaling figure (PNG)")
     p.add_argument("--memory-figure", type=Path, required=True, help="output memory figure (PNG)")
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -2,8 +2,8 @@
 
     python bench/memory.py --out bench/results/memory.json
 
-For square slices of n = 64 ... 1024 pixels (``--rows`` detector rows, ``--views`` views over
-4 turns, 16 frames), it writes a prepared scan of smooth random line integrals (memory
+For scans of n x n detector pixels (n columns, n rows: a cubic reconstruction of n**3
+voxels per frame; n = 64 ... 512), ``--views`` views over 4 turns and 16 frames, it writes a prepared scan of smooth random line integrals (memory
 does not depend on the values) and measures the peak resident memory (``ru_maxrss``) of
 each rank of ``dinr train`` (2 ranks, a few steps, every other training key at its
 default), and of one Python process that imports the same libraries and does nothing,
@@ -66,9 +66,8 @@ def run(command: list[str]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "memory.json")
-    parser.add_argument("--sizes", type=int, nargs="+", default=[64, 128, 256, 512, 1024])
-    parser.add_argument("--mace-sizes", type=int, nargs="*", default=[32, 64])
-    parser.add_argument("--rows", type=int, default=8)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[64, 128, 256, 512])
+    parser.add_argument("--mace-sizes", type=int, nargs="*", default=[32])
     parser.add_argument("--views", type=int, default=720)
     parser.add_argument("--steps", type=int, default=5)
     args = parser.parse_args()
@@ -82,11 +81,11 @@ def main() -> None:
         baselines = {**section_defaults("baselines"), "mace4d_iterations": 1}
         for n in sorted(set(args.sizes) | set(args.mace_sizes)):
             scan = tmp / f"scan_{n}.h5"
-            synthetic_scan(scan, n, args.rows, args.views)
+            synthetic_scan(scan, n, n, args.views)
             row: dict[str, object] = {
-                "n": n, "rows": args.rows, "views": args.views, "frames": FRAMES,
-                "scan_mb": args.views * args.rows * n * 4 / 2**20,
-                "volume_4d_mb": FRAMES * args.rows * n * n * 4 / 2**20,
+                "n": n, "rows": n, "views": args.views, "frames": FRAMES,
+                "scan_mb": args.views * n * n * 4 / 2**20,
+                "volume_4d_mb": FRAMES * n**3 * 4 / 2**20,
             }
             if n in args.sizes:
                 out = run([mpiexec, "-n", "2", sys.executable, "-c", TRAIN, "train", "--settings", str(tmp / "train.json"),
@@ -105,7 +104,7 @@ def main() -> None:
                       "that imports the same libraries"}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
-    lines = ["| n | scan (MB) | 4D volume, one float32 copy (MB) | DINR per rank, added (MB) | MACE4D, added (MB) |",
+    lines = ["| n (cols = rows) | scan (MB) | 4D volume, one float32 copy (MB) | DINR per rank, added (MB) | MACE4D, added (MB) |",
              "|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['n']} | {r['scan_mb']:.1f} | {r['volume_4d_mb']:.1f} | "

@@ -165,7 +165,7 @@ def scaling(distributed: dict[str, object], path: Path) -> None:
 
 
 def memory(measured: dict[str, object], path: Path) -> None:
-    """Peak memory per process added by reconstruction against slice size (log-log):
+    """Peak memory per process added by reconstruction against scan size (log-log):
     DINR per rank, MACE4D where measured, and one float32 copy of the 4D volume."""
     sizes = measured["sizes"]  # type: ignore[index]
     fig, ax = plt.subplots(figsize=(5.5, 3.5))
@@ -175,7 +175,7 @@ def memory(measured: dict[str, object], path: Path) -> None:
         points = [(s["n"], s[key]) for s in sizes if key in s]  # type: ignore[index, union-attr]
         if points:
             ax.loglog(*zip(*points), style, label=label, base=2)
-    ax.set_xlabel("slice size n (pixels; n x n x rows voxels per frame)")
+    ax.set_xlabel("detector n x n pixels (n**3 voxels per frame)")
     ax.set_ylabel("memory (MB)")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)

@@ -147,7 +147,7 @@ def scaling(distributed: dict[str, object], path: Path) -> None:
     torch DDP, from ``bench/distributed.py``'s JSON (its ``runs``: mode, ranks, threads,
     step_s, samples_per_s)."""
     runs = [r for r in distributed["runs"] if r["threads"] == 1]  # type: ignore[index, union-attr]
-    fig, axes = plt.subplots(1, 2, figsize=(8, 3.2))
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2), layout="constrained")
     for k, mode in enumerate(sorted({r["mode"] for r in runs})):
         chosen = sorted((r for r in runs if r["mode"] == mode), key=lambda r: r["ranks"])
         label = "MPI allreduce (ours)" if mode == "mpi" else f"torch {mode.upper()}"
@@ -157,6 +157,7 @@ def scaling(distributed: dict[str, object], path: Path) -> None:
     axes[1].set_ylabel("step time (s)")
     for ax in axes:
         ax.set_xlabel("MPI ranks (1 thread each)")
+        ax.set_xticks(sorted({r["ranks"] for r in runs}))
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
     machine = distributed.get("machine", {})

@@ -34,6 +34,7 @@ def _psnr(truth_path: Path, recon_path: Path) -> float:
     return float(volume_metrics(truth, recon, mask)["psnr_mean"])
 
 
+@pytest.mark.slow  # mbirjax compiles its projectors for every window: about a minute each on 2 cores
 @pytest.mark.parametrize("method", ["mbir_sliding", "mace4d"])
 def test_peer_beats_static_fbp_on_a_tiny_scan(tiny_scan: dict[str, Path], tmp_path: Path, method: str) -> None:
     frames = TINY_SIMULATE.frames

@@ -3,7 +3,7 @@
     python bench/generalisation.py --out bench/results/generalisation.json
 
 Runs the workflow (``snakemake --cores N``, training on ``resources.train_tasks`` MPI
-ranks) on every dataset of ``bench/generalisation.yaml`` — the demo, and other phantoms,
+ranks) on every dataset of ``config/paper.yaml`` (the paper's scans) — the demo, and other phantoms,
 deformations, doses, view counts and seeds, every training setting at its default — and
 writes the mean PSNR, SSIM, noise/blur figures and wall time of each method per dataset
 as JSON and a markdown table beside it (``.md``), with DINR's PSNR margin over the best
@@ -23,7 +23,7 @@ import yaml
 from dinr.evaluate.paper import method_wall
 
 REPO = Path(__file__).resolve().parents[1]
-CONFIG = REPO / "bench" / "generalisation.yaml"
+CONFIG = REPO / "config" / "paper.yaml"
 
 
 def run_workflow(datasets: list[str], cores: int) -> None:

@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from dinr.baselines import METHODS as BASELINE_METHODS
 from dinr.baselines.fbp import available_backend, fbp, sliding_window_fbp
-from dinr.baselines.mbir import MBIR_METHODS, import_mbirjax, mace4d, sliding_window_mbir
+from dinr.baselines.mbir import MBIR_METHODS, mace4d, sliding_window_mbir
 from dinr.errors import InputError
 from dinr.evaluate.center_scan import center_report
 from dinr.evaluate.figures import metrics_over_time, slice_movie, slices_over_time, training_curve
@@ -164,14 +164,13 @@ def baseline(settings: BaselineSettings, method: str, sinogram_path: Path, truth
     seconds, normalised = _frame_times(sino.scan_time, truth_times_path, frames)
     time_norm = sino.normalised_time(sino.time)
     if method in MBIR_METHODS:
-        import_mbirjax(method)  # a clear error naming the method when mbirjax is missing
-        backend = f"mbirjax {importlib.metadata.version('mbirjax')}"
         if method == "mbir_sliding":
             recon = sliding_window_mbir(sino.projections, sino.theta, sino.heldout, time_norm, normalised, sino.center,
                                         settings.mbir_sharpness, settings.mbir_iterations)
         else:
             recon = mace4d(sino.projections, sino.theta, sino.heldout, time_norm, normalised, sino.center,
                            settings.mbir_sharpness, settings.mace4d_iterations, settings.mace4d_prior_weight)
+        backend = f"mbirjax {importlib.metadata.version('mbirjax')}"
     else:
         backend = available_backend(settings.backend)
         if method == "fbp_static":

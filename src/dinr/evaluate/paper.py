@@ -3,6 +3,7 @@ Markdown and as LaTeX (booktabs), from the scans' ``metrics.json`` reports."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from dinr.evaluate.figures import LABELS
@@ -26,19 +27,20 @@ def comparison_rows(reports: list[dict[str, Any]]) -> tuple[list[str], list[dict
     return methods, rows
 
 
+def _cells(row: dict[str, Any], methods: list[str], missing: str,
+           text: Callable[[float, float, float, bool], str]) -> list[str]:
+    """One table cell per method of a :func:`comparison_rows` row: ``text(psnr, ssim,
+    wall_s, is_best)``, or ``missing`` for a method the scan lacks."""
+    return [text(*row["cells"][m], m == row["best"]) if m in row["cells"] else missing for m in methods]
+
+
 def markdown_table(reports: list[dict[str, Any]]) -> str:
     """One line per scan; each method's mean PSNR (dB) / SSIM (wall s); the best PSNR in bold."""
     methods, rows = comparison_rows(reports)
     lines = ["| scan | " + " | ".join(LABELS.get(m, m) for m in methods) + " |", "|---" * (len(methods) + 1) + "|"]
     for row in rows:
-        cells = []
-        for m in methods:
-            if m not in row["cells"]:
-                cells.append("–")
-                continue
-            psnr, ssim, wall = row["cells"][m]
-            text = f"{psnr:.2f} / {ssim:.3f} ({wall:.0f} s)"
-            cells.append(f"**{text}**" if m == row["best"] else text)
+        cells = _cells(row, methods, "–", lambda psnr, ssim, wall, best: (
+            f"**{psnr:.2f} / {ssim:.3f} ({wall:.0f} s)**" if best else f"{psnr:.2f} / {ssim:.3f} ({wall:.0f} s)"))
         lines.append(f"| {row['dataset']} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n\nMean PSNR (dB) / mean SSIM (wall time) per method; best PSNR in bold.\n"
 
@@ -54,14 +56,8 @@ def latex_table(reports: list[dict[str, Any]]) -> str:
     lines = [rf"\begin{{tabular}}{{{columns}}}", r"\toprule", rf"scan & {head} \\", rules, rf" & {units} \\",
              r"\midrule"]
     for row in rows:
-        cells = []
-        for m in methods:
-            if m not in row["cells"]:
-                cells.append("-- & -- & --")
-                continue
-            psnr, ssim, wall = row["cells"][m]
-            value = rf"\textbf{{{psnr:.2f}}}" if m == row["best"] else f"{psnr:.2f}"
-            cells.append(f"{value} & {ssim:.3f} & {wall:.0f}")
+        cells = _cells(row, methods, "-- & -- & --", lambda psnr, ssim, wall, best: (
+            (rf"\textbf{{{psnr:.2f}}}" if best else f"{psnr:.2f}") + f" & {ssim:.3f} & {wall:.0f}"))
         name = row["dataset"].replace("_", r"\_")
         lines.append(f"{name} & " + " & ".join(cells) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}"]

@@ -17,10 +17,10 @@ def snapshot_curve(state: TrainingState, snapshots: list[dict[str, object]], tru
     ``frame_times`` and scored against ``truth`` (t, z, y, x) inside the cylinder."""
     geometry = state.parallel_geometry()
     field = state.field()
+    render = SliceRenderer(field, geometry, chunk)  # renders whatever parameters the field holds
     curve = []
     for snap in snapshots:
         field.load_state_dict(snap["model"])  # type: ignore[arg-type]
-        render = SliceRenderer(field, geometry, chunk)
         volume = np.stack([np.stack([render(float(t), r) for r in range(geometry.rows)]) for t in frame_times])
         scores = volume_metrics(truth, volume, geometry.cylinder_mask())
         curve.append({"step": int(snap["step"]), "elapsed_s": float(snap["elapsed_s"]),  # type: ignore[arg-type]

@@ -59,17 +59,19 @@ def machine() -> dict[str, object]:
 
 def build_field(device: torch.device) -> torch.nn.Module:
     """The demo's default field (schema defaults) on its 64 px x 8 row x 4 turn scan."""
+    from dinr.geometry.parallel import ParallelGeometry
     from dinr.inr.build import build_field as build
     from dinr.inr.build import field_spec
     from dinr.settings import TrainSettings, section_defaults
 
     settings = TrainSettings(**section_defaults("train"))
-    return build(settings, field_spec(settings, 64, 8, 8 * np.pi, 0.01)).to(device)
+    return build(settings, field_spec(settings, ParallelGeometry(8, 64, 32.0, 64), 8 * np.pi, 0.01)).to(device)
 
 
 def worker(args: argparse.Namespace) -> None:
     import torch
 
+    from dinr.geometry.parallel import ParallelGeometry
     from dinr.inr.rays import RayBatch, integrate_rays
     from dinr.train.comm import Communicator
     from dinr.train.reducer import GradientReducer
@@ -79,6 +81,7 @@ def worker(args: argparse.Namespace) -> None:
     device = torch.device("cuda", comm.local_rank % torch.cuda.device_count()) if args.device == "cuda" \
         else torch.device("cpu")
     field = build_field(device)
+    geometry = ParallelGeometry(rows=8, cols=64, center=32.0, n=64)  # the cylinder of radius 32 the rays cross
     comm.broadcast_module(field)
     generator = torch.Generator().manual_seed(comm.rank)
     rays = RayBatch(theta=torch.rand(args.rays, generator=generator) * 25, u=torch.rand(args.rays, generator=generator) * 60 - 30,
@@ -111,7 +114,7 @@ def worker(args: argparse.Namespace) -> None:
             optimizer.zero_grad(set_to_none=False)
         else:
             reducer.zero_()
-        loss = torch.mean((integrate_rays(model, rays, 32.0, args.samples, jitter) - rays.measured) ** 2)
+        loss = torch.mean((integrate_rays(model, rays, geometry, args.samples, jitter) - rays.measured) ** 2)
         loss.backward()
         sync()
         before_comm = time.perf_counter()

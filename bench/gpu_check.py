@@ -42,12 +42,13 @@ from distributed import machine  # noqa: E402
 def simulate_scan(root: Path, size: int, rows: int, views: int) -> Path:
     """A prepared scan of the built-in phantom (4 turns)."""
     from dinr import stages
-    from dinr.settings import PrepareSettings, SimulateSettings, section_defaults
+    from dinr.settings import GeometrySettings, PrepareSettings, SimulateSettings, section_defaults
 
     simulate = SimulateSettings(**{**section_defaults("simulate"), "size": size, "rows": rows, "views": views,
                                    "turns": 4, "frames": 4})
     stages.simulate(simulate, root / "raw.h5", root / "truth.h5")
-    stages.prepare(PrepareSettings(**section_defaults("prepare")), root / "raw.h5", root / "sino.h5")
+    stages.prepare(PrepareSettings(**section_defaults("prepare")), GeometrySettings(**section_defaults("geometry")),
+                   root / "raw.h5", root / "sino.h5")
     return root / "sino.h5"
 
 
@@ -88,11 +89,12 @@ def step_throughput(device: str, points: list[int], compiled: bool) -> dict[str,
     """Samples/s of the demo field's forward, backward and Adam step at each point count."""
     import torch
 
+    from dinr.geometry.parallel import ParallelGeometry
     from dinr.inr.build import build_field, field_spec
     from dinr.settings import TrainSettings, section_defaults
 
     settings = TrainSettings(**section_defaults("train"))
-    field = build_field(settings, field_spec(settings, 64, 8, 8 * np.pi, 0.01)).to(device)
+    field = build_field(settings, field_spec(settings, ParallelGeometry(8, 64, 32.0, 64), 8 * np.pi, 0.01)).to(device)
     optimizer = torch.optim.Adam(field.parameters(), lr=1e-3)
     model = torch.compile(field) if compiled else field
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
@@ -123,13 +125,13 @@ def render_rate(model_path: Path, device: str, slices: int) -> float:
     from dinr.train.checkpoint import load_checkpoint
 
     state = load_checkpoint(model_path)
-    renderer = SliceRenderer(state.field().to(device), state.parallel_geometry(), device=device)
+    renderer = SliceRenderer(state.field().to(device), state.beam_geometry(), device=device)
     renderer(0.5, 0)
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     sync()
     start = time.perf_counter()
     for i in range(slices):
-        renderer((i + 0.5) / slices, i % state.parallel_geometry().rows)
+        renderer((i + 0.5) / slices, i % state.beam_geometry().rows)
     sync()
     return slices / (time.perf_counter() - start)
 

@@ -83,13 +83,13 @@ class Clock:
 
 def step_in_parts(run: object, step: int, clock: Clock) -> None:
     """One training step taken apart (the same work as ``train_step``), each phase timed."""
-    from dinr.inr.rays import sample_along_rays
+    from dinr.inr.rays import ray_points
     from dinr.train.objective import rank_loss
 
     settings, field = run.settings, run.field  # type: ignore[attr-defined]
     clock.start()
     rays, jitter = run.sampler.sample(step, settings.batch_rays, run.samples)  # type: ignore[attr-defined]
-    coords, stratum = sample_along_rays(lambda points: points, rays, run.geometry.radius, run.samples, jitter)  # type: ignore[attr-defined]
+    coords, stratum = ray_points(rays, run.geometry, run.samples, jitter)  # type: ignore[attr-defined]
     run.reducer.zero_()  # type: ignore[attr-defined]
     clock.mark("sampling")
     features = field.encoding(coords)

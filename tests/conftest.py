@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from dinr import stages
-from dinr.settings import PrepareSettings, SimulateSettings, TrainSettings, section_defaults
+from dinr.settings import GeometrySettings, PrepareSettings, SimulateSettings, TrainSettings, section_defaults
 from dinr.train.checkpoint import TrainingState
 
 REPO = Path(__file__).resolve().parents[1]
@@ -28,7 +28,7 @@ TINY_TRAIN = TrainSettings(
     encoding="hashgrid", n_features=16, sigma_t=0.5, sigma_s=3.0, hash_levels=4, hash_features=2,
     hash_log2_table=12, hash_min_resolution=4, space_resolution="auto", time_resolution="auto",
     width=16, hidden_layers=1, output_scale="auto", nonnegative=False, steps=30, batch_rays=64, ray_shards="auto",
-    samples_per_ray=8, loss_weights="transmission", tv_weight="auto", lr=1e-2, lr_final=1e-3, warmup_steps=5, seed=0,
+    samples_per_ray=8, loss_weights="transmission", tv_weight="auto", tv_time_weight="auto", lr=1e-2, lr_final=1e-3, warmup_steps=5, seed=0,
     checkpoint_every=10,
     log_every=5, checksum_every=5, nonfinite_retries=3, allreduce_buckets=1, cuda_aware_mpi=False, precision="fp32", device="cpu",
     share_gpus=False, deterministic=False,
@@ -77,11 +77,16 @@ def prepare_settings(**overrides: object) -> PrepareSettings:
     return PrepareSettings(**{**section_defaults("prepare"), **overrides})  # type: ignore[arg-type]
 
 
+def geometry_settings(**overrides: object) -> GeometrySettings:
+    """The schema's ``geometry`` defaults (parallel beam), with ``overrides``."""
+    return GeometrySettings(**{**section_defaults("geometry"), **overrides})  # type: ignore[arg-type]
+
+
 @pytest.fixture(scope="session")
 def tiny_scan(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A simulated tiny scan: raw file, truth and prepared sinogram paths."""
     root = tmp_path_factory.mktemp("tiny")
     raw, truth, sino = root / "scan.h5", root / "truth.h5", root / "sinogram.h5"
     stages.simulate(TINY_SIMULATE, raw, truth)
-    stages.prepare(prepare_settings(), raw, sino)
+    stages.prepare(prepare_settings(), geometry_settings(), raw, sino)
     return {"root": root, "raw": raw, "truth": truth, "sinogram": sino}

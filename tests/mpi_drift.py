@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 
 from dinr.errors import DriftError
+from dinr.geometry.parallel import ParallelGeometry
 from dinr.inr.build import build_field, field_spec
 from dinr.settings import TrainSettings, load_section
 from dinr.train.comm import Communicator
@@ -17,7 +18,7 @@ from dinr.train.comm import Communicator
 settings_path = Path(sys.argv[1])
 comm = Communicator()
 settings = load_section(TrainSettings, settings_path)
-field = build_field(settings, field_spec(settings, 32, 2, 6.3, 0.01))
+field = build_field(settings, field_spec(settings, ParallelGeometry(2, 32, 16.0, 32), 6.3, 0.01))
 comm.broadcast_module(field)
 comm.check_identical(field, 0)
 if comm.rank == 1:

@@ -62,6 +62,7 @@ def test_ray_quadrature_matches_analytic_chord() -> None:
     rays = RayBatch(theta=torch.full_like(u, 0.3), u=u, z=torch.zeros_like(u), t=torch.zeros_like(u),
                     measured=torch.zeros_like(u))
     jitter = torch.rand(len(u), 2048, generator=torch.Generator().manual_seed(0))
-    predicted = integrate_rays(Disk(), rays, radius=32.0, samples=2048, jitter=jitter)  # type: ignore[arg-type]
+    predicted = integrate_rays(Disk(), rays, ParallelGeometry(rows=1, cols=64, center=32.0, n=64), samples=2048,
+                               jitter=jitter)  # type: ignore[arg-type]
     exact = 0.04 * 2 * torch.sqrt(torch.clamp(16.0**2 - u**2, min=0))
     assert torch.max(torch.abs(predicted - exact)) < 0.01

@@ -87,7 +87,7 @@ def test_tv_prior_strength_does_not_depend_on_samples_per_ray() -> None:
 
     terms = {}
     for samples in (32, 128):
-        values, step = sample_along_rays(disc, rays, radius, samples, torch.rand(400, samples, generator=g))
+        values, step = sample_along_rays(disc, rays, ParallelGeometry(1, 64, 32.0, 64), samples, torch.rand(400, samples, generator=g))
         with_prior = rank_loss(values, step, rays.measured, False, 1.0, 1, 400, 2 * radius)
         terms[samples] = float(with_prior - rank_loss(values, step, rays.measured, False, 0.0, 1, 400, 2 * radius))
     assert terms[128] == pytest.approx(terms[32], rel=0.05)
@@ -158,7 +158,7 @@ def test_hash_grid_buckets_start_while_coarser_levels_still_run_backward() -> No
     from dinr.train.reducer import GradientReducer
 
     settings = dataclasses.replace(TINY_TRAIN, hash_levels=6, hash_log2_table=14)
-    field = build_field(settings, field_spec(settings, 64, 4, 8 * np.pi, 0.01))
+    field = build_field(settings, field_spec(settings, ParallelGeometry(4, 64, 32.0, 64), 8 * np.pi, 0.01))
     events: list[tuple[str, int]] = []
     base = [0]
     reducer = GradientReducer(field, _RecordingComm(events, base), buckets=4)  # type: ignore[arg-type]

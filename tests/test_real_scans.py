@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from conftest import SHARED, peer_vector, prepare_settings
+from conftest import SHARED, geometry_settings, peer_vector, prepare_settings
 from dinr import stages
 from dinr.errors import InputError
 from dinr.io.canonical import read_sinogram
@@ -132,14 +132,14 @@ def test_data_exchange_variants(tiny_scan: dict[str, Path], tmp_path: Path,
     np.testing.assert_array_equal(read_raw(variant).theta, raw.theta)
 
     stages.convert(ALL, variant, tmp_path / "canonical.h5")
-    stages.prepare(prepare_settings(), tmp_path / "canonical.h5", tmp_path / "sino.h5")
+    stages.prepare(prepare_settings(), geometry_settings(), tmp_path / "canonical.h5", tmp_path / "sino.h5")
     with h5py.File(tmp_path / "sino.h5", "r") as f:
         assert f.attrs["flat_correction"] == "normalize_nf"
 
 
 def test_prepare_records_centre_method_and_artefact_removal(tiny_scan: dict[str, Path], tmp_path: Path) -> None:
     settings = prepare_settings(find_center="vo", zinger_threshold=0.08, stripe="vo")
-    stages.prepare(settings, tiny_scan["raw"], tmp_path / "sino.h5")
+    stages.prepare(settings, geometry_settings(), tiny_scan["raw"], tmp_path / "sino.h5")
     with h5py.File(tmp_path / "sino.h5", "r") as f:
         # 32 columns of an object that deforms while it turns: Vo's estimate scatters
         # between 15.0 and 16.75 over phantom seeds 0-5 (true axis 16.0); its accuracy on
@@ -176,7 +176,7 @@ def test_stripes_are_removed_and_the_rest_kept(tooth_transmission: np.ndarray) -
 
 def test_tooth_centre_by_both_methods_is_near_tomopy_tutorial_value(tmp_path: Path) -> None:
     stages.convert(ALL, SHARED / "data" / "tooth.h5", tmp_path / "tooth.h5")
-    stages.prepare(prepare_settings(find_center="vo"), tmp_path / "tooth.h5", tmp_path / "sino.h5")
+    stages.prepare(prepare_settings(find_center="vo"), geometry_settings(), tmp_path / "tooth.h5", tmp_path / "sino.h5")
     sino = read_sinogram(tmp_path / "sino.h5", split="all")
     assert abs(sino.center - 296.0) < 1.5
     assert abs(find_center_phase(sino.projections, sino.theta) - sino.center) < 1.0

@@ -23,11 +23,13 @@ from dinr.errors import InputError, TrainingError
 from dinr.settings import (
     BaselineSettings,
     ConvertSettings,
+    GeometrySettings,
     PrepareSettings,
     RenderSettings,
     SimulateSettings,
     TrainSettings,
     load_section,
+    section_defaults,
 )
 from dinr.train.signals import Interrupted
 
@@ -62,7 +64,9 @@ def _convert(args: argparse.Namespace) -> None:
 def _prepare(args: argparse.Namespace) -> None:
     from dinr import stages
 
-    stages.prepare(load_section(PrepareSettings, args.settings), args.raw, args.out)
+    geometry = (load_section(GeometrySettings, args.geometry) if args.geometry is not None
+                else GeometrySettings(**section_defaults("geometry")))
+    stages.prepare(load_section(PrepareSettings, args.settings), geometry, args.raw, args.out)
 
 
 def _train(args: argparse.Namespace) -> None:
@@ -153,6 +157,7 @@ def _add_pipeline_stages(stage: StageAdder) -> None:
 
     p = stage("prepare", _prepare, "Flat/dark correction, artefact removal, -log and centre: the sinogram file.")
     p.add_argument("--settings", type=Path, required=True, help="JSON of the 'prepare' config section")
+    p.add_argument("--geometry", type=Path, help="JSON of the 'geometry' config section (default: parallel beam)")
     p.add_argument("--raw", type=Path, required=True, help="input raw scan (canonical Data Exchange HDF5)")
     p.add_argument("--out", type=Path, required=True, help="output canonical sinogram (HDF5)")
 

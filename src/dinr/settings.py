@@ -63,7 +63,6 @@ class PrepareSettings:
     center: float | None
     find_center: str
     heldout_every: int
-    pixel_size_mm: float
     transmission_floor: float
     zinger_threshold: float | None
     zinger_size: int
@@ -97,6 +96,7 @@ class TrainSettings:
     samples_per_ray: int | str
     loss_weights: str
     tv_weight: float | str
+    tv_time_weight: float | str
     lr: float
     lr_final: float
     warmup_steps: int
@@ -123,6 +123,22 @@ class RenderSettings:
 
 
 @dataclass(frozen=True)
+class GeometrySettings:
+    """The beam: ``parallel`` (synchrotron) or ``cone`` (point source, flat panel,
+    circular orbit). Lengths in mm, each ``None`` to take the raw file's value
+    (``/measurement``; see :mod:`dinr.io.dxchange`): the source-to-axis and
+    source-to-detector distances (cone beam), the detector pitch, and
+    ``detector_offset_rows``, the detector row of the central ray (the ray from the
+    source perpendicular to the axis) minus the middle of the rows read, in pixels."""
+
+    beam: str
+    source_axis_mm: float | None
+    source_detector_mm: float | None
+    pixel_size_mm: float | None
+    detector_offset_rows: float
+
+
+@dataclass(frozen=True)
 class BaselineSettings:
     """Baselines: the ``methods`` compared with DINR, FBP's backend (auto, tomopy, astra)
     and filter, and the regularisation and iterations of the MBIR peers (mbirjax)."""
@@ -141,7 +157,7 @@ S = TypeVar("S")
 #: The config section each settings class is read from.
 SECTIONS: dict[type, str] = {
     SimulateSettings: "simulate", ConvertSettings: "convert", PrepareSettings: "prepare",
-    TrainSettings: "train", RenderSettings: "render", BaselineSettings: "baselines",
+    TrainSettings: "train", RenderSettings: "render", BaselineSettings: "baselines", GeometrySettings: "geometry",
 }
 
 

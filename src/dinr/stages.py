@@ -33,6 +33,7 @@ from dinr.evaluate.residuals import field_residual, volume_residual
 from dinr.evaluate.time_to_quality import overtaking, snapshot_curve
 from dinr.frames import frame_times
 from dinr.geometry.parallel import ParallelGeometry
+from dinr.geometry.resolve import beam_attributes
 from dinr.inr.rays import samples_per_ray
 from dinr.inr.render import SliceRenderer
 from dinr.io.atomic import write_json, write_text
@@ -57,6 +58,7 @@ from dinr.provenance import provenance
 from dinr.settings import (
     BaselineSettings,
     ConvertSettings,
+    GeometrySettings,
     PrepareSettings,
     RenderSettings,
     SimulateSettings,
@@ -105,15 +107,18 @@ def convert(settings: ConvertSettings, source: Path, out_path: Path) -> None:
         scan.flat_view = np.asarray(settings.flat_view, dtype=np.int64)
     attrs = provenance("convert", dataclasses.asdict(settings), {"raw": str(source)})
     attrs["source_format"] = source_format
-    write_raw(out_path, scan.data, scan.flat, scan.dark, np.rad2deg(scan.theta), scan.time, attrs, scan.flat_view)
+    write_raw(out_path, scan.data, scan.flat, scan.dark, np.rad2deg(scan.theta), scan.time, attrs, scan.flat_view,
+              scan.instrument)
     log.info("converted %s (%s): %d views x %d rows x %d cols", source, source_format, *scan.data.shape)
 
 
-def prepare(settings: PrepareSettings, raw_path: Path, out_path: Path) -> None:
+def prepare(settings: PrepareSettings, geometry: GeometrySettings, raw_path: Path, out_path: Path) -> None:
     """Flat/dark correction (TomoPy's ``normalize``, or ``normalize_nf`` for several flat
-    sets), optional zinger and stripe removal, ``-log``, and the rotation axis, into the
-    canonical sinogram file. Every step taken is recorded in the file's attributes."""
+    sets), optional zinger and stripe removal, ``-log``, the rotation axis and the beam
+    geometry, into the canonical sinogram file. Every step taken is recorded in the
+    file's attributes."""
     raw = read_raw(raw_path)
+    beam = beam_attributes(geometry, raw.instrument, raw.data.shape[1], raw_path)
     if len(raw.flat_view) > 1:
         transmission = normalize_nf(raw.data, raw.flat, raw.dark, raw.flat_view)
     else:
@@ -133,15 +138,16 @@ def prepare(settings: PrepareSettings, raw_path: Path, out_path: Path) -> None:
         center, center_method = cols / 2.0, "middle"
     sino = Sinogram(
         projections=projections, theta=raw.theta, time=raw.time, center=center,
-        scan_time=(float(raw.time[0]), float(raw.time[-1])), pixel_size_mm=settings.pixel_size_mm,
-        heldout=heldout_views(len(raw.theta), settings.heldout_every),
+        scan_time=(float(raw.time[0]), float(raw.time[-1])),
+        heldout=heldout_views(len(raw.theta), settings.heldout_every), **beam,
     )
-    attrs = provenance("prepare", dataclasses.asdict(settings), {"raw": str(raw_path)})
+    attrs = provenance("prepare", {**dataclasses.asdict(settings), "geometry": dataclasses.asdict(geometry)},
+                       {"raw": str(raw_path)})
     attrs["center_method"] = center_method
     attrs["flat_correction"] = "normalize_nf" if len(raw.flat_view) > 1 else "normalize"
     write_sinogram(out_path, sino, attrs)
-    log.info("prepared %s: %d views x %d rows x %d cols, centre %.2f (%s)", out_path, *projections.shape,
-             center, center_method)
+    log.info("prepared %s: %d views x %d rows x %d cols, centre %.2f (%s), %s beam", out_path, *projections.shape,
+             center, center_method, beam["beam"])
 
 
 def _frame_times(scan_time: tuple[float, float], times_path: Path | None,
@@ -210,7 +216,7 @@ def render(settings: RenderSettings, model_path: Path, sinogram_path: Path, trut
     The (frame, slice) images are dealt to the ranks in rounds and rank 0 writes each
     round into the output file, so no rank holds more than a round of slices."""
     state = load_checkpoint(model_path)
-    geometry = state.parallel_geometry()
+    geometry = state.beam_geometry()
     trained = state.train_settings()
     device = choose_device(trained.device, comm, trained.share_gpus)
     render_slice = SliceRenderer(state.field().to(device), geometry, settings.chunk, settings.supersample, device)
@@ -240,7 +246,7 @@ def evaluate(dataset: str, sinogram_path: Path, truth_path: Path | None, recons:
     center: dict[str, object] = {}
     volumes = {name: read_volume(path) for name, path in recons.items()}
     state = load_checkpoint(model_path)
-    geometry = state.parallel_geometry()
+    geometry = state.beam_geometry()
     if truth_path:
         truth, _ = read_volume(truth_path, name="truth")
         methods = {name: volume_metrics(truth, volume, geometry.cylinder_mask()) for name, (volume, _) in volumes.items()}
@@ -271,7 +277,7 @@ def residual_metrics(volumes: dict[str, tuple[np.ndarray, np.ndarray]], sino: Si
     """``{method: {key: relative residual}}`` on the views of ``sino``: DINR's field at
     each view's own time (midpoint quadrature at twice its training samples), the other
     methods' volumes by the frame nearest in time."""
-    geometry = state.parallel_geometry()
+    geometry = state.beam_geometry()
     trained = state.train_settings()
     samples = 2 * samples_per_ray(trained.samples_per_ray, geometry.n)
     device = choose_device(trained.device, Communicator(use_mpi=False), trained.share_gpus)

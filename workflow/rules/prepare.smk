@@ -21,6 +21,7 @@ rule prepare:
     input:
         raw="results/{dataset}/raw/canonical.h5",
         settings=settings_file("prepare"),
+        geometry=settings_file("geometry"),
     output:
         "results/{dataset}/prepared/sinogram.h5",
     log:
@@ -30,4 +31,4 @@ rule prepare:
     conda:
         "../../envs/dinr.yaml"
     shell:
-        "dinr prepare --settings {input.settings} --raw {input.raw} --out {output} 2> {log}"
+        "dinr prepare --settings {input.settings} --geometry {input.geometry} --raw {input.raw} --out {output} 2> {log}"

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from dinr.baselines.fbp import forward_project
-from dinr.geometry.parallel import ParallelGeometry
+from dinr.geometry import Geometry
 from dinr.inr.field import AttenuationField
 from dinr.inr.rays import RayBatch, integrate_rays
 from dinr.io.canonical import Sinogram
@@ -22,7 +22,7 @@ def relative_l2(predicted: np.ndarray, measured: np.ndarray) -> float:
     return float(np.linalg.norm(predicted - measured) / max(float(np.linalg.norm(measured)), 1e-12))
 
 
-def volume_residual(volume: np.ndarray, frame_times: np.ndarray, sino: Sinogram, geometry: ParallelGeometry) -> float:
+def volume_residual(volume: np.ndarray, frame_times: np.ndarray, sino: Sinogram, geometry: Geometry) -> float:
     """Residual of a (t, z, y, x) volume; each view is predicted by the frame nearest in time."""
     view_t = sino.normalised_time(sino.time)
     nearest = np.abs(view_t[:, None] - frame_times[None, :]).argmin(axis=1)
@@ -30,21 +30,21 @@ def volume_residual(volume: np.ndarray, frame_times: np.ndarray, sino: Sinogram,
     for f in np.unique(nearest):
         views = np.flatnonzero(nearest == f)
         predicted[views] = forward_project(volume[f], sino.theta[views], sino.center)
-    columns = np.abs(geometry.detector_u()) < geometry.radius
+    columns = geometry.column_mask()
     return relative_l2(predicted[..., columns], sino.projections[..., columns])
 
 
 @torch.no_grad()
-def field_residual(field: AttenuationField, sino: Sinogram, geometry: ParallelGeometry, samples: int) -> float:
+def field_residual(field: AttenuationField, sino: Sinogram, geometry: Geometry, samples: int) -> float:
     """Residual of the field, each view predicted at its own acquisition time (midpoint
     quadrature with ``samples`` points per ray), on the field's device."""
     field.eval()
     device = next(field.parameters()).device
     views, rows, cols = sino.shape
-    columns = np.abs(geometry.detector_u()) < geometry.radius
+    columns = geometry.column_mask()
     predicted = np.zeros_like(sino.projections)
     u = torch.as_tensor(geometry.detector_u()[columns], dtype=torch.float32, device=device)
-    z = torch.as_tensor(geometry.slice_z(), dtype=torch.float32, device=device)
+    z = torch.as_tensor(geometry.detector_v(), dtype=torch.float32, device=device)
     zz, uu = torch.meshgrid(z, u, indexing="ij")
     n_rays = zz.numel()
     midpoints = torch.full((n_rays, samples), 0.5, device=device)
@@ -54,6 +54,6 @@ def field_residual(field: AttenuationField, sino: Sinogram, geometry: ParallelGe
             theta=torch.full((n_rays,), float(sino.theta[v]), device=device), u=uu.reshape(-1), z=zz.reshape(-1),
             t=torch.full((n_rays,), float(times[v]), device=device), measured=torch.zeros(n_rays, device=device),
         )
-        values = integrate_rays(field, rays, geometry.radius, samples, midpoints)
+        values = integrate_rays(field, rays, geometry, samples, midpoints)
         predicted[v][:, columns] = values.reshape(rows, -1).cpu().numpy()
     return relative_l2(predicted[..., columns], sino.projections[..., columns])

@@ -15,7 +15,7 @@ def snapshot_curve(state: TrainingState, snapshots: list[dict[str, object]], tru
     """``{step, elapsed_s, psnr, ssim}`` of each snapshot: the field of ``state``'s
     settings with the snapshot's parameters, rendered (pixel centres) at the normalised
     ``frame_times`` and scored against ``truth`` (t, z, y, x) inside the cylinder."""
-    geometry = state.parallel_geometry()
+    geometry = state.beam_geometry()
     field = state.field()
     render = SliceRenderer(field, geometry, chunk)  # renders whatever parameters the field holds
     curve = []

@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 
 @dataclass(frozen=True)
@@ -31,10 +32,22 @@ class ParallelGeometry:
     center: float
     n: int
 
+    beam = "parallel"
+
     @property
     def radius(self) -> float:
         """Radius of the reconstruction cylinder in pixels."""
         return self.n / 2.0
+
+    @property
+    def half_height(self) -> float:
+        """Half-height of the region every view sees (pixels): the whole detector."""
+        return self.rows / 2.0
+
+    @property
+    def field_half_height(self) -> float:
+        """Half-height of the box the field is learned in (pixels)."""
+        return self.rows / 2.0
 
     def detector_u(self) -> np.ndarray:
         """(cols,) detector coordinate of each column centre, pixels."""
@@ -43,6 +56,14 @@ class ParallelGeometry:
     def slice_z(self) -> np.ndarray:
         """(rows,) height of each detector row / volume slice, pixels."""
         return self.rows / 2.0 - (np.arange(self.rows) + 0.5)
+
+    def detector_v(self) -> np.ndarray:
+        """(rows,) height of each detector row, pixels (that of its slice)."""
+        return self.slice_z()
+
+    def column_mask(self) -> np.ndarray:
+        """(cols,) boolean: columns whose rays cross the reconstruction cylinder."""
+        return np.abs(self.detector_u()) < self.radius
 
     def grid_xy(self) -> tuple[np.ndarray, np.ndarray]:
         """(n, n) x and y of every pixel centre of a slice, pixels (rows index y)."""
@@ -53,3 +74,23 @@ class ParallelGeometry:
         """(n, n) boolean: pixel centres inside the reconstruction cylinder."""
         x, y = self.grid_xy()
         return x**2 + y**2 < self.radius**2
+
+    def region_mask(self) -> np.ndarray:
+        """(rows, n, n) boolean: voxels in the region every view sees (the cylinder)."""
+        return np.broadcast_to(self.cylinder_mask(), (self.rows, self.n, self.n))
+
+    def chord_points(self, theta: torch.Tensor, u: torch.Tensor, v: torch.Tensor, samples: int,
+                     jitter: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Quadrature points ``x, y, z`` (rays, samples) (pixels) of the rays at detector
+        coordinate ``u`` and height ``v`` (rays,) of views ``theta`` (rays,), and the stratum
+        length (rays,) (pixels): each ray's chord through the cylinder cut into ``samples``
+        equal strata, one point per stratum at the offset ``jitter`` (rays, samples) in
+        [0, 1). Rays with ``|u| >= radius`` miss the cylinder: their strata have length 0."""
+        half_chord = torch.sqrt(torch.clamp(self.radius**2 - u**2, min=0.0))  # (rays,)
+        step = 2.0 * half_chord / samples
+        strata = torch.arange(samples, device=u.device, dtype=u.dtype)
+        s = -half_chord[:, None] + (strata[None, :] + jitter) * step[:, None]  # (rays, samples)
+        cos_t, sin_t = torch.cos(theta)[:, None], torch.sin(theta)[:, None]
+        x = u[:, None] * cos_t - s * sin_t
+        y = u[:, None] * sin_t + s * cos_t
+        return x, y, v[:, None].expand_as(s), step

@@ -14,22 +14,23 @@ from typing import Any
 import numpy as np
 import torch
 
+from dinr.geometry import Geometry
 from dinr.inr.fourier import FourierFeatures
 from dinr.inr.field import AttenuationField
 from dinr.inr.hashgrid import HashGridEncoding
 from dinr.settings import TrainSettings
 
 
-def field_spec(settings: TrainSettings, grid_size: int, rows: int, angular_span: float, scale: float) -> dict[str, Any]:
+def field_spec(settings: TrainSettings, geometry: Geometry, angular_span: float, scale: float) -> dict[str, Any]:
     """Everything needed to rebuild the field besides the settings: the values resolved
-    from the scan (``grid_size`` pixels across the cylinder, ``rows`` slices,
-    ``angular_span`` radians of rotation from first to last view) and the output
-    ``scale`` (1/pixel)."""
+    from the scan (its ``geometry``: the grid of ``n`` pixels across the cylinder and the
+    height of the box the rays cross; ``angular_span`` radians of rotation from first to
+    last view) and the output ``scale`` (1/pixel)."""
     half_turns = max(1, math.ceil(angular_span / math.pi - 1e-6))
     time_res = half_turns if settings.time_resolution == "auto" else int(settings.time_resolution)
-    space_res = grid_size if settings.space_resolution == "auto" else int(settings.space_resolution)
+    space_res = geometry.n if settings.space_resolution == "auto" else int(settings.space_resolution)
     return {"scale": scale, "time_resolution": time_res, "space_resolution": space_res,
-            "extent": (rows / grid_size, 1.0, 1.0)}
+            "extent": (geometry.field_half_height / geometry.radius, 1.0, 1.0)}
 
 
 def build_field(settings: TrainSettings, spec: dict[str, Any]) -> AttenuationField:

@@ -1,4 +1,4 @@
-"""Line integrals of the field along parallel-beam rays by stratified quadrature."""
+"""Line integrals of the field along the rays of a beam geometry by stratified quadrature."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
+from dinr.geometry import Geometry
 from dinr.inr.field import AttenuationField
 
 
@@ -13,9 +14,10 @@ from dinr.inr.field import AttenuationField
 class RayBatch:
     """A batch of rays; every tensor has shape (rays,).
 
-    ``theta`` radians, ``u`` detector coordinate and ``z`` slice height in pixels (the
-    convention of :mod:`dinr.geometry.parallel`), ``t`` normalised time, ``measured``
-    the measured line integral (attenuation x pixels).
+    ``theta`` radians; ``u`` and ``z`` the detector pixel's coordinate and height in
+    pixels (on the virtual detector through the axis for cone beam: see
+    :mod:`dinr.geometry`); ``t`` normalised time; ``measured`` the measured line integral
+    (attenuation x pixels).
     """
 
     theta: torch.Tensor
@@ -25,27 +27,28 @@ class RayBatch:
     measured: torch.Tensor
 
 
-def sample_along_rays(
-    field: AttenuationField, rays: RayBatch, radius: float, samples: int, jitter: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The field along each ray: attenuation (rays, samples) in 1/pixel, and the
+def ray_points(rays: RayBatch, geometry: Geometry, samples: int, jitter: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Quadrature points of each ray: normalised field coordinates (rays, samples, 4) in
+    the ``(t, z, y, x)`` order of :class:`~dinr.inr.field.AttenuationField`, and the
     stratum length (rays,) in pixels.
 
-    Each ray's chord through the cylinder of ``radius`` pixels is cut into ``samples``
-    equal strata and the field is evaluated once per stratum at the offset ``jitter``
-    (rays, samples) in [0, 1) — uniform random draws make the quadrature unbiased.
-    Rays with ``|u| >= radius`` miss the cylinder: their strata have length 0.
+    Each ray's chord through the reconstruction cylinder of ``geometry`` is cut into
+    ``samples`` equal strata with one point per stratum at the offset ``jitter`` (rays,
+    samples) in [0, 1) — uniform random draws make the quadrature unbiased. Rays that
+    miss the cylinder have strata of length 0.
     """
-    half_chord = torch.sqrt(torch.clamp(radius**2 - rays.u**2, min=0.0))  # (rays,)
-    step = 2.0 * half_chord / samples
-    strata = torch.arange(samples, device=rays.u.device, dtype=rays.u.dtype)
-    s = -half_chord[:, None] + (strata[None, :] + jitter) * step[:, None]  # (rays, samples)
-    cos_t, sin_t = torch.cos(rays.theta)[:, None], torch.sin(rays.theta)[:, None]
-    x = rays.u[:, None] * cos_t - s * sin_t
-    y = rays.u[:, None] * sin_t + s * cos_t
-    coords = torch.stack(
-        [rays.t[:, None].expand_as(s), rays.z[:, None].expand_as(s), y, x], dim=-1
-    ) / torch.tensor([1.0, radius, radius, radius], device=s.device, dtype=s.dtype)
+    x, y, z, step = geometry.chord_points(rays.theta, rays.u, rays.z, samples, jitter)
+    coords = torch.stack([rays.t[:, None].expand_as(x), z, y, x], dim=-1) / torch.tensor(
+        [1.0, geometry.radius, geometry.radius, geometry.radius], device=x.device, dtype=x.dtype)
+    return coords, step
+
+
+def sample_along_rays(
+    field: AttenuationField, rays: RayBatch, geometry: Geometry, samples: int, jitter: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The field along each ray at the points of :func:`ray_points`: attenuation
+    (rays, samples) in 1/pixel, and the stratum length (rays,) in pixels."""
+    coords, step = ray_points(rays, geometry, samples, jitter)
     return field(coords), step
 
 
@@ -56,11 +59,11 @@ def line_integrals(values: torch.Tensor, step: torch.Tensor) -> torch.Tensor:
 
 
 def integrate_rays(
-    field: AttenuationField, rays: RayBatch, radius: float, samples: int, jitter: torch.Tensor
+    field: AttenuationField, rays: RayBatch, geometry: Geometry, samples: int, jitter: torch.Tensor
 ) -> torch.Tensor:
     """Predicted line integrals (rays,) by the quadrature of :func:`sample_along_rays`;
     rays that miss the cylinder predict 0."""
-    return line_integrals(*sample_along_rays(field, rays, radius, samples, jitter))
+    return line_integrals(*sample_along_rays(field, rays, geometry, samples, jitter))
 
 
 def samples_per_ray(setting: int | str, diameter: int) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from dinr.geometry.parallel import ParallelGeometry
+from dinr.geometry import Geometry
 from dinr.inr.field import AttenuationField
 
 
@@ -19,7 +19,7 @@ class SliceRenderer:
     by one slice whatever the grid size.
     """
 
-    def __init__(self, field: AttenuationField, geometry: ParallelGeometry, chunk: int = 65536,
+    def __init__(self, field: AttenuationField, geometry: Geometry, chunk: int = 65536,
                  supersample: int = 1, device: torch.device | str = "cpu") -> None:
         x, y = geometry.grid_xy()
         self.mask = geometry.cylinder_mask()

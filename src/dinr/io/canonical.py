@@ -8,7 +8,9 @@ Layout (axes order in parentheses):
 - ``/heldout`` (views,) bool: views kept out of training and FBP, to measure how well
   each method predicts data it has not seen;
 - attributes ``center`` (rotation-axis position in detector columns, TomoPy's convention:
-  ``cols / 2`` is the middle of the detector), ``pixel_size_mm``, ``noise_variance`` and
+  ``cols / 2`` is the middle of the detector), ``pixel_size_mm``, ``beam`` (``parallel`` or
+  ``cone``; a cone-beam scan adds ``source_axis_mm``, ``source_detector_mm`` and
+  ``row_center``, the detector row of the central ray), ``noise_variance`` and
   ``noise_variance_weighted`` (of the line integrals, and of the transmission-weighted
   ones, estimated from the projections of the whole scan when it is written), plus
   provenance.
@@ -51,6 +53,10 @@ class Sinogram:
     scan_time: tuple[float, float]
     pixel_size_mm: float
     heldout: np.ndarray | None = None
+    beam: str = "parallel"
+    source_axis_mm: float | None = None
+    source_detector_mm: float | None = None
+    row_center: float | None = None
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -80,6 +86,11 @@ def write_sinogram(path: str | os.PathLike[str], sino: Sinogram, attrs: dict[str
         f.attrs.update(attrs)
         f.attrs["center"] = sino.center
         f.attrs["pixel_size_mm"] = sino.pixel_size_mm
+        f.attrs["beam"] = sino.beam
+        if sino.beam == "cone":
+            f.attrs["source_axis_mm"] = sino.source_axis_mm
+            f.attrs["source_detector_mm"] = sino.source_detector_mm
+            f.attrs["row_center"] = sino.row_center
         f.attrs["scan_time"] = np.asarray(sino.scan_time, dtype=np.float64)
         f.attrs["noise_variance"] = noise_variance(proj, transmission_weighted=False)
         f.attrs["noise_variance_weighted"] = noise_variance(proj, transmission_weighted=True)
@@ -106,7 +117,17 @@ def read_sinogram(path: str | os.PathLike[str], split: str = "train", views: np.
             scan_time=_scan_time(f),
             pixel_size_mm=float(f.attrs["pixel_size_mm"]),
             heldout=heldout[index],
+            **_beam(f),
         )
+
+
+def _beam(f: h5py.File) -> dict[str, Any]:
+    """The beam attributes of a canonical file (parallel beam for files written before
+    cone beam was supported)."""
+    beam = str(f.attrs.get("beam", "parallel"))
+    if beam != "cone":
+        return {"beam": beam}
+    return {"beam": beam, **{key: float(f.attrs[key]) for key in ("source_axis_mm", "source_detector_mm", "row_center")}}
 
 
 def _scan_time(f: h5py.File) -> tuple[float, float]:

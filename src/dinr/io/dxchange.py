@@ -13,7 +13,11 @@ Layout read and written here (axes order in parentheses):
   (default, as the spec says) or ``radians``; may run through several turns. When
   absent, the views are taken as evenly spaced over 180 degrees (with a warning);
 - ``/exchange/time`` (views,): acquisition time of each view in seconds (optional;
-  evenly spaced in view order when absent).
+  evenly spaced in view order when absent);
+- the instrument's geometry, each optional, a scalar with a ``units`` attribute (``mm``
+  when absent; ``um`` and ``m`` are converted): ``/measurement/instrument/detector/
+  pixel_size_x`` (detector pitch), ``/measurement/instrument/source_to_axis_distance``
+  and ``/measurement/instrument/source_to_detector_distance`` (cone beam).
 
 A region of interest (rows, views) is read as HDF5 hyperslabs, never the whole file.
 Files are opened read-only; every problem is reported as :class:`dinr.errors.InputError`
@@ -46,6 +50,14 @@ DARK = "/exchange/data_dark"
 THETA = "/exchange/theta"
 TIME = "/exchange/time"
 
+#: Instrument values read from (and written to) the file, by their config key (mm).
+INSTRUMENT = {
+    "pixel_size_mm": "/measurement/instrument/detector/pixel_size_x",
+    "source_axis_mm": "/measurement/instrument/source_to_axis_distance",
+    "source_detector_mm": "/measurement/instrument/source_to_detector_distance",
+}
+_MM_PER_UNIT = {"mm": 1.0, "um": 1e-3, "microns": 1e-3, "m": 1e3}
+
 
 @dataclass
 class RawScan:
@@ -54,7 +66,9 @@ class RawScan:
     ``data`` (views, rows, cols), ``flat`` (n_flats, rows, cols), ``dark``
     (n_darks, rows, cols) in counts as float32; ``theta`` (views,) radians;
     ``time`` (views,) seconds; ``flat_view`` (groups,) the view index at which each of
-    the equal groups of flats was taken (one group at view 0 for a single set).
+    the equal groups of flats was taken (one group at view 0 for a single set);
+    ``instrument`` the geometry values the file holds (config key -> mm, see
+    :data:`INSTRUMENT`).
     """
 
     path: Path
@@ -64,6 +78,25 @@ class RawScan:
     theta: np.ndarray
     time: np.ndarray
     flat_view: np.ndarray
+    instrument: dict[str, float]
+
+
+def read_instrument(f: h5py.File, path: Path) -> dict[str, float]:
+    """The instrument values of :data:`INSTRUMENT` present in the open file ``f``, in mm."""
+    found = {}
+    for key, name in INSTRUMENT.items():
+        if name not in f:
+            continue
+        dset = f[name]
+        units = dset.attrs.get("units", "mm")
+        units = units.decode() if isinstance(units, bytes) else str(units)
+        if units not in _MM_PER_UNIT:
+            raise InputError(f"{path}: {name} has units {units!r}; expected one of {sorted(_MM_PER_UNIT)}")
+        value = float(np.asarray(dset[()]).ravel()[0]) * _MM_PER_UNIT[units]
+        if not np.isfinite(value) or value <= 0:
+            raise InputError(f"{path}: {name} must be a positive length (found {value:g} mm)")
+        found[key] = value
+    return found
 
 
 def _dataset(f: h5py.File, path: Path, key: str, ndim: int) -> h5py.Dataset:
@@ -175,8 +208,9 @@ def read_raw(path: str | os.PathLike[str], rows: tuple[int, int] | None = None,
         else:
             time = np.arange(n_views, dtype=np.float64)
         data = _read(data_ds, path, DATA, row_slice, view_slice)
+        instrument = read_instrument(f, path)
     scan = RawScan(path=path, data=data, flat=flat, dark=dark, theta=theta[view_slice], time=time[view_slice],
-                   flat_view=np.clip(flat_view - view_slice.start, 0, data.shape[0] - 1))
+                   flat_view=np.clip(flat_view - view_slice.start, 0, data.shape[0] - 1), instrument=instrument)
     check_scan(scan)
     return scan
 
@@ -209,9 +243,11 @@ def write_raw(
     time_s: np.ndarray,
     attrs: dict[str, Any],
     flat_view: np.ndarray | None = None,
+    instrument: dict[str, float] | None = None,
 ) -> None:
     """Write a scan in the Data Exchange layout (angles in degrees), atomically;
-    ``flat_view`` places equal groups of flats within the scan (omitted: one set)."""
+    ``flat_view`` places equal groups of flats within the scan (omitted: one set);
+    ``instrument`` the geometry values (config key of :data:`INSTRUMENT` -> mm)."""
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         f.create_dataset(DATA, data=data, chunks=(1, *data.shape[1:]))
         f.create_dataset(FLAT, data=flat)
@@ -220,4 +256,6 @@ def write_raw(
         f.create_dataset(DARK, data=dark)
         f.create_dataset(THETA, data=theta_deg).attrs["units"] = "degrees"
         f.create_dataset(TIME, data=time_s).attrs["units"] = "s"
+        for key, value in (instrument or {}).items():
+            f.create_dataset(INSTRUMENT[key], data=float(value)).attrs["units"] = "mm"
         f.attrs.update(attrs)

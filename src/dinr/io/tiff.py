@@ -138,6 +138,7 @@ def read_tiff_scan(folder: str | Path, rows: tuple[int, int] | None = None,
         theta=theta[view_slice],
         time=(np.arange(len(theta), dtype=np.float64) if time is None else time)[view_slice],
         flat_view=np.zeros(1, dtype=np.int64),
+        instrument={},
     )
     check_scan(scan, (f"{folder / 'projections'}", f"{folder / 'flats'}", f"{folder / 'darks'}", str(angle_file)))
     return scan

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from dinr.errors import InputError
-from dinr.geometry.parallel import ParallelGeometry
+from dinr.geometry import Geometry, geometry_from_dict
 from dinr.inr.build import build_field
 from dinr.inr.field import AttenuationField
 from dinr.io.atomic import atomic_path
@@ -35,7 +35,7 @@ class TrainingState:
     train section as a dict and ``settings_hash`` its hash with the ray-shard count;
     ``field_spec`` what :func:`dinr.inr.build.field_spec` resolved from the scan;
     ``history`` rows of (step, mean loss, rays/s); ``geometry`` the
-    :class:`~dinr.geometry.parallel.ParallelGeometry` as a dict; ``scan_time`` (first,
+    beam geometry (:mod:`dinr.geometry`) as a dict; ``scan_time`` (first,
     last) view time in seconds; ``launch`` ranks, device and Slurm step; ``lr_scale`` the
     learning-rate factor left by skipped steps, listed in ``skipped_steps``; ``prior`` the
     TV weight and the noise variance it came from; ``provenance`` (final model only).
@@ -71,8 +71,9 @@ class TrainingState:
         field.load_state_dict(self.model)
         return field
 
-    def parallel_geometry(self) -> ParallelGeometry:
-        return ParallelGeometry(**self.geometry)
+    def beam_geometry(self) -> Geometry:
+        """The scan's geometry the field was trained in."""
+        return geometry_from_dict(self.geometry)
 
 
 #: The fields every checkpoint must hold (all but the optional ones).

@@ -105,7 +105,8 @@ def _log_start(run: TrainingRun) -> None:
         log.info("training on %s", ", ".join(f"{key} {value}" for key, value in run.launch.items()))
         log.info("gradient allreduce: %d bucket(s) of %s entries", len(run.reducer.bucket_sizes()),
                  run.reducer.bucket_sizes())
-        log.info("TV prior weight %.4g (measurement noise variance %.3g)", run.prior["tv_weight"],
+        log.info("TV prior weights %.4g in space, %.4g in time over %.4g of the scan (measurement noise "
+                 "variance %.3g)", run.prior["tv_weight"], run.prior["tv_time_weight"], run.prior["time_step"],
                  run.prior["noise_variance"])
 
 

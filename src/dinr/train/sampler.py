@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from dinr.geometry.parallel import ParallelGeometry
+from dinr.geometry import Geometry
 from dinr.inr.rays import RayBatch
 from dinr.io.canonical import Sinogram
 
@@ -30,15 +30,15 @@ class RaySampler:
     to seed its generator.
     """
 
-    def __init__(self, sino: Sinogram, geometry: ParallelGeometry, shard: int, seed: int,
+    def __init__(self, sino: Sinogram, geometry: Geometry, shard: int, seed: int,
                  device: torch.device | str = "cpu") -> None:
         self.device = torch.device(device)
         self.projections = torch.as_tensor(sino.projections, device=self.device)
         self.theta = torch.as_tensor(sino.theta, dtype=torch.float32, device=self.device)
         self.t = torch.as_tensor(sino.normalised_time(sino.time), dtype=torch.float32, device=self.device)
-        self.z = torch.as_tensor(geometry.slice_z(), dtype=torch.float32, device=self.device)
+        self.z = torch.as_tensor(geometry.detector_v(), dtype=torch.float32, device=self.device)
         u = geometry.detector_u()
-        inside = np.flatnonzero(np.abs(u) < geometry.radius)
+        inside = np.flatnonzero(geometry.column_mask())
         self.columns = torch.as_tensor(inside, device=self.device)
         self.u = torch.as_tensor(u, dtype=torch.float32, device=self.device)
         self.shard, self.seed = shard, seed

@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from dinr.geometry.parallel import ParallelGeometry
+from dinr.geometry import Geometry
+from dinr.geometry.resolve import geometry_of
 from dinr.inr.build import build_field, field_spec
 from dinr.inr.field import AttenuationField
 from dinr.inr.rays import samples_per_ray
@@ -24,7 +25,7 @@ from dinr.settings import TrainSettings
 from dinr.train.checkpoint import settings_hash
 from dinr.train.comm import Communicator
 from dinr.train.device import choose_device
-from dinr.train.objective import tv_weight
+from dinr.train.objective import tv_time_weight, tv_weight
 from dinr.train.reducer import GradientReducer
 from dinr.train.sampler import RaySampler, ShardedSampler
 
@@ -44,7 +45,7 @@ class TrainingRun:
     comm: Communicator
     device: torch.device
     n_shards: int
-    geometry: ParallelGeometry
+    geometry: Geometry
     scan_time: tuple[float, float]
     spec: dict[str, Any]
     prior: dict[str, float]
@@ -67,13 +68,7 @@ class TrainingRun:
         return settings_hash({**self.config, "ray_shards": self.n_shards})
 
 
-def geometry_of(sino: Sinogram) -> ParallelGeometry:
-    """The reconstruction geometry of a prepared scan (grid as wide as the detector)."""
-    _, rows, cols = sino.shape
-    return ParallelGeometry(rows=rows, cols=cols, center=sino.center, n=cols)
-
-
-def output_scale(settings: TrainSettings, shards: list[Sinogram], geometry: ParallelGeometry,
+def output_scale(settings: TrainSettings, shards: list[Sinogram], geometry: Geometry,
                  comm: Communicator) -> float:
     """The field's output scale: configured, or ``auto`` = the attenuation that would
     give the largest measured line integral (the largest 99.9th percentile of a shard)
@@ -98,11 +93,15 @@ def launch_record(comm: Communicator, device: torch.device) -> dict[str, str]:
 
 
 def prior_record(settings: TrainSettings, noise_variance: float, shards: list[Sinogram],
-                 geometry: ParallelGeometry, spec: dict[str, Any], comm: Communicator) -> dict[str, float]:
-    """The TV prior's weight and the scan's noise variance it was derived from."""
+                 geometry: Geometry, spec: dict[str, Any], comm: Communicator) -> dict[str, float]:
+    """The TV priors' weights in space and time, the temporal prior's step (one cell of
+    the finest time level, normalised time; 0 for a static field) and the scan's noise
+    variance they were derived from."""
     views = int(comm.allreduce_sum(float(sum(len(shard.theta) for shard in shards))))
-    weight = tv_weight(settings, noise_variance, geometry, views, int(spec["time_resolution"]), float(spec["scale"]))
-    return {"tv_weight": weight, "noise_variance": noise_variance}
+    time_cells = int(spec["time_resolution"])
+    weight = tv_weight(settings, noise_variance, geometry, views, time_cells, float(spec["scale"]))
+    return {"tv_weight": weight, "tv_time_weight": tv_time_weight(settings, weight, time_cells),
+            "time_step": 1.0 / time_cells if time_cells else 0.0, "noise_variance": noise_variance}
 
 
 def set_up(settings: TrainSettings, shards: dict[int, Sinogram], n_shards: int, noise_variance: float,
@@ -116,7 +115,7 @@ def set_up(settings: TrainSettings, shards: dict[int, Sinogram], n_shards: int, 
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS's condition for repeatable matmuls
         torch.use_deterministic_algorithms(True)
     scale = output_scale(settings, held, geometry, comm)
-    spec = field_spec(settings, geometry.n, geometry.rows, angular_span(held, comm), scale)
+    spec = field_spec(settings, geometry, angular_span(held, comm), scale)
     field = build_field(settings, spec).to(device)
     prior = prior_record(settings, noise_variance, held, geometry, spec, comm)
     comm.broadcast_module(field)

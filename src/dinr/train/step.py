@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import torch
 
-from dinr.inr.rays import sample_along_rays
-from dinr.train.objective import rank_loss
+from dinr.inr.rays import ray_points
+from dinr.train.objective import rank_loss, time_prior_stride, time_variation
 from dinr.train.setup import NONFINITE_SLOT, STOP_SLOT, TrainingRun
 
 
@@ -45,9 +45,14 @@ def train_step(run: TrainingRun, step: int, lr: float, stop_requested: bool) -> 
     rays, jitter = run.sampler.sample(step, run.settings.batch_rays, run.samples)
     run.reducer.zero_()
     with torch.autocast(run.device.type, dtype=torch.bfloat16, enabled=run.settings.precision == "bf16"):
-        values, stratum = sample_along_rays(run.field, rays, run.geometry.radius, run.samples, jitter)
+        coords, stratum = ray_points(rays, run.geometry, run.samples, jitter)
+        values = run.field(coords)
+        in_time = None
+        if run.prior["tv_time_weight"] > 0:
+            in_time = time_variation(run.field, coords, values, run.prior["time_step"], time_prior_stride(run.samples))
     loss = rank_loss(values, stratum, rays.measured, run.settings.loss_weights == "transmission",
-                     run.prior["tv_weight"], run.comm.size, run.global_rays, 2.0 * run.geometry.radius)
+                     run.prior["tv_weight"], run.comm.size, run.global_rays, 2.0 * run.geometry.radius,
+                     in_time, run.prior["tv_time_weight"])
     loss.backward()
     buffer = run.reducer.buffer
     buffer[STOP_SLOT] = float(stop_requested)

@@ -1,0 +1,62 @@
+"""The beam geometry of a scan: from the config's ``geometry`` section and the raw
+file's instrument values at prepare time, and from a prepared scan afterwards."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from dinr.errors import InputError
+from dinr.geometry import Geometry
+from dinr.geometry.cone import ConeGeometry
+from dinr.geometry.parallel import ParallelGeometry
+from dinr.io.canonical import Sinogram
+from dinr.settings import GeometrySettings
+
+#: Detector pitch of a parallel-beam scan that states none (mm); it only sets the
+#: physical unit of the attenuation.
+DEFAULT_PIXEL_SIZE_MM = 0.001
+
+
+def beam_attributes(settings: GeometrySettings, instrument: dict[str, float], rows: int,
+                    raw_path: Path) -> dict[str, Any]:
+    """The :class:`~dinr.io.canonical.Sinogram` beam fields (``beam``, ``pixel_size_mm``,
+    and for cone beam the two distances and ``row_center``) of a scan with ``rows``
+    detector rows: each length from the config, else from the raw file's ``instrument``
+    values. A missing or inconsistent value raises :class:`InputError` naming the
+    config key (and the raw file)."""
+    def value(key: str) -> float | None:
+        configured = getattr(settings, key)
+        return float(configured) if configured is not None else instrument.get(key)
+
+    pixel = value("pixel_size_mm")
+    if settings.beam == "parallel":
+        return {"beam": "parallel", "pixel_size_mm": pixel if pixel is not None else DEFAULT_PIXEL_SIZE_MM}
+    lengths = {key: value(key) for key in ("source_axis_mm", "source_detector_mm", "pixel_size_mm")}
+    missing = [key for key, length in lengths.items() if length is None]
+    if missing:
+        raise InputError(f"geometry.{missing[0]}: needed for beam: cone, and {raw_path} has no "
+                         f"{', '.join(missing)} in its /measurement group either")
+    if lengths["source_detector_mm"] <= lengths["source_axis_mm"]:  # type: ignore[operator]
+        raise InputError(f"geometry.source_detector_mm ({lengths['source_detector_mm']:g} mm) must exceed "
+                         f"geometry.source_axis_mm ({lengths['source_axis_mm']:g} mm): the detector lies "
+                         "beyond the rotation axis")
+    row_center = rows / 2.0 + settings.detector_offset_rows
+    if not 0.0 < row_center < rows:
+        raise InputError(f"geometry.detector_offset_rows ({settings.detector_offset_rows:g}) puts the central ray "
+                         f"off the detector's {rows} rows")
+    return {"beam": "cone", **lengths, "row_center": row_center}
+
+
+def geometry_of(sino: Sinogram, n: int | None = None) -> Geometry:
+    """The reconstruction geometry of a prepared scan, with slices ``n`` voxels wide
+    (default: as wide as the detector). A cone-beam source lies ``source_detector_mm /
+    pixel_size_mm`` voxels from the axis (the voxel being a pixel demagnified to the
+    axis)."""
+    _, rows, cols = sino.shape
+    n = cols if n is None else n
+    if sino.beam != "cone":
+        return ParallelGeometry(rows=rows, cols=cols, center=sino.center, n=n)
+    return ConeGeometry(rows=rows, cols=cols, center=sino.center, n=n,
+                        source_axis=float(sino.source_detector_mm) / sino.pixel_size_mm,  # type: ignore[arg-type]
+                        row_center=float(sino.row_center))  # type: ignore[arg-type]

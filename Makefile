@@ -14,7 +14,7 @@ install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,peers]'
+	$(BIN)/python -m pip install --quiet -e '.[test,peers,cone]'
 	$(BIN)/mpiexec -n 2 $(BIN)/python -c "from mpi4py import MPI; assert MPI.COMM_WORLD.Get_size() == 2, 'mpiexec and mpi4py use different MPIs'"
 	touch $@
 

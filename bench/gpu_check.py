@@ -46,7 +46,7 @@ def simulate_scan(root: Path, size: int, rows: int, views: int) -> Path:
 
     simulate = SimulateSettings(**{**section_defaults("simulate"), "size": size, "rows": rows, "views": views,
                                    "turns": 4, "frames": 4})
-    stages.simulate(simulate, root / "raw.h5", root / "truth.h5")
+    stages.simulate(simulate, GeometrySettings(**section_defaults("geometry")), root / "raw.h5", root / "truth.h5")
     stages.prepare(PrepareSettings(**section_defaults("prepare")), GeometrySettings(**section_defaults("geometry")),
                    root / "raw.h5", root / "sino.h5")
     return root / "sino.h5"

@@ -87,6 +87,6 @@ def tiny_scan(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A simulated tiny scan: raw file, truth and prepared sinogram paths."""
     root = tmp_path_factory.mktemp("tiny")
     raw, truth, sino = root / "scan.h5", root / "truth.h5", root / "sinogram.h5"
-    stages.simulate(TINY_SIMULATE, raw, truth)
+    stages.simulate(TINY_SIMULATE, geometry_settings(), raw, truth)
     stages.prepare(prepare_settings(), geometry_settings(), raw, sino)
     return {"root": root, "raw": raw, "truth": truth, "sinogram": sino}

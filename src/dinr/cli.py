@@ -52,7 +52,8 @@ def _key_value_paths(items: Sequence[str], option: str) -> dict[str, Path]:
 def _simulate(args: argparse.Namespace) -> None:
     from dinr import stages
 
-    stages.simulate(load_section(SimulateSettings, args.settings), args.raw, args.truth)
+    stages.simulate(load_section(SimulateSettings, args.settings), _geometry_settings(args.geometry), args.raw,
+                    args.truth)
 
 
 def _convert(args: argparse.Namespace) -> None:
@@ -61,12 +62,15 @@ def _convert(args: argparse.Namespace) -> None:
     stages.convert(load_section(ConvertSettings, args.settings), args.raw, args.out)
 
 
+def _geometry_settings(path: Path | None) -> GeometrySettings:
+    """The ``geometry`` section from ``--geometry``, or its defaults (parallel beam)."""
+    return load_section(GeometrySettings, path) if path is not None else GeometrySettings(**section_defaults("geometry"))
+
+
 def _prepare(args: argparse.Namespace) -> None:
     from dinr import stages
 
-    geometry = (load_section(GeometrySettings, args.geometry) if args.geometry is not None
-                else GeometrySettings(**section_defaults("geometry")))
-    stages.prepare(load_section(PrepareSettings, args.settings), geometry, args.raw, args.out)
+    stages.prepare(load_section(PrepareSettings, args.settings), _geometry_settings(args.geometry), args.raw, args.out)
 
 
 def _train(args: argparse.Namespace) -> None:
@@ -147,6 +151,7 @@ def _add_pipeline_stages(stage: StageAdder) -> None:
     """The subcommands of the pipeline's stages, raw scan to figures."""
     p = stage("simulate", _simulate, "Scan a built-in deforming phantom: raw Data Exchange file + ground truth.")
     p.add_argument("--settings", type=Path, required=True, help="JSON of the 'simulate' config section")
+    p.add_argument("--geometry", type=Path, help="JSON of the 'geometry' config section (default: parallel beam)")
     p.add_argument("--raw", type=Path, required=True, help="output raw scan (Data Exchange HDF5)")
     p.add_argument("--truth", type=Path, required=True, help="output ground truth (HDF5 /truth, /time)")
 

@@ -16,7 +16,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from dinr.baselines import FDK_METHODS, METHODS_BY_BEAM
 from dinr.baselines import METHODS as BASELINE_METHODS
+from dinr.baselines.fdk import fdk_sliding, fdk_static
 from dinr.baselines.fbp import available_backend, fbp, sliding_window_fbp
 from dinr.baselines.mbir import MBIR_METHODS, mace4d, sliding_window_mbir
 from dinr.errors import InputError
@@ -32,8 +34,7 @@ from dinr.evaluate.report import metrics_table
 from dinr.evaluate.residuals import field_residual, volume_residual
 from dinr.evaluate.time_to_quality import overtaking, snapshot_curve
 from dinr.frames import frame_times
-from dinr.geometry.parallel import ParallelGeometry
-from dinr.geometry.resolve import beam_attributes
+from dinr.geometry.resolve import beam_attributes, geometry_of
 from dinr.inr.rays import samples_per_ray
 from dinr.inr.render import SliceRenderer
 from dinr.io.atomic import write_json, write_text
@@ -65,7 +66,7 @@ from dinr.settings import (
     TrainSettings,
 )
 from dinr.sim.phantoms import build_phantom
-from dinr.sim.scan import simulate_scan
+from dinr.sim.scan import simulate_scan, simulated_geometry
 from dinr.train import loop
 from dinr.train.checkpoint import TrainingState, load_checkpoint, save_checkpoint
 from dinr.train.comm import Communicator
@@ -76,18 +77,20 @@ from dinr.train.snapshots import load_snapshots
 log = logging.getLogger(__name__)
 
 
-def simulate(settings: SimulateSettings, raw_path: Path, truth_path: Path) -> None:
-    """Scan a built-in deforming phantom: raw Data Exchange counts plus ground truth."""
-    geometry = ParallelGeometry(rows=settings.rows, cols=settings.size, center=settings.size / 2, n=settings.size)
+def simulate(settings: SimulateSettings, geometry_settings: GeometrySettings, raw_path: Path, truth_path: Path) -> None:
+    """Scan a built-in deforming phantom: raw Data Exchange counts (with the instrument's
+    geometry in ``/measurement``) plus ground truth, in the beam ``geometry_settings`` give."""
+    geometry, instrument = simulated_geometry(settings, geometry_settings)
     phantom = build_phantom(settings)
     scan = simulate_scan(
         phantom, geometry, n_views=settings.views, turns=settings.turns, photons=settings.photons,
         n_frames=settings.frames, view_time_s=settings.view_time_s, seed=settings.seed,
     )
-    attrs = provenance("simulate", dataclasses.asdict(settings))
-    write_raw(raw_path, scan.data, scan.flat, scan.dark, scan.theta_deg, scan.time_s, attrs)
+    attrs = provenance("simulate", {**dataclasses.asdict(settings), "geometry": dataclasses.asdict(geometry_settings)})
+    write_raw(raw_path, scan.data, scan.flat, scan.dark, scan.theta_deg, scan.time_s, attrs, instrument=instrument)
     write_volume(truth_path, scan.truth, scan.truth_time_s, attrs, name="truth")
-    log.info("simulated %d views of %s, truth %s", settings.views, scan.data.shape[1:], scan.truth.shape)
+    log.info("simulated %d %s-beam views of %s, truth %s", settings.views, geometry.beam, scan.data.shape[1:],
+             scan.truth.shape)
 
 
 def convert(settings: ConvertSettings, source: Path, out_path: Path) -> None:
@@ -161,15 +164,28 @@ def baseline(settings: BaselineSettings, method: str, sinogram_path: Path, truth
              frames: int, out_path: Path) -> None:
     """A baseline reconstruction at the frame times: ``fbp_static`` (FBP of all
     training views), ``fbp_sliding`` / ``mbir_sliding`` (FBP / MBIR of each frame's
-    half-turn window) or ``mace4d`` (mbirjax's joint 4D MBIR). The frame times are those
+    half-turn window) or ``mace4d`` (mbirjax's joint 4D MBIR) for parallel beam;
+    ``fdk_static`` / ``fdk_sliding`` (RTK's FDK of all training views / of each frame's
+    short scan) for cone beam. The frame times are those
     of ``truth_times_path`` (a volume file) when given, else ``frames`` evenly spaced; the
     reconstruction library is recorded in the file's ``backend`` attribute."""
     if method not in BASELINE_METHODS:
         raise InputError(f"baseline method {method!r}: use one of {', '.join(BASELINE_METHODS)}")
     sino = read_sinogram(sinogram_path, split="all" if method in MBIR_METHODS else "train")
+    if method not in METHODS_BY_BEAM[sino.beam]:
+        raise InputError(f"baselines.methods: {method!r} does not reconstruct {sino.beam}-beam scans "
+                         f"({sinogram_path}); use {', '.join(METHODS_BY_BEAM[sino.beam])}")
     seconds, normalised = _frame_times(sino.scan_time, truth_times_path, frames)
     time_norm = sino.normalised_time(sino.time)
-    if method in MBIR_METHODS:
+    if method in FDK_METHODS:
+        geometry = geometry_of(sino)
+        if method == "fdk_static":
+            volume = fdk_static(sino.projections, sino.theta, geometry)  # type: ignore[arg-type]
+            recon = np.broadcast_to(volume, (len(seconds), *volume.shape))
+        else:
+            recon = fdk_sliding(sino.projections, sino.theta, time_norm, normalised, geometry)  # type: ignore[arg-type]
+        backend = f"itk-rtk {importlib.metadata.version('itk-rtk')}"
+    elif method in MBIR_METHODS:
         if method == "mbir_sliding":
             recon = sliding_window_mbir(sino.projections, sino.theta, sino.heldout, time_norm, normalised, sino.center,
                                         settings.mbir_sharpness, settings.mbir_iterations)
@@ -249,12 +265,12 @@ def evaluate(dataset: str, sinogram_path: Path, truth_path: Path | None, recons:
     geometry = state.beam_geometry()
     if truth_path:
         truth, _ = read_volume(truth_path, name="truth")
-        methods = {name: volume_metrics(truth, volume, geometry.cylinder_mask()) for name, (volume, _) in volumes.items()}
+        methods = {name: volume_metrics(truth, volume, geometry.region_mask()) for name, (volume, _) in volumes.items()}
     else:
         heldout = has_heldout_views(sinogram_path)
         sino = read_sinogram(sinogram_path, split="heldout" if heldout else "all")
         methods = residual_metrics(volumes, sino, state, "heldout_rel_residual" if heldout else "train_rel_residual")
-        if heldout:
+        if heldout and geometry.beam == "parallel":  # the centre scan reconstructs by parallel-beam FBP
             center = center_report(read_sinogram(sinogram_path, split="train"), sino, baselines.filter,
                                    available_backend(baselines.backend))
     for name, (volume, _) in volumes.items():

@@ -4,6 +4,7 @@
 rule simulate:
     input:
         settings=settings_file("simulate"),
+        geometry=settings_file("geometry"),
     output:
         raw="results/{dataset}/raw/scan.h5",
         truth="results/{dataset}/raw/truth.h5",
@@ -14,4 +15,4 @@ rule simulate:
     conda:
         "../../envs/dinr.yaml"
     shell:
-        "dinr simulate --settings {input.settings} --raw {output.raw} --truth {output.truth} 2> {log}"
+        "dinr simulate --settings {input.settings} --geometry {input.geometry} --raw {output.raw} --truth {output.truth} 2> {log}"

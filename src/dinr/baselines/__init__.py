@@ -3,5 +3,15 @@
 from dinr.settings import section_schemas
 
 #: The baseline methods (the schema's ``baselines.methods`` lists them): MBIR and FBP of each
-#: frame's half-turn window of views, mbirjax's joint 4D MACE4D, and FBP of all training views.
+#: frame's half-turn window of views, mbirjax's joint 4D MACE4D, FBP of all training views,
+#: and for cone beam RTK's FDK of each frame's short scan and of all training views.
 METHODS: tuple[str, ...] = tuple(section_schemas()["baselines"]["properties"]["methods"]["items"]["enum"])
+
+#: The cone-beam methods (RTK's FDK).
+FDK_METHODS: tuple[str, ...] = ("fdk_sliding", "fdk_static")
+
+#: The methods that reconstruct each beam geometry.
+METHODS_BY_BEAM: dict[str, tuple[str, ...]] = {
+    "parallel": tuple(m for m in METHODS if m not in FDK_METHODS),
+    "cone": FDK_METHODS,
+}

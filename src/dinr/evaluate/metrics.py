@@ -1,8 +1,9 @@
-"""Image-quality metrics of 4D reconstructions inside the reconstruction cylinder.
+"""Image-quality metrics of 4D reconstructions inside the region every view sees.
 
 Volumes are (t, z, y, x) in attenuation per pixel length. PSNR uses the data range of
 the whole ground truth (max - min over all frames), so frames are comparable; SSIM is
-3D per frame (scikit-image), averaged over the voxels inside the cylinder.
+3D per frame (scikit-image), averaged over the voxels inside the region (the
+reconstruction cylinder; in cone beam only the slices every view sees).
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ def _ssim_window(shape: tuple[int, ...]) -> int:
 
 
 def frame_metrics(truth: np.ndarray, recon: np.ndarray, mask: np.ndarray, data_range: float) -> dict[str, float]:
-    """PSNR (dB), SSIM and MAE of one (z, y, x) frame inside ``mask`` (y, x)."""
+    """PSNR (dB), SSIM and MAE of one (z, y, x) frame inside ``mask`` ((y, x), or
+    (z, y, x))."""
     inside = np.broadcast_to(mask, truth.shape)
     t, r = truth[inside], recon[inside]
     psnr = peak_signal_noise_ratio(t, r, data_range=data_range) if mean_squared_error(t, r) > 0 else np.inf

@@ -11,7 +11,9 @@ import numpy as np
 import torch
 
 from dinr.baselines.fbp import forward_project
+from dinr.baselines.fdk import cone_forward_project
 from dinr.geometry import Geometry
+from dinr.geometry.cone import ConeGeometry
 from dinr.inr.field import AttenuationField
 from dinr.inr.rays import RayBatch, integrate_rays
 from dinr.io.canonical import Sinogram
@@ -23,13 +25,17 @@ def relative_l2(predicted: np.ndarray, measured: np.ndarray) -> float:
 
 
 def volume_residual(volume: np.ndarray, frame_times: np.ndarray, sino: Sinogram, geometry: Geometry) -> float:
-    """Residual of a (t, z, y, x) volume; each view is predicted by the frame nearest in time."""
+    """Residual of a (t, z, y, x) volume; each view is predicted by the frame nearest in
+    time (ASTRA's line projector, or RTK's Joseph projector for cone beam)."""
     view_t = sino.normalised_time(sino.time)
     nearest = np.abs(view_t[:, None] - frame_times[None, :]).argmin(axis=1)
     predicted = np.empty_like(sino.projections)
     for f in np.unique(nearest):
         views = np.flatnonzero(nearest == f)
-        predicted[views] = forward_project(volume[f], sino.theta[views], sino.center)
+        if isinstance(geometry, ConeGeometry):
+            predicted[views] = cone_forward_project(volume[f], sino.theta[views], geometry)
+        else:
+            predicted[views] = forward_project(volume[f], sino.theta[views], sino.center)
     columns = geometry.column_mask()
     return relative_l2(predicted[..., columns], sino.projections[..., columns])
 

@@ -87,16 +87,16 @@ def time_prior_stride(samples: int) -> int:
 
 def time_variation(field: AttenuationField, coords: torch.Tensor, values: torch.Tensor, delta: float,
                    stride: int) -> torch.Tensor:
-    """Summed absolute change ``|mu(t +- delta) - mu(t)|`` of the field over one time cell
+    """Summed absolute change ``|mu(t + delta) - mu(t)|`` of the field over one time cell
     at every ``stride``-th point of ``coords`` (rays, samples, 4), whose field values are
     ``values`` (rays, samples) (1/pixel), multiplied by ``stride`` so it stands for every
-    point. The later instant is taken where it stays in the scan (t + delta <= 1), the
-    earlier one elsewhere."""
+    point. Points whose later instant falls after the scan (t + delta > 1) count 0, so
+    the first and last time cells are penalised alike."""
     points = coords[:, ::stride]
-    t = points[..., :1]
-    shifted_t = torch.where(t + delta <= 1.0, t + delta, t - delta)
-    shifted = field(torch.cat([shifted_t, points[..., 1:]], dim=-1))
-    return torch.abs(shifted - values[:, ::stride]).sum() * stride
+    later = points[..., 0] + delta
+    shifted = field(torch.cat([later[..., None], points[..., 1:]], dim=-1))
+    change = torch.abs(shifted - values[:, ::stride]) * (later <= 1.0)
+    return change.sum() * stride
 
 
 def along_ray_variation(values: torch.Tensor) -> torch.Tensor:

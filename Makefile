@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 CORES ?= 2
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install slurm demo tooth paper test report lint clean
+.PHONY: install slurm demo cone tooth paper test report lint clean
 
 install: $(VENV)/.installed
 
@@ -21,6 +21,12 @@ $(VENV)/.installed: pyproject.toml
 demo: install
 	$(BIN)/snakemake --cores $(CORES) --printshellcmds
 	@cat results/demo/metrics.md
+
+# The cone-beam (lab CT) demo of config/cone.yaml.
+cone: install
+	$(BIN)/snakemake --cores $(CORES) --printshellcmds \
+		results/cone_demo/metrics.json results/cone_demo/figures/slices.png --configfile config/cone.yaml
+	@cat results/cone_demo/metrics.md
 
 tooth: install
 	$(BIN)/snakemake --cores $(CORES) --printshellcmds \

@@ -15,12 +15,14 @@ from dinr import stages
 from dinr.errors import InputError
 from dinr.evaluate.metrics import volume_metrics
 from dinr.geometry.cone import ConeGeometry
-from dinr.geometry.resolve import beam_attributes
+from dinr.geometry.resolve import beam_attributes, geometry_of
 from dinr.inr.rays import RayBatch, integrate_rays
 from dinr.io.canonical import read_sinogram
+from dinr.io.volume import read_volume
 from dinr.sim.compression import CompressionPhantom
 from dinr.sim.cone import project_cone
 from dinr.sim.ellipses import project_ellipses, rasterise_phantom
+from dinr.settings import BaselineSettings, section_defaults
 from dinr.train.comm import Communicator
 from test_train import train_two_ranks
 
@@ -136,13 +138,19 @@ def test_cone_keys_missing_or_inconsistent_name_the_key(tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def tiny_cone_scan(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny simulated cone-beam scan, prepared (distances from the raw file)."""
+def tiny_cone(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A tiny simulated cone-beam scan, prepared (distances from the raw file): truth and
+    sinogram paths."""
     root = tmp_path_factory.mktemp("cone")
     simulate = dataclasses.replace(TINY_SIMULATE, rows=4, views=90)
     stages.simulate(simulate, geometry_settings(beam="cone"), root / "raw.h5", root / "truth.h5")
     stages.prepare(prepare_settings(), geometry_settings(beam="cone"), root / "raw.h5", root / "sino.h5")
-    return root / "sino.h5"
+    return {"truth": root / "truth.h5", "sinogram": root / "sino.h5"}
+
+
+@pytest.fixture(scope="module")
+def tiny_cone_scan(tiny_cone: dict[str, Path]) -> Path:
+    return tiny_cone["sinogram"]
 
 
 def test_a_simulated_cone_scan_records_its_geometry(tiny_cone_scan: Path) -> None:
@@ -159,3 +167,21 @@ def test_two_ranks_match_one_rank_holding_both_shards_in_cone_beam(tiny_cone_sca
     assert one_rank.geometry["source_axis"] > 0
     for key, value in one_rank.field().state_dict().items():
         np.testing.assert_allclose(value.numpy(), two_ranks[key], rtol=1e-4, atol=1e-6, err_msg=key)
+
+
+@pytest.mark.slow  # mbirjax compiles its cone projectors for every window
+def test_cone_mbir_beats_static_fdk_and_parallel_methods_are_refused(tiny_cone: dict[str, Path],
+                                                                     tmp_path: Path) -> None:
+    pytest.importorskip("mbirjax")
+    settings = BaselineSettings(**{**section_defaults("baselines"), "mbir_iterations": 4})
+    truth, _ = read_volume(tiny_cone["truth"], name="truth")
+    mask = geometry_of(read_sinogram(tiny_cone["sinogram"])).region_mask()
+    psnr = {}
+    for method in ("mbir_sliding", "fdk_static"):
+        stages.baseline(settings, method, tiny_cone["sinogram"], tiny_cone["truth"], 4, tmp_path / f"{method}.h5")
+        recon, _ = read_volume(tmp_path / f"{method}.h5")
+        assert recon.shape == truth.shape and np.all(np.isfinite(recon))
+        psnr[method] = volume_metrics(truth, recon, mask)["psnr_mean"]
+    assert psnr["mbir_sliding"] > psnr["fdk_static"] + 1.0, psnr
+    with pytest.raises(InputError, match="'fbp_static' does not reconstruct cone-beam scans"):
+        stages.baseline(settings, "fbp_static", tiny_cone["sinogram"], None, 4, tmp_path / "fbp.h5")

@@ -187,10 +187,10 @@ def baseline(settings: BaselineSettings, method: str, sinogram_path: Path, truth
         backend = f"itk-rtk {importlib.metadata.version('itk-rtk')}"
     elif method in MBIR_METHODS:
         if method == "mbir_sliding":
-            recon = sliding_window_mbir(sino.projections, sino.theta, sino.heldout, time_norm, normalised, sino.center,
-                                        settings.mbir_sharpness, settings.mbir_iterations)
+            recon = sliding_window_mbir(sino.projections, sino.theta, sino.heldout, time_norm, normalised,
+                                        geometry_of(sino), settings.mbir_sharpness, settings.mbir_iterations)
         else:
-            recon = mace4d(sino.projections, sino.theta, sino.heldout, time_norm, normalised, sino.center,
+            recon = mace4d(sino.projections, sino.theta, sino.heldout, time_norm, normalised, geometry_of(sino),
                            settings.mbir_sharpness, settings.mace4d_iterations, settings.mace4d_prior_weight)
         backend = f"mbirjax {importlib.metadata.version('mbirjax')}"
     else:

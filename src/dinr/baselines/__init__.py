@@ -10,8 +10,8 @@ METHODS: tuple[str, ...] = tuple(section_schemas()["baselines"]["properties"]["m
 #: The cone-beam methods (RTK's FDK).
 FDK_METHODS: tuple[str, ...] = ("fdk_sliding", "fdk_static")
 
-#: The methods that reconstruct each beam geometry.
+#: The methods that reconstruct each beam geometry (the MBIR peers do both).
 METHODS_BY_BEAM: dict[str, tuple[str, ...]] = {
     "parallel": tuple(m for m in METHODS if m not in FDK_METHODS),
-    "cone": FDK_METHODS,
+    "cone": ("mbir_sliding", "mace4d", *FDK_METHODS),
 }

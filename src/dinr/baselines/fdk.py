@@ -107,6 +107,13 @@ def fdk_static(projections: np.ndarray, theta: np.ndarray, geometry: ConeGeometr
     return np.mean(volumes, axis=0)
 
 
+def short_scan_span(geometry: ConeGeometry, theta: np.ndarray) -> float:
+    """Radians of a short scan: 180 degrees plus the fan angle, and one view of ``theta``
+    (radians) to spare at each end, so Parker's weights have the data they need."""
+    step = float(np.median(np.diff(theta)))
+    return np.pi + 2.0 * np.radians(geometry.cone_half_angle_deg) + 2.0 * step
+
+
 def short_scan_window(theta: np.ndarray, time_norm: np.ndarray, frame_time: float, span: float) -> np.ndarray:
     """Indices of the views within ``span`` radians of rotation centred on ``frame_time``
     (normalised), slid inwards at the ends of the scan so that it still spans ``span``."""
@@ -125,8 +132,7 @@ def fdk_sliding(projections: np.ndarray, theta: np.ndarray, time_norm: np.ndarra
     degrees plus the fan angle, and one view to spare at each end) centred on its
     normalised time."""
     itk, rtk = import_rtk("baseline method 'fdk_sliding'")
-    step = float(np.median(np.diff(theta)))
-    span = np.pi + 2.0 * np.radians(geometry.cone_half_angle_deg) + 2.0 * step  # a view to spare at each end
+    span = short_scan_span(geometry, theta)
     return np.stack([
         _fdk_call(itk, rtk, projections[idx], theta[idx], geometry, short_scan=True)
         for idx in (short_scan_window(theta, time_norm, float(t), span) for t in frame_times)

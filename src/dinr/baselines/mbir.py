@@ -11,11 +11,16 @@ Two methods, both weighted least squares with mbirjax's q-GGMRF edge-preserving 
   fall on those times; a requested frame whose window would leave the scan takes the
   nearest reconstructed frame (sliding FBP slides its window inwards instead).
 
-Axes and units follow :mod:`dinr.geometry.parallel`: sinograms (views, rows, cols) of line
+Axes and units follow :mod:`dinr.geometry`: sinograms (views, rows, cols) of line
 integrals per pixel length, volumes (rows, n, n) in attenuation per pixel length, with
 ``n = cols``. mbirjax's parallel-beam convention is ours up to axis order (its volumes are
-(y, x, z)) and the detector offset ``det_channel_offset = center - cols / 2``. Held-out
-views enter with weight zero, so the angle grid stays uniform and nothing is fitted to them.
+(y, x, z)) and the detector offset ``det_channel_offset = center - cols / 2``. Its cone-beam
+model (``ConeBeamModel``) is ours with the same axis order once its length unit is our
+voxel: the detector at twice the source-to-axis distance with a pitch of 2, the channel and
+row offsets ``2 (center - cols / 2)`` and ``2 (row_center - rows / 2)`` (checked by
+projecting a point), and its windows are short scans (180 degrees plus the fan angle), as
+for sliding FDK. Held-out views enter with weight zero, so the angle grid stays uniform
+and nothing is fitted to them.
 The transmission weights ``exp(-line integral)`` are the inverse noise variance of
 photon-counting data, up to the dose.
 
@@ -32,12 +37,18 @@ import numpy as np
 from tqdm import tqdm
 
 from dinr.baselines.fbp import half_turn_window
+from dinr.baselines.fdk import short_scan_span, short_scan_window
 from dinr.errors import InputError
+from dinr.geometry import Geometry
+from dinr.geometry.cone import ConeGeometry
 
 log = logging.getLogger(__name__)
 
 #: The baseline methods this module provides (their names in ``baselines.methods``).
 MBIR_METHODS = ("mbir_sliding", "mace4d")
+
+#: Detector magnification of the cone-beam model handed to mbirjax (detector pitch in voxels).
+CONE_MAGNIFICATION = 2.0
 
 
 def import_mbirjax(method: str) -> ModuleType:
@@ -52,12 +63,29 @@ def import_mbirjax(method: str) -> ModuleType:
         ) from err
 
 
-def _parallel_model(mj: ModuleType, shape: tuple[int, int, int], theta: np.ndarray, center: float,
-                    sharpness: float):
-    """An mbirjax parallel-beam model of a (views, rows, cols) sinogram in our geometry."""
-    model = mj.ParallelBeamModel(shape, np.asarray(theta, dtype=np.float32))
-    model.set_params(det_channel_offset=float(center - shape[2] / 2.0), sharpness=float(sharpness), verbose=0)
+def _model(mj: ModuleType, shape: tuple[int, int, int], theta: np.ndarray, geometry: Geometry, sharpness: float):
+    """An mbirjax model of a (views, rows, cols) sinogram in our ``geometry`` (parallel or cone)."""
+    angles = np.asarray(theta, dtype=np.float32)
+    if isinstance(geometry, ConeGeometry):
+        model = mj.ConeBeamModel(shape, angles, source_detector_dist=CONE_MAGNIFICATION * geometry.source_axis,
+                                 source_iso_dist=geometry.source_axis)
+        model.set_params(delta_det_channel=CONE_MAGNIFICATION, delta_det_row=CONE_MAGNIFICATION, delta_voxel=1.0,
+                         recon_shape=(geometry.n, geometry.n, geometry.rows),
+                         det_channel_offset=CONE_MAGNIFICATION * float(geometry.center - shape[2] / 2.0),
+                         det_row_offset=CONE_MAGNIFICATION * float(geometry.row_center - shape[1] / 2.0))
+    else:
+        model = mj.ParallelBeamModel(shape, angles)
+        model.set_params(det_channel_offset=float(geometry.center - shape[2] / 2.0))
+    model.set_params(sharpness=float(sharpness), verbose=0)
     return model
+
+
+def frame_window(theta: np.ndarray, time_norm: np.ndarray, frame_time: float, geometry: Geometry) -> np.ndarray:
+    """Indices of a frame's views: half a turn centred on it (parallel beam), or the short
+    scan of sliding FDK (cone beam)."""
+    if isinstance(geometry, ConeGeometry):
+        return short_scan_window(theta, time_norm, frame_time, short_scan_span(geometry, theta))
+    return half_turn_window(theta, time_norm, frame_time)
 
 
 def _weights(sinogram: np.ndarray, heldout: np.ndarray) -> np.ndarray:
@@ -72,9 +100,10 @@ def _to_slices(volume) -> np.ndarray:
 
 def sliding_window_mbir(
     sinogram: np.ndarray, theta: np.ndarray, heldout: np.ndarray, time_norm: np.ndarray,
-    frame_times: np.ndarray, center: float, sharpness: float, iterations: int, seed: int = 0,
+    frame_times: np.ndarray, geometry: Geometry, sharpness: float, iterations: int, seed: int = 0,
 ) -> np.ndarray:
-    """(frames, rows, cols, cols): one MBIR per frame from its half-turn window of views.
+    """(frames, rows, cols, cols): one MBIR per frame from its window of views (half a
+    turn, or a short scan in cone beam: :func:`frame_window`) in the scan's ``geometry``.
 
     ``sinogram`` (views, rows, cols) holds every view, ``heldout`` (views,) marks those kept
     out (weight zero); ``theta`` radians, increasing; ``time_norm`` (views,) and
@@ -87,9 +116,9 @@ def sliding_window_mbir(
         raise ValueError("sliding-window MBIR needs angles that increase with view order (continuous rotation)")
     frames = []
     for t in tqdm(frame_times, desc="mbir_sliding", unit="frame", mininterval=10):
-        window = half_turn_window(theta, time_norm, float(t))
+        window = frame_window(theta, time_norm, float(t), geometry)
         sino = np.ascontiguousarray(sinogram[window], dtype=np.float32)
-        model = _parallel_model(mj, sino.shape, theta[window], center, sharpness)
+        model = _model(mj, sino.shape, theta[window], geometry, sharpness)
         np.random.seed(seed)
         volume, _ = model.recon(sino, weights=_weights(sino, heldout[window]), max_iterations=iterations,
                                 stop_threshold_change_pct=0, print_logs=False, logfile_path=None)
@@ -97,15 +126,17 @@ def sliding_window_mbir(
     return np.stack(frames)
 
 
-def mace4d_frames(theta: np.ndarray, time_norm: np.ndarray, frame_times: np.ndarray) -> tuple[int, int, int]:
+def mace4d_frames(theta: np.ndarray, time_norm: np.ndarray, frame_times: np.ndarray,
+                  span_angle: float = np.pi) -> tuple[int, int, int]:
     """MACE4D's frame layout for the requested frame times: ``(first_view, stride, span)``.
 
-    Frames are ``span`` consecutive views (half a turn), one every ``stride`` views (the
-    median gap between requested frames, at least one view), starting at ``first_view``
-    so that their centres fall on the requested times where the windows fit in the scan.
+    Frames are ``span`` consecutive views (``span_angle`` radians: half a turn by
+    default), one every ``stride`` views (the median gap between requested frames, at
+    least one view), starting at ``first_view`` so that their centres fall on the
+    requested times where the windows fit in the scan.
     """
     step = float(np.median(np.diff(theta)))
-    span = int(round(np.pi / step))
+    span = int(round(span_angle / step))
     if span > len(theta):
         raise ValueError(f"MACE4D needs half a turn of views ({span}); the scan has {len(theta)}")
     centre_views = np.interp(frame_times, time_norm, np.arange(len(theta), dtype=float))
@@ -117,7 +148,7 @@ def mace4d_frames(theta: np.ndarray, time_norm: np.ndarray, frame_times: np.ndar
 
 def mace4d(
     sinogram: np.ndarray, theta: np.ndarray, heldout: np.ndarray, time_norm: np.ndarray,
-    frame_times: np.ndarray, center: float, sharpness: float, iterations: int, prior_weight: float,
+    frame_times: np.ndarray, geometry: Geometry, sharpness: float, iterations: int, prior_weight: float,
     seed: int = 0,
 ) -> np.ndarray:
     """(frames, rows, cols, cols): mbirjax MACE4D of the whole scan at ``frame_times``.
@@ -127,10 +158,11 @@ def mace4d(
     total weight of its three space-time prior agents (0..1).
     """
     mj = import_mbirjax("mace4d")
-    first, stride, span = mace4d_frames(theta, time_norm, frame_times)
+    span_angle = short_scan_span(geometry, theta) if isinstance(geometry, ConeGeometry) else np.pi
+    first, stride, span = mace4d_frames(theta, time_norm, frame_times, span_angle)
     views = np.arange(first, len(theta))
     sino = np.ascontiguousarray(sinogram[views], dtype=np.float32)
-    ct_model = _parallel_model(mj, sino.shape, theta[views], center, sharpness)
+    ct_model = _model(mj, sino.shape, theta[views], geometry, sharpness)
     step = float(np.median(np.diff(theta)))
     frames_per_rotation = 2.0 * np.pi / (stride * step)
     model = mj.MACE4DModel(ct_model, frames_per_rotation=frames_per_rotation,

@@ -29,7 +29,8 @@ the circle the outermost used rays touch: the rays through ``|u| = n / 2`` pass 
 distance ``source_axis - R`` from the source, the outermost rows' rays are that high.
 The field itself is learned over a taller box, as high as any ray climbs inside the
 cylinder (``field_half_height``), because those rays also cross voxels that only some
-views see.
+views see; its coordinates are divided by ``n / 2`` (:mod:`dinr.geometry.grid`), so the
+cylinder lies inside the unit disk.
 """
 
 from __future__ import annotations
@@ -40,17 +41,15 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from dinr.geometry.grid import SliceGrid
+
 
 @dataclass(frozen=True)
-class ConeGeometry:
+class ConeGeometry(SliceGrid):
     """A flat detector of ``rows x cols`` pixels seen from a source ``source_axis``
     voxels from the rotation axis (at column ``center``; the central ray at row
     ``row_center``), and ``rows`` slices of ``n x n`` voxels."""
 
-    rows: int
-    cols: int
-    center: float
-    n: int
     source_axis: float
     row_center: float
 
@@ -75,40 +74,25 @@ class ConeGeometry:
     @property
     def field_half_height(self) -> float:
         """Half-height of the box the field is learned in (voxels): the highest point a
-        ray reaches inside the cylinder, at the far side of the orbit."""
+        ray reaches inside the cylinder (at the far side of the orbit), rounded up to a
+        whole number of voxels beyond the slices, so that the grid's nodes stay on
+        the slice centres."""
         v_max = max(self.row_center, self.rows - self.row_center)
-        return v_max * (self.source_axis + self.radius) / self.source_axis
+        reach = v_max * (self.source_axis + self.radius) / self.source_axis
+        return self.rows / 2.0 + math.ceil(max(reach - self.rows / 2.0, 0.0) - 1e-9)
 
     @property
     def cone_half_angle_deg(self) -> float:
         """Half the fan angle in the plane of the orbit (degrees)."""
         return math.degrees(math.atan(self.n / 2.0 / self.source_axis))
 
-    def detector_u(self) -> np.ndarray:
-        """(cols,) virtual-detector coordinate of each column centre (voxels)."""
-        return np.arange(self.cols) + 0.5 - self.center
-
     def detector_v(self) -> np.ndarray:
         """(rows,) virtual-detector height of each row centre (voxels)."""
         return self.row_center - (np.arange(self.rows) + 0.5)
 
-    def slice_z(self) -> np.ndarray:
-        """(rows,) height of each volume slice (voxels)."""
-        return self.rows / 2.0 - (np.arange(self.rows) + 0.5)
-
     def column_mask(self) -> np.ndarray:
         """(cols,) boolean: columns whose rays cross the reconstruction cylinder."""
         return np.abs(self.detector_u()) < self.n / 2.0
-
-    def grid_xy(self) -> tuple[np.ndarray, np.ndarray]:
-        """(n, n) x and y of every voxel centre of a slice (voxels; rows index y)."""
-        c = np.arange(self.n) + 0.5 - self.n / 2.0
-        return np.meshgrid(c, -c, indexing="xy")
-
-    def cylinder_mask(self) -> np.ndarray:
-        """(n, n) boolean: voxel centres inside the reconstruction cylinder's radius."""
-        x, y = self.grid_xy()
-        return x**2 + y**2 < self.radius**2
 
     def region_mask(self) -> np.ndarray:
         """(rows, n, n) boolean: voxel centres in the region every view sees."""

@@ -21,16 +21,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from dinr.geometry.grid import SliceGrid
+
 
 @dataclass(frozen=True)
-class ParallelGeometry:
+class ParallelGeometry(SliceGrid):
     """Detector of ``rows x cols`` pixels, rotation axis at column ``center``, and a
-    reconstruction grid of ``n x n`` pixels per slice (``rows`` slices)."""
-
-    rows: int
-    cols: int
-    center: float
-    n: int
+    reconstruction grid of ``n x n`` pixels per slice (``rows`` slices); detector row ``r``
+    images slice ``r``."""
 
     beam = "parallel"
 
@@ -49,14 +47,6 @@ class ParallelGeometry:
         """Half-height of the box the field is learned in (pixels)."""
         return self.rows / 2.0
 
-    def detector_u(self) -> np.ndarray:
-        """(cols,) detector coordinate of each column centre, pixels."""
-        return np.arange(self.cols) + 0.5 - self.center
-
-    def slice_z(self) -> np.ndarray:
-        """(rows,) height of each detector row / volume slice, pixels."""
-        return self.rows / 2.0 - (np.arange(self.rows) + 0.5)
-
     def detector_v(self) -> np.ndarray:
         """(rows,) height of each detector row, pixels (that of its slice)."""
         return self.slice_z()
@@ -64,16 +54,6 @@ class ParallelGeometry:
     def column_mask(self) -> np.ndarray:
         """(cols,) boolean: columns whose rays cross the reconstruction cylinder."""
         return np.abs(self.detector_u()) < self.radius
-
-    def grid_xy(self) -> tuple[np.ndarray, np.ndarray]:
-        """(n, n) x and y of every pixel centre of a slice, pixels (rows index y)."""
-        c = np.arange(self.n) + 0.5 - self.n / 2.0
-        return np.meshgrid(c, -c, indexing="xy")
-
-    def cylinder_mask(self) -> np.ndarray:
-        """(n, n) boolean: pixel centres inside the reconstruction cylinder."""
-        x, y = self.grid_xy()
-        return x**2 + y**2 < self.radius**2
 
     def region_mask(self) -> np.ndarray:
         """(rows, n, n) boolean: voxels in the region every view sees (the cylinder)."""

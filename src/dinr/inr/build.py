@@ -30,7 +30,7 @@ def field_spec(settings: TrainSettings, geometry: Geometry, angular_span: float,
     time_res = half_turns if settings.time_resolution == "auto" else int(settings.time_resolution)
     space_res = geometry.n if settings.space_resolution == "auto" else int(settings.space_resolution)
     return {"scale": scale, "time_resolution": time_res, "space_resolution": space_res,
-            "extent": (geometry.field_half_height / geometry.radius, 1.0, 1.0)}
+            "extent": (geometry.field_half_height / geometry.half_width, 1.0, 1.0)}
 
 
 def build_field(settings: TrainSettings, spec: dict[str, Any]) -> AttenuationField:

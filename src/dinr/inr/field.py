@@ -12,8 +12,9 @@ from dinr.inr.encoding import Encoding
 class AttenuationField(nn.Module):
     """Coordinate network for the linear attenuation of a deforming object.
 
-    Input: (..., 4) normalised coordinates ``(t, z, y, x)`` (t in [0, 1], space in the
-    unit cylinder). Output: (...,) attenuation per pixel length. ``encoding`` maps
+    Input: (..., 4) normalised coordinates ``(t, z, y, x)`` (t in [0, 1]; space in pixels
+    divided by half the slice width, the cylinder within the unit disk). Output: (...,)
+    attenuation per pixel length. ``encoding`` maps
     coordinates to features (an :class:`~dinr.inr.encoding.Encoding` module); the MLP has
     ``hidden_layers`` layers of ``width`` units with SiLU and a linear output, multiplied
     by ``scale`` (1/pixel); ``nonnegative`` passes the output through softplus first.

@@ -33,7 +33,7 @@ class HashGridEncoding(nn.Module):
     """Concatenated features (..., levels * features) of (..., 4) coordinates.
 
     Coordinates: ``t`` in [0, 1]; ``z, y, x`` in the box ``[-extent, extent]`` per axis
-    (normalised by the cylinder radius: ``extent = (rows / n, 1, 1)`` for a scan of
+    (normalised by half the slice width: ``extent = (rows / n, 1, 1)`` for a parallel scan of
     ``rows`` slices of ``n`` pixels). Level ``l`` has ``time_res[l]`` cells across the scan
     and cells of side ``2 / space_res[l]`` in space (the same on every spatial axis), so a
     thin slab gets few cells in z. A level's table holds one entry per grid node while

@@ -29,8 +29,8 @@ class RayBatch:
 
 def ray_points(rays: RayBatch, geometry: Geometry, samples: int, jitter: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Quadrature points of each ray: normalised field coordinates (rays, samples, 4) in
-    the ``(t, z, y, x)`` order of :class:`~dinr.inr.field.AttenuationField`, and the
-    stratum length (rays,) in pixels.
+    the ``(t, z, y, x)`` order of :class:`~dinr.inr.field.AttenuationField` (pixels divided
+    by the geometry's ``half_width``), and the stratum length (rays,) in pixels.
 
     Each ray's chord through the reconstruction cylinder of ``geometry`` is cut into
     ``samples`` equal strata with one point per stratum at the offset ``jitter`` (rays,
@@ -39,7 +39,7 @@ def ray_points(rays: RayBatch, geometry: Geometry, samples: int, jitter: torch.T
     """
     x, y, z, step = geometry.chord_points(rays.theta, rays.u, rays.z, samples, jitter)
     coords = torch.stack([rays.t[:, None].expand_as(x), z, y, x], dim=-1) / torch.tensor(
-        [1.0, geometry.radius, geometry.radius, geometry.radius], device=x.device, dtype=x.dtype)
+        [1.0, geometry.half_width, geometry.half_width, geometry.half_width], device=x.device, dtype=x.dtype)
     return coords, step
 
 

@@ -26,8 +26,8 @@ class SliceRenderer:
         offsets = (np.arange(supersample) + 0.5) / supersample - 0.5
         dy, dx = (o.ravel() for o in np.meshgrid(offsets, offsets, indexing="ij"))
         xy = np.stack([(y[self.mask][:, None] + dy).ravel(), (x[self.mask][:, None] + dx).ravel()], axis=-1)
-        self.xy = torch.as_tensor(xy / geometry.radius, dtype=torch.float32, device=device)
-        self.z = geometry.slice_z() / geometry.radius
+        self.xy = torch.as_tensor(xy / geometry.half_width, dtype=torch.float32, device=device)
+        self.z = geometry.slice_z() / geometry.half_width
         self.field, self.chunk, self.supersample = field.eval(), chunk, supersample
 
     @torch.no_grad()

@@ -92,7 +92,7 @@ def test_our_cone_rays_match_rtk_joseph_projector() -> None:
     volume = torch.as_tensor(truth, dtype=torch.float64)[None, None]
 
     def trilinear(coords: torch.Tensor) -> torch.Tensor:  # the voxels as a field (normalised coordinates)
-        z, y, x = (coords[..., k] * GEOMETRY.radius for k in (1, 2, 3))
+        z, y, x = (coords[..., k] * GEOMETRY.half_width for k in (1, 2, 3))
         grid = torch.stack([x / (N / 2), -y / (N / 2), -z / (ROWS / 2)], dim=-1).reshape(1, 1, 1, -1, 3)
         return torch.nn.functional.grid_sample(volume, grid, align_corners=False).reshape(coords.shape[:-1])
 

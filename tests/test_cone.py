@@ -125,15 +125,19 @@ def test_fdk_reconstructs_a_static_phantom() -> None:
 def test_cone_keys_missing_or_inconsistent_name_the_key(tmp_path: Path) -> None:
     cone = geometry_settings(beam="cone")
     with pytest.raises(InputError, match="geometry.source_axis_mm"):
-        beam_attributes(cone, {}, ROWS, tmp_path / "raw.h5")
+        beam_attributes(cone, {}, ROWS, N, tmp_path / "raw.h5")
     with pytest.raises(InputError, match="geometry.source_detector_mm"):
         beam_attributes(dataclasses.replace(cone, source_axis_mm=200.0, source_detector_mm=150.0,
-                                            pixel_size_mm=0.1), {}, ROWS, tmp_path / "raw.h5")
+                                            pixel_size_mm=0.1), {}, ROWS, N, tmp_path / "raw.h5")
     with pytest.raises(InputError, match="geometry.detector_offset_rows"):
         beam_attributes(dataclasses.replace(cone, source_axis_mm=100.0, source_detector_mm=200.0,
-                                            pixel_size_mm=0.1, detector_offset_rows=9.0), {}, ROWS, tmp_path / "raw.h5")
+                                            pixel_size_mm=0.1, detector_offset_rows=9.0), {}, ROWS, N,
+                        tmp_path / "raw.h5")
+    with pytest.raises(InputError, match="a fan of 90 degrees or more"):
+        beam_attributes(dataclasses.replace(cone, source_axis_mm=0.5, source_detector_mm=1.0, pixel_size_mm=0.1),
+                        {}, ROWS, N, tmp_path / "raw.h5")
     from_file = beam_attributes(cone, {"source_axis_mm": 100.0, "source_detector_mm": 200.0, "pixel_size_mm": 0.1},
-                                ROWS, tmp_path / "raw.h5")
+                                ROWS, N, tmp_path / "raw.h5")
     assert from_file["source_detector_mm"] == 200.0 and from_file["row_center"] == ROWS / 2
 
 

@@ -121,7 +121,7 @@ def prepare(settings: PrepareSettings, geometry: GeometrySettings, raw_path: Pat
     geometry, into the canonical sinogram file. Every step taken is recorded in the
     file's attributes."""
     raw = read_raw(raw_path)
-    beam = beam_attributes(geometry, raw.instrument, raw.data.shape[1], raw_path)
+    beam = beam_attributes(geometry, raw.instrument, raw.data.shape[1], raw.data.shape[2], raw_path)
     if len(raw.flat_view) > 1:
         transmission = normalize_nf(raw.data, raw.flat, raw.dark, raw.flat_view)
     else:

@@ -18,11 +18,11 @@ from dinr.settings import GeometrySettings
 DEFAULT_PIXEL_SIZE_MM = 0.001
 
 
-def beam_attributes(settings: GeometrySettings, instrument: dict[str, float], rows: int,
+def beam_attributes(settings: GeometrySettings, instrument: dict[str, float], rows: int, cols: int,
                     raw_path: Path) -> dict[str, Any]:
     """The :class:`~dinr.io.canonical.Sinogram` beam fields (``beam``, ``pixel_size_mm``,
-    and for cone beam the two distances and ``row_center``) of a scan with ``rows``
-    detector rows: each length from the config, else from the raw file's ``instrument``
+    and for cone beam the two distances and ``row_center``) of a scan with ``rows x cols``
+    detector pixels: each length from the config, else from the raw file's ``instrument``
     values. A missing or inconsistent value raises :class:`InputError` naming the
     config key (and the raw file)."""
     def value(key: str) -> float | None:
@@ -41,6 +41,10 @@ def beam_attributes(settings: GeometrySettings, instrument: dict[str, float], ro
         raise InputError(f"geometry.source_detector_mm ({lengths['source_detector_mm']:g} mm) must exceed "
                          f"geometry.source_axis_mm ({lengths['source_axis_mm']:g} mm): the detector lies "
                          "beyond the rotation axis")
+    if lengths["source_detector_mm"] / lengths["pixel_size_mm"] <= cols / 2.0:  # type: ignore[operator]
+        raise InputError(f"geometry.source_detector_mm ({lengths['source_detector_mm']:g} mm) is within half the "
+                         f"detector's width ({cols} pixels of {lengths['pixel_size_mm']:g} mm) of the source: "
+                         "a fan of 90 degrees or more (check the units: mm)")
     row_center = rows / 2.0 + settings.detector_offset_rows
     if not 0.0 < row_center < rows:
         raise InputError(f"geometry.detector_offset_rows ({settings.detector_offset_rows:g}) puts the central ray "

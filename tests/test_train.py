@@ -16,7 +16,7 @@ import torch
 
 from conftest import TINY_TRAIN, dinr_command, mpiexec, train, write_settings
 from dinr.errors import InputError
-from dinr.train.checkpoint import load_checkpoint
+from dinr.train.checkpoint import load_checkpoint, save_checkpoint
 from dinr.train.comm import Communicator
 
 HERE = Path(__file__).parent
@@ -124,6 +124,24 @@ def test_resume_after_kill_continues_from_checkpoint_and_matches(tiny_scan: dict
     b = load_checkpoint(tmp_path / "m.pt").field().state_dict()
     largest = max(float(torch.max(torch.abs(a[k].double() - b[k].double()))) for k in a)
     assert largest == 0.0, f"largest parameter difference {largest}"
+
+
+def test_checkpoint_from_before_a_new_key_resumes_when_the_key_is_at_its_default(
+        tiny_scan: dict[str, Path], tmp_path: Path) -> None:
+    """A checkpoint written before ``tv_time_weight`` existed (its settings lack the key)
+    resumes a run with the key at its default, and is refused with another value."""
+    comm = Communicator(use_mpi=False)
+    settings = dataclasses.replace(TINY_TRAIN, tv_time_weight=0)
+    short = dataclasses.replace(settings, steps=10)
+    train(short, tiny_scan["sinogram"], tmp_path / "ck.pt", comm)
+    state = load_checkpoint(tmp_path / "ck.pt")
+    del state.settings["tv_time_weight"]
+    state.settings_hash = "written before the key existed"
+    save_checkpoint(tmp_path / "ck.pt", state)
+    with pytest.raises(InputError, match=r"differing: tv_time_weight"):
+        train(dataclasses.replace(short, tv_time_weight="auto"), tiny_scan["sinogram"], tmp_path / "ck.pt", comm)
+    resumed = train(short, tiny_scan["sinogram"], tmp_path / "ck.pt", comm)
+    assert resumed.step == 10
 
 
 def test_checkpoint_from_other_settings_is_refused(tiny_scan: dict[str, Path], tmp_path: Path) -> None:

@@ -26,8 +26,8 @@ import torch
 
 from dinr.errors import InputError, NumericalError
 from dinr.io.canonical import Sinogram
-from dinr.settings import TrainSettings
-from dinr.train.checkpoint import TrainingState, differing_keys, load_checkpoint, save_checkpoint
+from dinr.settings import TrainSettings, section_defaults
+from dinr.train.checkpoint import TrainingState, differing_keys, load_checkpoint, save_checkpoint, settings_hash
 from dinr.train.comm import Communicator
 from dinr.train.progress import Progress
 from dinr.train.setup import TrainingRun, set_up
@@ -55,13 +55,14 @@ def resume(run: TrainingRun, state: TrainingState, checkpoint_path: Path, reuse_
     """Continue from ``checkpoint_path`` when it exists: load the field and optimizer and
     take over step, history, learning-rate scale and skipped steps into ``state``. A
     checkpoint made with other settings is refused, naming the differing keys, unless
-    ``reuse_checkpoint``."""
+    ``reuse_checkpoint``; keys the checkpoint predates count at their schema defaults."""
     if not checkpoint_path.exists():
         return
     saved = load_checkpoint(checkpoint_path)
-    if saved.settings_hash != run.run_hash and not reuse_checkpoint:
-        keys = differing_keys({**saved.settings, "ray_shards": saved.ray_shards},
-                              {**run.config, "ray_shards": run.n_shards})
+    # Keys added to the schema since the checkpoint was written count at their defaults.
+    stored = {**section_defaults("train"), **saved.settings, "ray_shards": saved.ray_shards}
+    if settings_hash(stored) != run.run_hash and not reuse_checkpoint:
+        keys = differing_keys(stored, {**run.config, "ray_shards": run.n_shards})
         raise InputError(
             f"{checkpoint_path}: checkpoint was made with other settings (differing: "
             f"{', '.join(keys) or 'hash only'}); delete it or pass --reuse-checkpoint"

@@ -80,7 +80,7 @@ log = logging.getLogger(__name__)
 def simulate(settings: SimulateSettings, geometry_settings: GeometrySettings, raw_path: Path, truth_path: Path) -> None:
     """Scan a built-in deforming phantom: raw Data Exchange counts (with the instrument's
     geometry in ``/measurement``) plus ground truth, in the beam ``geometry_settings`` give."""
-    geometry, instrument = simulated_geometry(settings, geometry_settings)
+    geometry, instrument = simulated_geometry(settings, geometry_settings, raw_path)
     phantom = build_phantom(settings)
     scan = simulate_scan(
         phantom, geometry, n_views=settings.views, turns=settings.turns, photons=settings.photons,
@@ -177,8 +177,8 @@ def baseline(settings: BaselineSettings, method: str, sinogram_path: Path, truth
                          f"({sinogram_path}); use {', '.join(METHODS_BY_BEAM[sino.beam])}")
     seconds, normalised = _frame_times(sino.scan_time, truth_times_path, frames)
     time_norm = sino.normalised_time(sino.time)
+    geometry = geometry_of(sino)
     if method in FDK_METHODS:
-        geometry = geometry_of(sino)
         if method == "fdk_static":
             volume = fdk_static(sino.projections, sino.theta, geometry)  # type: ignore[arg-type]
             recon = np.broadcast_to(volume, (len(seconds), *volume.shape))
@@ -188,9 +188,9 @@ def baseline(settings: BaselineSettings, method: str, sinogram_path: Path, truth
     elif method in MBIR_METHODS:
         if method == "mbir_sliding":
             recon = sliding_window_mbir(sino.projections, sino.theta, sino.heldout, time_norm, normalised,
-                                        geometry_of(sino), settings.mbir_sharpness, settings.mbir_iterations)
+                                        geometry, settings.mbir_sharpness, settings.mbir_iterations)
         else:
-            recon = mace4d(sino.projections, sino.theta, sino.heldout, time_norm, normalised, geometry_of(sino),
+            recon = mace4d(sino.projections, sino.theta, sino.heldout, time_norm, normalised, geometry,
                            settings.mbir_sharpness, settings.mace4d_iterations, settings.mace4d_prior_weight)
         backend = f"mbirjax {importlib.metadata.version('mbirjax')}"
     else:

@@ -91,19 +91,25 @@ def fbp(sinogram: np.ndarray, theta: np.ndarray, center: float, filter_name: str
     return _astra_fbp(sinogram, theta, center, filter_name)
 
 
-def half_turn_window(theta: np.ndarray, time_norm: np.ndarray, frame_time: float) -> np.ndarray:
-    """Indices of the views within half a rotation centred on ``frame_time``.
-
-    ``theta`` (views,) radians must increase (continuous rotation); ``time_norm``
-    (views,) the views' normalised times; ``frame_time`` normalised. Near the ends of
-    the scan the window slides inwards so that it still spans 180 degrees.
-    """
+def window_bounds(theta: np.ndarray, time_norm: np.ndarray, frame_time: float, span: float) -> tuple[float, float]:
+    """``(lo, hi)`` rotation angles (radians) of a window of ``span`` radians centred on
+    ``frame_time`` (normalised), slid inwards at the ends of the scan so that it still
+    spans ``span``. ``theta`` (views,) radians must increase (continuous rotation);
+    ``time_norm`` (views,) the views' normalised times."""
     angle = float(np.interp(frame_time, time_norm, theta))
-    lo, hi = angle - np.pi / 2.0, angle + np.pi / 2.0
+    lo, hi = angle - span / 2.0, angle + span / 2.0
     if lo < theta[0]:
-        lo, hi = theta[0], theta[0] + np.pi
-    elif hi > theta[-1]:
-        lo, hi = theta[-1] - np.pi, theta[-1]
+        return float(theta[0]), float(theta[0]) + span
+    if hi > theta[-1]:
+        return float(theta[-1]) - span, float(theta[-1])
+    return lo, hi
+
+
+def half_turn_window(theta: np.ndarray, time_norm: np.ndarray, frame_time: float) -> np.ndarray:
+    """Indices of the views within half a rotation centred on ``frame_time``
+    (:func:`window_bounds`; the last angle excluded, so a window holds 180 degrees of
+    views)."""
+    lo, hi = window_bounds(theta, time_norm, frame_time, np.pi)
     return np.flatnonzero((theta >= lo - 1e-9) & (theta < hi - 1e-9))
 
 

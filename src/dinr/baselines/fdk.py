@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from dinr.baselines.fbp import window_bounds
 from dinr.errors import InputError
 from dinr.geometry.cone import ConeGeometry
 
@@ -116,13 +117,8 @@ def short_scan_span(geometry: ConeGeometry, theta: np.ndarray) -> float:
 
 def short_scan_window(theta: np.ndarray, time_norm: np.ndarray, frame_time: float, span: float) -> np.ndarray:
     """Indices of the views within ``span`` radians of rotation centred on ``frame_time``
-    (normalised), slid inwards at the ends of the scan so that it still spans ``span``."""
-    angle = float(np.interp(frame_time, time_norm, theta))
-    lo, hi = angle - span / 2.0, angle + span / 2.0
-    if lo < theta[0]:
-        lo, hi = theta[0], theta[0] + span
-    elif hi > theta[-1]:
-        lo, hi = theta[-1] - span, theta[-1]
+    (normalised; :func:`~dinr.baselines.fbp.window_bounds`), both ends included."""
+    lo, hi = window_bounds(theta, time_norm, frame_time, span)
     return np.flatnonzero((theta >= lo - 1e-9) & (theta <= hi + 1e-9))
 
 

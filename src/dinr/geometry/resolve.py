@@ -52,15 +52,22 @@ def beam_attributes(settings: GeometrySettings, instrument: dict[str, float], ro
     return {"beam": "cone", **lengths, "row_center": row_center}
 
 
+def beam_geometry(beam: dict[str, Any], rows: int, cols: int, center: float, n: int) -> Geometry:
+    """The reconstruction geometry of a detector of ``rows x cols`` pixels with the axis at
+    column ``center`` and slices ``n`` voxels wide, in the beam that ``beam`` (the fields
+    of :func:`beam_attributes`) describes. A cone-beam source lies ``source_detector_mm /
+    pixel_size_mm`` voxels from the axis (the voxel being a pixel demagnified to the axis)."""
+    if beam["beam"] != "cone":
+        return ParallelGeometry(rows=rows, cols=cols, center=center, n=n)
+    return ConeGeometry(rows=rows, cols=cols, center=center, n=n,
+                        source_axis=float(beam["source_detector_mm"]) / float(beam["pixel_size_mm"]),
+                        row_center=float(beam["row_center"]))
+
+
 def geometry_of(sino: Sinogram, n: int | None = None) -> Geometry:
     """The reconstruction geometry of a prepared scan, with slices ``n`` voxels wide
-    (default: as wide as the detector). A cone-beam source lies ``source_detector_mm /
-    pixel_size_mm`` voxels from the axis (the voxel being a pixel demagnified to the
-    axis)."""
+    (default: as wide as the detector)."""
     _, rows, cols = sino.shape
-    n = cols if n is None else n
-    if sino.beam != "cone":
-        return ParallelGeometry(rows=rows, cols=cols, center=sino.center, n=n)
-    return ConeGeometry(rows=rows, cols=cols, center=sino.center, n=n,
-                        source_axis=float(sino.source_detector_mm) / sino.pixel_size_mm,  # type: ignore[arg-type]
-                        row_center=float(sino.row_center))  # type: ignore[arg-type]
+    beam = {"beam": sino.beam, "source_detector_mm": sino.source_detector_mm, "pixel_size_mm": sino.pixel_size_mm,
+            "row_center": sino.row_center}
+    return beam_geometry(beam, rows, cols, sino.center, cols if n is None else n)

@@ -12,15 +12,17 @@ slices (:func:`~dinr.sim.cone.project_cone`).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
-from dinr.errors import InputError
 from dinr.geometry import Geometry
 from dinr.geometry.cone import ConeGeometry
-from dinr.geometry.parallel import ParallelGeometry
+from dinr.geometry.resolve import beam_attributes, beam_geometry
+from dinr.io.dxchange import INSTRUMENT
 from dinr.sim.cone import project_cone
 from dinr.settings import GeometrySettings, SimulateSettings
 from dinr.sim.ellipses import Phantom, project_ellipses, rasterise_phantom
@@ -32,26 +34,25 @@ from dinr.sim.ellipses import Phantom, project_ellipses, rasterise_phantom
 CONE_HALF_ANGLE_DEG, CONE_MAGNIFICATION, CONE_PIXEL_MM = 10.0, 2.0, 0.1
 
 
-def simulated_geometry(settings: SimulateSettings, beam: GeometrySettings) -> tuple[Geometry, dict[str, float]]:
+def simulated_geometry(settings: SimulateSettings, beam: GeometrySettings,
+                       raw_path: Path) -> tuple[Geometry, dict[str, float]]:
     """The geometry of a simulated scan (``settings.size`` columns and voxels across,
     ``settings.rows`` rows, the axis in the middle) and the instrument values (mm) its raw
-    file records. Cone beam takes the configured distances and pitch, the defaults above
-    for those left out."""
+    file ``raw_path`` records. Cone beam takes the configured distances and pitch, the
+    defaults above for those left out; the values are checked as ``prepare`` checks them
+    (:func:`~dinr.geometry.resolve.beam_attributes`)."""
     n, rows = settings.size, settings.rows
-    if beam.beam == "parallel":
-        return ParallelGeometry(rows=rows, cols=n, center=n / 2, n=n), {"pixel_size_mm": beam.pixel_size_mm or 0.001}
-    pixel = beam.pixel_size_mm or CONE_PIXEL_MM
-    if beam.source_detector_mm is not None:
-        detector = beam.source_detector_mm
-    else:  # the half-angle fixes the source-to-detector distance in pixels
-        detector = pixel * (n / 2.0) / math.tan(math.radians(CONE_HALF_ANGLE_DEG))
-    axis = beam.source_axis_mm if beam.source_axis_mm is not None else detector / CONE_MAGNIFICATION
-    if detector <= axis:
-        raise InputError(f"geometry.source_detector_mm ({detector:g} mm) must exceed geometry.source_axis_mm "
-                         f"({axis:g} mm)")
-    geometry = ConeGeometry(rows=rows, cols=n, center=n / 2, n=n, source_axis=detector / pixel,
-                            row_center=rows / 2 + beam.detector_offset_rows)
-    return geometry, {"pixel_size_mm": pixel, "source_axis_mm": axis, "source_detector_mm": detector}
+    if beam.beam == "cone":
+        pixel = beam.pixel_size_mm or CONE_PIXEL_MM
+        if beam.source_detector_mm is not None:
+            detector = beam.source_detector_mm
+        else:  # the half-angle fixes the source-to-detector distance in pixels
+            detector = pixel * (n / 2.0) / math.tan(math.radians(CONE_HALF_ANGLE_DEG))
+        axis = beam.source_axis_mm if beam.source_axis_mm is not None else detector / CONE_MAGNIFICATION
+        beam = dataclasses.replace(beam, pixel_size_mm=pixel, source_detector_mm=detector, source_axis_mm=axis)
+    fields = beam_attributes(beam, {}, rows, n, raw_path)
+    instrument = {key: fields[key] for key in INSTRUMENT if key in fields}
+    return beam_geometry(fields, rows, n, n / 2, n), instrument
 
 
 @dataclass

@@ -25,6 +25,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import socket
 import subprocess
 import sys
@@ -39,6 +40,17 @@ if TYPE_CHECKING:
     import torch
 
 HERE = Path(__file__).resolve()
+
+
+def launcher() -> str:
+    """``$MPIEXEC`` if set, else the ``mpiexec`` beside this Python (the project's virtual
+    environment), else the first on ``PATH`` (an MPI installed under another prefix, as on a
+    bare GPU machine). It must come from the MPI that mpi4py loads, or every rank sees size 1."""
+    beside = Path(sys.executable).parent / "mpiexec"
+    found = os.environ.get("MPIEXEC") or (str(beside) if beside.exists() else shutil.which("mpiexec"))
+    if found is None:
+        raise SystemExit(f"no mpiexec beside {sys.executable} or on PATH: install the project (make install)")
+    return found
 
 
 def machine() -> dict[str, object]:
@@ -149,10 +161,9 @@ def free_port() -> int:
 
 
 def measure(args: argparse.Namespace, mode: str, ranks: int, threads: int) -> dict[str, object]:
-    launcher = Path(sys.executable).parent / "mpiexec"
     with tempfile.TemporaryDirectory() as tmp:
         result = Path(tmp) / "result.json"
-        command = [str(launcher), "-n", str(ranks), sys.executable, str(HERE), "--worker", "--mode", mode,
+        command = [launcher(), "-n", str(ranks), sys.executable, str(HERE), "--worker", "--mode", mode,
                    "--result", str(result), "--rays", str(args.rays), "--samples", str(args.samples),
                    "--steps", str(args.steps), "--warmup", str(args.warmup), "--threads", str(threads),
                    "--device", args.device, "--port", str(free_port()), "--buckets", str(args.buckets)]

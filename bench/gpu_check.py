@@ -36,7 +36,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve()
 sys.path.insert(0, str(HERE.parent))
-from distributed import machine  # noqa: E402
+from distributed import launcher, machine  # noqa: E402
 
 
 def simulate_scan(root: Path, size: int, rows: int, views: int) -> Path:
@@ -64,7 +64,7 @@ def train(root: Path, name: str, sinogram: Path, ranks: int, **overrides: Any) -
     (root / f"{name}.json").write_text(json.dumps(dataclasses.asdict(settings)))
     model = root / f"{name}-model.pt"
     start = time.perf_counter()
-    result = subprocess.run([str(Path(sys.executable).parent / "mpiexec"), "-n", str(ranks), sys.executable, "-m",
+    result = subprocess.run([launcher(), "-n", str(ranks), sys.executable, "-m",
                              "dinr.cli", "train", "--settings", str(root / f"{name}.json"), "--sinogram",
                              str(sinogram), "--checkpoint", str(root / f"{name}.pt"), "--model", str(model)],
                             capture_output=True, text=True)
@@ -159,6 +159,17 @@ def main() -> None:
     steps = 60 if args.cpu else 600
     points = [16_384, 131_072] if args.cpu else [16_384, 131_072, 1_048_576, 8_388_608]
     report: dict[str, Any] = {"machine": machine(), "device": device, "steps": steps}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    began = time.perf_counter()
+
+    def record(part: str, value: Any) -> None:
+        """Adds one part and rewrites the JSON, so a run stopped at its time limit keeps
+        the parts it finished."""
+        report[part] = value
+        report["elapsed_s"] = time.perf_counter() - began
+        args.out.write_text(json.dumps(report, indent=2, default=float) + "\n")
+        print(f"[{report['elapsed_s']:6.1f} s] {part}: {json.dumps(value, default=float)[:600]}", flush=True)
+
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         sinogram = simulate_scan(root, 32 if args.cpu else 64, 4 if args.cpu else 8, 240 if args.cpu else 720)
@@ -166,30 +177,27 @@ def main() -> None:
         cpu = train(root, "cpu", sinogram, 1, **{**common, "device": "cpu"})
         one = train(root, "one", sinogram, 1, **common)
         two = train(root, "two", sinogram, 2, **common)
-        again = train(root, "again", sinogram, 1, **common)
-        det = [train(root, f"det{i}", sinogram, 1, **common, deterministic=True) for i in (0, 1)]
-        bf16 = train(root, "bf16", sinogram, 1, **common, precision="bf16")
-        report["correctness"] = {
+        record("correctness", {
             "cpu": public(cpu), "one_rank": public(one), "two_ranks": public(two),
             "loss_ratio_one_rank_to_cpu": one.get("final_loss", np.nan) / cpu["final_loss"],
             "loss_ratio_two_ranks_to_cpu": two.get("final_loss", np.nan) / cpu["final_loss"],
-            "no_drift": "error" not in two}
-        report["repeatability"] = {
+            "no_drift": "error" not in two})
+        again = train(root, "again", sinogram, 1, **common)
+        det = [train(root, f"det{i}", sinogram, 1, **common, deterministic=True) for i in (0, 1)]
+        record("repeatability", {
             "max_param_difference_default": max_difference(one, again) if "params" in again else None,
             "max_param_difference_deterministic": max_difference(*det) if all("params" in d for d in det) else None,
-            "deterministic_runs": [public(d) for d in det]}
-        report["precision"] = {"fp32": public(one), "bf16": public(bf16),
-                               "loss_ratio_bf16_to_fp32": bf16.get("final_loss", np.nan) / one["final_loss"],
-                               "speed_ratio_bf16_to_fp32": bf16.get("rays_per_s", np.nan) / one["rays_per_s"]}
-        report["throughput"] = {"points": points, "eager_samples_per_s": step_throughput(device, points, False),
-                                "compiled_samples_per_s": step_throughput(device, points[:1] if args.cpu else points,
-                                                                          True)}
-        report["allreduce"] = allreduce_share(device, 5 if args.cpu else 20)
-        report["render"] = {"device_slices_per_s": render_rate(root / "one-model.pt", device, 16 if args.cpu else 256),
-                            "cpu_slices_per_s": render_rate(root / "one-model.pt", "cpu", 16)}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2, default=float) + "\n")
-    print(json.dumps({k: v for k, v in report.items() if k != "machine"}, indent=1, default=float)[:4000])
+            "deterministic_runs": [public(d) for d in det]})
+        bf16 = train(root, "bf16", sinogram, 1, **common, precision="bf16")
+        record("precision", {"fp32": public(one), "bf16": public(bf16),
+                             "loss_ratio_bf16_to_fp32": bf16.get("final_loss", np.nan) / one["final_loss"],
+                             "speed_ratio_bf16_to_fp32": bf16.get("rays_per_s", np.nan) / one["rays_per_s"]})
+        record("render", {"device_slices_per_s": render_rate(root / "one-model.pt", device, 16 if args.cpu else 256),
+                          "cpu_slices_per_s": render_rate(root / "one-model.pt", "cpu", 16)})
+        record("allreduce", allreduce_share(device, 5 if args.cpu else 20))
+        record("throughput", {"points": points, "eager_samples_per_s": step_throughput(device, points, False),
+                              "compiled_samples_per_s": step_throughput(device, points[:1] if args.cpu else points,
+                                                                        True)})
 
 
 if __name__ == "__main__":

@@ -25,8 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
-from dinr.io.canonical import Sinogram, write_sinogram
-from dinr.settings import section_defaults
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from distributed import launcher  # noqa: E402
+from dinr.io.canonical import Sinogram, write_sinogram  # noqa: E402
+from dinr.settings import section_defaults  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 FRAMES = 16
@@ -71,7 +73,7 @@ def main() -> None:
     parser.add_argument("--views", type=int, default=720)
     parser.add_argument("--steps", type=int, default=5)
     args = parser.parse_args()
-    mpiexec = str(Path(sys.executable).parent / "mpiexec")
+    mpiexec = launcher()
     idle = peaks_mb(run([sys.executable, "-c", IDLE]))[0]
     rows = []
     with tempfile.TemporaryDirectory() as tmp_name:

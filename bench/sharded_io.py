@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve()
+sys.path.insert(0, str(HERE.parent))
+from distributed import launcher  # noqa: E402
 
 
 def memory_kib(field: str) -> int:
@@ -65,7 +67,6 @@ def main() -> None:
 
     from dinr.io.canonical import Sinogram, write_sinogram
 
-    launcher = Path(sys.executable).parent / "mpiexec"
     with tempfile.TemporaryDirectory() as tmp:
         sinogram = Path(tmp) / "scan.h5"
         rng = np.random.default_rng(0)
@@ -78,7 +79,7 @@ def main() -> None:
         runs = {}
         for ranks in args.ranks:
             result = Path(tmp) / f"r{ranks}.json"
-            subprocess.run([str(launcher), "-n", str(ranks), sys.executable, str(HERE), "--worker", str(sinogram),
+            subprocess.run([launcher(), "-n", str(ranks), sys.executable, str(HERE), "--worker", str(sinogram),
                             str(result)], check=True)
             per_rank = json.loads(result.read_text())
             runs[str(ranks)] = {"peak_growth_mib_max": max(r["peak_growth_mib"] for r in per_rank),

@@ -37,7 +37,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve()
 sys.path.insert(0, str(HERE.parent))
-from distributed import machine  # noqa: E402
+from distributed import launcher, machine  # noqa: E402
 
 #: (columns = grid pixels, rows, views per shard) of each field; both span 4 turns.
 FIELDS = {"demo": (64, 8, 360), "beamline": (2048, 32, 48)}
@@ -216,11 +216,10 @@ def worker(args: argparse.Namespace) -> None:
 
 
 def measure(args: argparse.Namespace, field: str) -> dict[str, object]:
-    launcher = Path(sys.executable).parent / "mpiexec"
     with tempfile.TemporaryDirectory() as tmp:
         result = Path(tmp) / "result.json"
         steps = args.steps if field == "demo" else max(2, args.steps // 5)
-        subprocess.run([str(launcher), "-n", str(args.ranks), sys.executable, str(HERE), "--worker",
+        subprocess.run([launcher(), "-n", str(args.ranks), sys.executable, str(HERE), "--worker",
                         "--field", field, "--result", str(result), "--steps", str(steps),
                         "--warmup", str(args.warmup), "--device", args.device,
                         "--batch-rays", str(args.batch_rays)], check=True)

@@ -20,6 +20,7 @@ from pathlib import Path
 from dinr import __version__
 from dinr.baselines import METHODS as BASELINE_METHODS
 from dinr.errors import InputError, TrainingError
+from dinr.io.blocks import DEFAULT_CHUNK_MB
 from dinr.settings import (
     BaselineSettings,
     ConvertSettings,
@@ -59,7 +60,7 @@ def _simulate(args: argparse.Namespace) -> None:
 def _convert(args: argparse.Namespace) -> None:
     from dinr import stages
 
-    stages.convert(load_section(ConvertSettings, args.settings), args.raw, args.out)
+    stages.convert(load_section(ConvertSettings, args.settings), args.raw, args.out, args.chunk_mb)
 
 
 def _geometry_settings(path: Path | None) -> GeometrySettings:
@@ -70,7 +71,8 @@ def _geometry_settings(path: Path | None) -> GeometrySettings:
 def _prepare(args: argparse.Namespace) -> None:
     from dinr import stages
 
-    stages.prepare(load_section(PrepareSettings, args.settings), _geometry_settings(args.geometry), args.raw, args.out)
+    stages.prepare(load_section(PrepareSettings, args.settings), _geometry_settings(args.geometry), args.raw, args.out,
+                   args.chunk_mb)
 
 
 def _train(args: argparse.Namespace) -> None:
@@ -96,7 +98,7 @@ def _baseline(args: argparse.Namespace) -> None:
     from dinr import stages
 
     settings = load_section(BaselineSettings, args.settings)
-    stages.baseline(settings, args.method, args.sinogram, args.frame_times, args.frames, args.out)
+    stages.baseline(settings, args.method, args.sinogram, args.frame_times, args.frames, args.out, args.chunk_mb)
 
 
 def _evaluate(args: argparse.Namespace) -> None:
@@ -105,7 +107,7 @@ def _evaluate(args: argparse.Namespace) -> None:
     stages.evaluate(
         args.dataset, args.sinogram, args.truth, _key_value_paths(args.recon, "--recon"), args.model,
         {path.stem: path for path in args.benchmark}, load_section(BaselineSettings, args.baselines),
-        args.out, args.table,
+        args.out, args.table, args.chunk_mb,
     )
 
 
@@ -126,6 +128,18 @@ def _paper(args: argparse.Namespace) -> None:
     from dinr import stages
 
     stages.paper(args.metrics, args.distributed, args.memory, args.table, args.latex, args.scaling, args.memory_figure)
+
+
+def _chunk_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--chunk-mb", type=_positive_float, default=DEFAULT_CHUNK_MB,
+                        help="MiB of data the stage reads and holds at once (config: resources.chunk_mb)")
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive (got {text})")
+    return value
 
 
 StageAdder = Callable[[str, Callable[[argparse.Namespace], None], str], argparse.ArgumentParser]
@@ -159,12 +173,14 @@ def _add_pipeline_stages(stage: StageAdder) -> None:
     p.add_argument("--settings", type=Path, required=True, help="JSON of the 'convert' config section")
     p.add_argument("--raw", type=Path, required=True, help="input: Data Exchange HDF5 file or TIFF-stack folder")
     p.add_argument("--out", type=Path, required=True, help="output canonical raw scan (Data Exchange HDF5)")
+    _chunk_option(p)
 
     p = stage("prepare", _prepare, "Flat/dark correction, artefact removal, -log and centre: the sinogram file.")
     p.add_argument("--settings", type=Path, required=True, help="JSON of the 'prepare' config section")
     p.add_argument("--geometry", type=Path, help="JSON of the 'geometry' config section (default: parallel beam)")
     p.add_argument("--raw", type=Path, required=True, help="input raw scan (canonical Data Exchange HDF5)")
     p.add_argument("--out", type=Path, required=True, help="output canonical sinogram (HDF5)")
+    _chunk_option(p)
 
     p = stage("train", _train, "Train the DINR field; run under mpiexec/srun for several ranks.")
     p.add_argument("--settings", type=Path, required=True, help="JSON of the 'train' config section")
@@ -190,6 +206,7 @@ def _add_pipeline_stages(stage: StageAdder) -> None:
     p.add_argument("--frame-times", type=Path, help=FRAME_TIMES_HELP)
     p.add_argument("--frames", type=int, default=16, help="number of frames without --frame-times")
     p.add_argument("--out", type=Path, required=True, help="output 4D volume (HDF5 /recon, /time)")
+    _chunk_option(p)
 
     p = stage("evaluate", _evaluate, "Metrics of every method (truth or held-out residuals) as JSON + table.")
     p.add_argument("--dataset", required=True, help="dataset name recorded in the report")
@@ -203,6 +220,7 @@ def _add_pipeline_stages(stage: StageAdder) -> None:
                    help="Snakemake benchmark files, named <stage>.tsv")
     p.add_argument("--out", type=Path, required=True, help="output metrics.json")
     p.add_argument("--table", type=Path, required=True, help="output markdown table")
+    _chunk_option(p)
 
     p = stage("figures", _figures,
               "Slices over time, metrics over time, the training curve (PNG) and a movie of one slice (GIF).")

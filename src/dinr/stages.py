@@ -10,16 +10,18 @@ import dataclasses
 import importlib.metadata
 import json
 import logging
-from contextlib import nullcontext
+from collections.abc import Iterator
+from contextlib import ExitStack, nullcontext
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
-from dinr.baselines import FDK_METHODS, METHODS_BY_BEAM
+from dinr.baselines import FBP_METHODS, FDK_METHODS, METHODS_BY_BEAM
 from dinr.baselines import METHODS as BASELINE_METHODS
 from dinr.baselines.fdk import fdk_sliding, fdk_static
-from dinr.baselines.fbp import available_backend, fbp, sliding_window_fbp
+from dinr.baselines.fbp import available_backend, fbp, sliding_window_fbp_frames
 from dinr.baselines.mbir import MBIR_METHODS, mace4d, sliding_window_mbir
 from dinr.errors import InputError
 from dinr.evaluate.center_scan import center_report
@@ -31,7 +33,7 @@ from dinr.evaluate.metrics import volume_metrics
 from dinr.evaluate.paper import latex_table, markdown_table
 from dinr.evaluate.quality import image_quality
 from dinr.evaluate.report import metrics_table
-from dinr.evaluate.residuals import field_residual, volume_residual
+from dinr.evaluate.residuals import ResidualSum, field_prediction, volume_prediction
 from dinr.evaluate.time_to_quality import overtaking, snapshot_curve
 from dinr.frames import frame_times
 from dinr.geometry.resolve import beam_attributes, geometry_of
@@ -43,14 +45,25 @@ from dinr.io.canonical import (
     Sinogram,
     has_heldout_views,
     read_noise_variance,
+    read_scan_shape,
     read_scan_time,
     read_sinogram,
+    sinogram_writer,
     training_views,
-    write_sinogram,
+    write_scan_description,
 )
-from dinr.io.dxchange import read_raw, write_raw
-from dinr.io.tiff import read_tiff_scan
-from dinr.io.volume import read_times, read_volume, volume_attribute, volume_writer, write_volume
+from dinr.io.blocks import DEFAULT_CHUNK_MB, blocks
+from dinr.io.dxchange import RawScanFile, check_counts, check_dead_pixels, dead_pixels, raw_writer, write_raw
+from dinr.io.tiff import TiffStack
+from dinr.io.volume import (
+    finite_block,
+    open_volume,
+    read_times,
+    read_volume,
+    volume_attribute,
+    volume_writer,
+    write_volume,
+)
 from dinr.prep.artifacts import remove_stripes, remove_zingers
 from dinr.prep.center import find_center
 from dinr.prep.heldout import heldout_views
@@ -93,63 +106,102 @@ def simulate(settings: SimulateSettings, geometry_settings: GeometrySettings, ra
              scan.truth.shape)
 
 
-def convert(settings: ConvertSettings, source: Path, out_path: Path) -> None:
+def _progress(items: list[slice], stage: str) -> Iterator[slice]:
+    """The blocks of a streaming stage, with a progress line (rate, ETA) every 10 s."""
+    return iter(tqdm(items, desc=stage, unit="block", mininterval=10, disable=len(items) < 2))
+
+
+def convert(settings: ConvertSettings, source: Path, out_path: Path, chunk_mb: float = DEFAULT_CHUNK_MB) -> None:
     """A user's raw scan (Data Exchange HDF5 file or TIFF-stack folder), cut to the
-    region of interest, into the canonical Data Exchange file that ``prepare`` reads."""
+    region of interest, into the canonical Data Exchange file that ``prepare`` reads,
+    copied in blocks of views of at most ``chunk_mb`` MiB (both sources store a view
+    contiguously), so memory stays bounded whatever the scan's size."""
     source = Path(source)
     rows = tuple(settings.rows) if settings.rows else None
     views = tuple(settings.views) if settings.views else None
+    scan: TiffStack | RawScanFile
     if source.is_dir():
-        scan, source_format = read_tiff_scan(source, rows, views), "tiff"  # type: ignore[arg-type]
+        scan, source_format = TiffStack(source, rows, views), "tiff"  # type: ignore[arg-type]
     else:
-        scan, source_format = read_raw(source, rows, views), "dxchange"  # type: ignore[arg-type]
-    if settings.flat_view is not None:
-        if len(scan.flat) % len(settings.flat_view):
-            raise InputError(f"convert.flat_view: {len(settings.flat_view)} groups do not split "
-                             f"the {len(scan.flat)} flats of {source} evenly")
-        scan.flat_view = np.asarray(settings.flat_view, dtype=np.int64)
-    attrs = provenance("convert", dataclasses.asdict(settings), {"raw": str(source)})
-    attrs["source_format"] = source_format
-    write_raw(out_path, scan.data, scan.flat, scan.dark, np.rad2deg(scan.theta), scan.time, attrs, scan.flat_view,
-              scan.instrument)
-    log.info("converted %s (%s): %d views x %d rows x %d cols", source, source_format, *scan.data.shape)
+        scan, source_format = RawScanFile(source, rows, views), "dxchange"  # type: ignore[arg-type]
+    data_name, flat_name, dark_name, _ = scan.names
+    with scan:
+        flat, dark = scan.flats(), scan.darks()
+        check_counts(scan.path, flat_name, flat)
+        check_counts(scan.path, dark_name, dark)
+        check_dead_pixels(scan.path, dead_pixels(flat, dark), flat[0].size, flat_name, dark_name)
+        flat_view = scan.flat_view
+        if settings.flat_view is not None:
+            if len(flat) % len(settings.flat_view):
+                raise InputError(f"convert.flat_view: {len(settings.flat_view)} groups do not split "
+                                 f"the {len(flat)} flats of {source} evenly")
+            flat_view = np.asarray(settings.flat_view, dtype=np.int64)
+        attrs = provenance("convert", dataclasses.asdict(settings), {"raw": str(source)})
+        attrs["source_format"] = source_format
+        n_views, n_rows, cols = scan.shape
+        with raw_writer(out_path, scan.shape, flat, dark, np.rad2deg(scan.theta), scan.time, attrs, flat_view,
+                        scan.instrument) as data:
+            for block in _progress(blocks(n_views, n_rows * cols * 4, chunk_mb), "convert"):
+                counts = scan.counts(views=block)
+                check_counts(scan.path, data_name, counts)
+                data[block] = counts
+    log.info("converted %s (%s): %d views x %d rows x %d cols", source, source_format, *scan.shape)
 
 
-def prepare(settings: PrepareSettings, geometry: GeometrySettings, raw_path: Path, out_path: Path) -> None:
+#: float32 arrays of one row block that prepare holds at once (counts, transmission, the
+#: artefact filters' output and -log), which its blocks are sized by.
+_PREPARE_COPIES = 4
+
+
+def prepare(settings: PrepareSettings, geometry: GeometrySettings, raw_path: Path, out_path: Path,
+            chunk_mb: float = DEFAULT_CHUNK_MB) -> None:
     """Flat/dark correction (TomoPy's ``normalize``, or ``normalize_nf`` for several flat
     sets), optional zinger and stripe removal, ``-log``, the rotation axis and the beam
-    geometry, into the canonical sinogram file. Every step taken is recorded in the
-    file's attributes."""
-    raw = read_raw(raw_path)
-    beam = beam_attributes(geometry, raw.instrument, raw.data.shape[1], raw.data.shape[2], raw_path)
-    if len(raw.flat_view) > 1:
-        transmission = normalize_nf(raw.data, raw.flat, raw.dark, raw.flat_view)
-    else:
-        transmission = normalize(raw.data, raw.flat, raw.dark)
-    if settings.zinger_threshold is not None:
-        transmission = remove_zingers(transmission, settings.zinger_threshold, settings.zinger_size)
-    if settings.stripe == "vo":
-        transmission = remove_stripes(transmission, settings.stripe_snr, settings.stripe_large_size,
-                                      settings.stripe_small_size)
-    projections = minus_log(transmission, settings.transmission_floor)
-    cols = projections.shape[2]
-    if settings.center is not None:
-        center, center_method = float(settings.center), "config"
-    elif settings.find_center != "none":
-        center, center_method = find_center(projections, raw.theta, settings.find_center, str(raw_path))
-    else:
-        center, center_method = cols / 2.0, "middle"
-    sino = Sinogram(
-        projections=projections, theta=raw.theta, time=raw.time, center=center,
-        scan_time=(float(raw.time[0]), float(raw.time[-1])),
-        heldout=heldout_views(len(raw.theta), settings.heldout_every), **beam,
-    )
-    attrs = provenance("prepare", {**dataclasses.asdict(settings), "geometry": dataclasses.asdict(geometry)},
-                       {"raw": str(raw_path)})
-    attrs["center_method"] = center_method
-    attrs["flat_correction"] = "normalize_nf" if len(raw.flat_view) > 1 else "normalize"
-    write_sinogram(out_path, sino, attrs)
-    log.info("prepared %s: %d views x %d rows x %d cols, centre %.2f (%s), %s beam", out_path, *projections.shape,
+    geometry, into the canonical sinogram file. Every step acts on each detector row's
+    sinogram alone, so the scan goes through in blocks of rows whose working arrays
+    take at most ``chunk_mb`` MiB, and the output is the same whatever the block size;
+    the axis is found on the written projections (one row, or two views). Every step
+    taken is recorded in the file's attributes."""
+    with RawScanFile(raw_path) as raw:
+        views, rows, cols = raw.shape
+        beam = beam_attributes(geometry, raw.instrument, rows, cols, raw_path)
+        several_flats = len(raw.flat_view) > 1
+        attrs = provenance("prepare", {**dataclasses.asdict(settings), "geometry": dataclasses.asdict(geometry)},
+                           {"raw": str(raw_path)})
+        attrs["flat_correction"] = "normalize_nf" if several_flats else "normalize"
+        dead = 0
+        with sinogram_writer(out_path, raw.shape, attrs) as out:
+            for block in _progress(blocks(rows, _PREPARE_COPIES * views * cols * 4, chunk_mb), "prepare"):
+                counts, flat, dark = raw.counts(rows=block), raw.flats(block), raw.darks(block)
+                for name, values in zip(raw.names[:3], (counts, flat, dark)):
+                    check_counts(raw.path, name, values)
+                dead += dead_pixels(flat, dark)
+                if several_flats:
+                    transmission = normalize_nf(counts, flat, dark, raw.flat_view)
+                else:
+                    transmission = normalize(counts, flat, dark)
+                del counts
+                if settings.zinger_threshold is not None:
+                    transmission = remove_zingers(transmission, settings.zinger_threshold, settings.zinger_size)
+                if settings.stripe == "vo":
+                    transmission = remove_stripes(transmission, settings.stripe_snr, settings.stripe_large_size,
+                                                  settings.stripe_small_size)
+                out["projections"][:, block] = minus_log(transmission, settings.transmission_floor)
+            check_dead_pixels(raw.path, dead, rows * cols, raw.names[1], raw.names[2])
+            if settings.center is not None:
+                center, center_method = float(settings.center), "config"
+            elif settings.find_center != "none":
+                center, center_method = find_center(out["projections"], raw.theta, settings.find_center,
+                                                    str(raw_path))
+            else:
+                center, center_method = cols / 2.0, "middle"
+            out.attrs["center_method"] = center_method
+            write_scan_description(out, Sinogram(
+                projections=out["projections"], theta=raw.theta, time=raw.time, center=center,
+                scan_time=(float(raw.time[0]), float(raw.time[-1])),
+                heldout=heldout_views(views, settings.heldout_every), **beam,
+            ))
+    log.info("prepared %s: %d views x %d rows x %d cols, centre %.2f (%s), %s beam", out_path, views, rows, cols,
              center, center_method, beam["beam"])
 
 
@@ -161,21 +213,33 @@ def _frame_times(scan_time: tuple[float, float], times_path: Path | None,
 
 
 def baseline(settings: BaselineSettings, method: str, sinogram_path: Path, truth_times_path: Path | None,
-             frames: int, out_path: Path) -> None:
+             frames: int, out_path: Path, chunk_mb: float = DEFAULT_CHUNK_MB) -> None:
     """A baseline reconstruction at the frame times: ``fbp_static`` (FBP of all
     training views), ``fbp_sliding`` / ``mbir_sliding`` (FBP / MBIR of each frame's
     half-turn window) or ``mace4d`` (mbirjax's joint 4D MBIR) for parallel beam;
     ``fdk_static`` / ``fdk_sliding`` (RTK's FDK of all training views / of each frame's
     short scan) for cone beam. The frame times are those
     of ``truth_times_path`` (a volume file) when given, else ``frames`` evenly spaced; the
-    reconstruction library is recorded in the file's ``backend`` attribute."""
+    reconstruction library is recorded in the file's ``backend`` attribute. FBP
+    reconstructs each slice alone, so it goes through the scan in blocks of detector
+    rows of at most ``chunk_mb`` MiB (sinogram and slices) and writes each block as it
+    goes; the MBIR and FDK peers take the scan in one piece."""
     if method not in BASELINE_METHODS:
         raise InputError(f"baseline method {method!r}: use one of {', '.join(BASELINE_METHODS)}")
-    sino = read_sinogram(sinogram_path, split="all" if method in MBIR_METHODS else "train")
-    if method not in METHODS_BY_BEAM[sino.beam]:
-        raise InputError(f"baselines.methods: {method!r} does not reconstruct {sino.beam}-beam scans "
-                         f"({sinogram_path}); use {', '.join(METHODS_BY_BEAM[sino.beam])}")
-    seconds, normalised = _frame_times(sino.scan_time, truth_times_path, frames)
+    split = "all" if method in MBIR_METHODS else "train"
+    header = read_sinogram(sinogram_path, split=split, rows=slice(0, 0))
+    if method not in METHODS_BY_BEAM[header.beam]:
+        raise InputError(f"baselines.methods: {method!r} does not reconstruct {header.beam}-beam scans "
+                         f"({sinogram_path}); use {', '.join(METHODS_BY_BEAM[header.beam])}")
+    seconds, normalised = _frame_times(header.scan_time, truth_times_path, frames)
+    attrs = provenance(method, {**dataclasses.asdict(settings), "frames": frames},
+                       {"sinogram": str(sinogram_path), "truth": str(truth_times_path or "")})
+    if method in FBP_METHODS:
+        attrs["backend"] = available_backend(settings.backend)
+        _fbp_in_blocks(settings, method, sinogram_path, normalised, seconds, attrs, out_path, chunk_mb)
+        log.info("%s (%s): %d frames", method, attrs["backend"], len(seconds))
+        return
+    sino = read_sinogram(sinogram_path, split=split)
     time_norm = sino.normalised_time(sino.time)
     geometry = geometry_of(sino)
     if method in FDK_METHODS:
@@ -184,28 +248,37 @@ def baseline(settings: BaselineSettings, method: str, sinogram_path: Path, truth
             recon = np.broadcast_to(volume, (len(seconds), *volume.shape))
         else:
             recon = fdk_sliding(sino.projections, sino.theta, time_norm, normalised, geometry)  # type: ignore[arg-type]
-        backend = f"itk-rtk {importlib.metadata.version('itk-rtk')}"
-    elif method in MBIR_METHODS:
-        if method == "mbir_sliding":
-            recon = sliding_window_mbir(sino.projections, sino.theta, sino.heldout, time_norm, normalised,
-                                        geometry, settings.mbir_sharpness, settings.mbir_iterations)
-        else:
-            recon = mace4d(sino.projections, sino.theta, sino.heldout, time_norm, normalised, geometry,
-                           settings.mbir_sharpness, settings.mace4d_iterations, settings.mace4d_prior_weight)
-        backend = f"mbirjax {importlib.metadata.version('mbirjax')}"
+        attrs["backend"] = f"itk-rtk {importlib.metadata.version('itk-rtk')}"
+    elif method == "mbir_sliding":
+        recon = sliding_window_mbir(sino.projections, sino.theta, sino.heldout, time_norm, normalised,
+                                    geometry, settings.mbir_sharpness, settings.mbir_iterations)
+        attrs["backend"] = f"mbirjax {importlib.metadata.version('mbirjax')}"
     else:
-        backend = available_backend(settings.backend)
-        if method == "fbp_static":
-            volume = fbp(sino.projections, sino.theta, sino.center, settings.filter, backend)
-            recon = np.broadcast_to(volume, (len(seconds), *volume.shape))
-        else:
-            recon = sliding_window_fbp(sino.projections, sino.theta, time_norm, normalised, sino.center,
-                                       settings.filter, backend)
-    attrs = provenance(method, {**dataclasses.asdict(settings), "frames": frames},
-                       {"sinogram": str(sinogram_path), "truth": str(truth_times_path or "")})
-    attrs["backend"] = backend
+        recon = mace4d(sino.projections, sino.theta, sino.heldout, time_norm, normalised, geometry,
+                       settings.mbir_sharpness, settings.mace4d_iterations, settings.mace4d_prior_weight)
+        attrs["backend"] = f"mbirjax {importlib.metadata.version('mbirjax')}"
     write_volume(out_path, np.ascontiguousarray(recon), seconds, attrs)
-    log.info("%s (%s): %d frames", method, backend, len(seconds))
+    log.info("%s (%s): %d frames", method, attrs["backend"], len(seconds))
+
+
+def _fbp_in_blocks(settings: BaselineSettings, method: str, sinogram_path: Path, normalised: np.ndarray,
+                   seconds: np.ndarray, attrs: dict[str, object], out_path: Path, chunk_mb: float) -> None:
+    """``fbp_static`` or ``fbp_sliding`` of the training views, block of detector rows by
+    block, each block's slices written for every frame before the next is read."""
+    views, rows, cols = read_scan_shape(sinogram_path)
+    backend = str(attrs["backend"])
+    with volume_writer(out_path, (len(seconds), rows, cols, cols), seconds, attrs) as recon:
+        for block in _progress(blocks(rows, 4 * (views * cols + cols * cols), chunk_mb), method):
+            sino = read_sinogram(sinogram_path, split="train", rows=block)
+            if method == "fbp_static":
+                volume = fbp(sino.projections, sino.theta, sino.center, settings.filter, backend)
+                for frame in range(len(seconds)):
+                    recon[frame, block] = volume
+            else:
+                for frame, volume in enumerate(sliding_window_fbp_frames(
+                        sino.projections, sino.theta, sino.normalised_time(sino.time), normalised, sino.center,
+                        settings.filter, backend)):
+                    recon[frame, block] = volume
 
 
 def train(settings: TrainSettings, sinogram_path: Path, checkpoint_path: Path, model_path: Path,
@@ -254,27 +327,35 @@ def render(settings: RenderSettings, model_path: Path, sinogram_path: Path, trut
 
 def evaluate(dataset: str, sinogram_path: Path, truth_path: Path | None, recons: dict[str, Path],
              model_path: Path, benchmarks: dict[str, Path], baselines: BaselineSettings, out_json: Path,
-             out_table: Path) -> dict[str, object]:
+             out_table: Path, chunk_mb: float = DEFAULT_CHUNK_MB) -> dict[str, object]:
     """Metrics of every method: against the truth when there is one, else held-out
     residuals, with a scan of the rotation centre by held-out residual of static FBP
     (``baselines`` gives its filter and backend); and, either way, each method's
-    no-reference noise and blur figures (:mod:`dinr.evaluate.quality`)."""
+    no-reference noise and blur figures (:mod:`dinr.evaluate.quality`). Volumes and
+    views are read in pieces of about ``chunk_mb`` MiB (frame tiles for the metrics,
+    blocks of detector rows for the residuals)."""
     center: dict[str, object] = {}
-    volumes = {name: read_volume(path) for name, path in recons.items()}
     state = load_checkpoint(model_path)
     geometry = state.beam_geometry()
-    if truth_path:
-        truth, _ = read_volume(truth_path, name="truth")
-        methods = {name: volume_metrics(truth, volume, geometry.region_mask()) for name, (volume, _) in volumes.items()}
-    else:
-        heldout = has_heldout_views(sinogram_path)
-        sino = read_sinogram(sinogram_path, split="heldout" if heldout else "all")
-        methods = residual_metrics(volumes, sino, state, "heldout_rel_residual" if heldout else "train_rel_residual")
-        if heldout and geometry.beam == "parallel":  # the centre scan reconstructs by parallel-beam FBP
-            center = center_report(read_sinogram(sinogram_path, split="train"), sino, baselines.filter,
-                                   available_backend(baselines.backend))
-    for name, (volume, _) in volumes.items():
-        methods[name].update(image_quality(volume))
+    with ExitStack() as opened:
+        volumes = {name: opened.enter_context(open_volume(path)) for name, path in recons.items()}
+        if truth_path:
+            truth, _ = opened.enter_context(open_volume(truth_path, name="truth"))
+            methods = {name: volume_metrics(truth, volume, geometry.region_mask(), chunk_mb)
+                       for name, (volume, _) in volumes.items()}
+        else:
+            heldout = has_heldout_views(sinogram_path)
+            split = "heldout" if heldout else "all"
+            key = "heldout_rel_residual" if heldout else "train_rel_residual"
+            methods = {name: {key: value} for name, value in
+                       residual_metrics(volumes, sinogram_path, split, state, chunk_mb).items()}
+            if heldout and geometry.beam == "parallel":  # the centre scan reconstructs by parallel-beam FBP
+                rows = _center_scan_rows(geometry.rows)
+                center = center_report(read_sinogram(sinogram_path, split="train", rows=rows),
+                                       read_sinogram(sinogram_path, split="heldout", rows=rows), baselines.filter,
+                                       available_backend(baselines.backend))
+        for name, (volume, _) in volumes.items():
+            methods[name].update(image_quality(volume))
     report = {
         "dataset": dataset,
         **({"center": center} if center else {}),
@@ -288,20 +369,44 @@ def evaluate(dataset: str, sinogram_path: Path, truth_path: Path | None, recons:
     return report
 
 
-def residual_metrics(volumes: dict[str, tuple[np.ndarray, np.ndarray]], sino: Sinogram, state: TrainingState,
-                     key: str) -> dict[str, dict[str, object]]:
-    """``{method: {key: relative residual}}`` on the views of ``sino``: DINR's field at
+#: Detector rows (the middle ones) the centre scan reconstructs: the axis is one line for
+#: every row, and a few rows tell it as well as thousands.
+CENTER_SCAN_ROWS = 8
+
+
+def _center_scan_rows(rows: int) -> slice:
+    first = max(0, (rows - CENTER_SCAN_ROWS) // 2)
+    return slice(first, min(rows, first + CENTER_SCAN_ROWS))
+
+
+def residual_metrics(volumes: dict[str, tuple[Any, np.ndarray]], sinogram_path: Path, split: str,
+                     state: TrainingState, chunk_mb: float = DEFAULT_CHUNK_MB) -> dict[str, float]:
+    """``{method: relative residual}`` on the ``split`` views of the scan: DINR's field at
     each view's own time (midpoint quadrature at twice its training samples), the other
-    methods' volumes by the frame nearest in time."""
+    methods' (t, z, y, x) volumes by the frame nearest in time. In parallel beam the
+    views are read and predicted a block of detector rows at a time (at most about
+    ``chunk_mb`` MiB of views, predictions and slices); cone beam takes them whole."""
     geometry = state.beam_geometry()
     trained = state.train_settings()
     samples = 2 * samples_per_ray(trained.samples_per_ray, geometry.n)
     device = choose_device(trained.device, Communicator(use_mpi=False), trained.share_gpus)
-    return {
-        name: {key: field_residual(state.field().to(device), sino, geometry, samples) if name == "dinr" else
-               volume_residual(volume, sino.normalised_time(seconds), sino, geometry)}
-        for name, (volume, seconds) in volumes.items()
-    }
+    field = state.field().to(device)
+    views = len(read_sinogram(sinogram_path, split=split, rows=slice(0, 0)).theta)
+    frames = max(len(seconds) for _, seconds in volumes.values())
+    row_bytes = 4 * (2 * views * geometry.cols + frames * geometry.n * geometry.n)
+    row_blocks = blocks(geometry.rows, row_bytes, chunk_mb) if geometry.beam == "parallel" else [slice(None)]
+    columns = geometry.column_mask()
+    sums = {name: ResidualSum() for name in volumes}
+    for block in _progress(row_blocks, "residuals"):
+        sino = read_sinogram(sinogram_path, split=split, rows=block)
+        for name, (volume, seconds) in volumes.items():
+            if name == "dinr":
+                predicted = field_prediction(field, sino, geometry, samples, block)
+            else:
+                predicted = volume_prediction(finite_block(volume, (slice(None), block)),
+                                              sino.normalised_time(seconds), sino, geometry)
+            sums[name].add(predicted[..., columns], sino.projections[..., columns])
+    return {name: total.relative for name, total in sums.items()}
 
 
 def figures(metrics_path: Path, recons: dict[str, Path], truth_path: Path | None, model_path: Path,

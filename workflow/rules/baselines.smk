@@ -12,12 +12,15 @@ rule baseline:
     params:
         frame_times=frame_times_option,
         frames=frame_count,
+        chunk=chunk_option,
     log:
         "logs/{dataset}/{baseline}.log",
     benchmark:
         "results/{dataset}/benchmarks/{baseline}.tsv"
+    resources:
+        mem_mb=baseline_mem_mb,
     conda:
         "../../envs/tomopy.yaml"
     shell:
         "dinr baseline --settings {input.settings} --method {wildcards.baseline} --sinogram {input.sinogram}"
-        " {params.frame_times} --frames {params.frames} --out {output} 2> {log}"
+        " {params.frame_times} --frames {params.frames} --out {output} {params.chunk} 2> {log}"

@@ -111,6 +111,61 @@ def recon_option(wildcards, input):
     return " ".join(f"{m}={input[m]}" for m in dataset_methods(wildcards.dataset))
 
 
+# --- memory each job asks for (mem_mb), from its input's size -----------------------------
+# A Python process with numpy, h5py, torch and the reconstruction libraries loaded.
+PROCESS_MB = 1024
+
+
+def chunk_mb():
+    return config["resources"]["chunk_mb"]
+
+
+def chunk_option(wildcards):
+    return f"--chunk-mb {chunk_mb()}"
+
+
+def streaming_mem_mb(wildcards, input):
+    """convert, prepare, FBP and evaluate stream through the scan in blocks of
+    resources.chunk_mb: one process plus twice a block (the block's working copies),
+    or twice the input when that is smaller."""
+    return int(PROCESS_MB + 2 * min(input.size_mb, chunk_mb()))
+
+
+def baseline_mem_mb(wildcards, input):
+    """FBP streams (streaming_mem_mb); the MBIR and FDK peers take the scan whole and
+    hold several 4D volumes of about its size."""
+    if wildcards.baseline.startswith("fbp_"):
+        return streaming_mem_mb(wildcards, input)
+    return int(PROCESS_MB + 8 * input.size_mb)
+
+
+def train_mem_mb(wildcards, input):
+    """Each of the train_tasks ranks holds its ray shards (the sinogram's size over the
+    ranks) and the model, optimizer and a step's working set (the PROCESS_MB part)."""
+    tasks = config["resources"]["train_tasks"]
+    return int(tasks * (PROCESS_MB + 1.5 * input.size_mb / tasks))
+
+
+def render_mem_mb(wildcards, input):
+    """Each rank holds the model (its file's size, twice: loaded and on the device) and
+    a round of slices."""
+    tasks = config["resources"]["train_tasks"]
+    return int(tasks * (PROCESS_MB + 2 * Path(input.model).stat().st_size / 2**20))
+
+
+def whole_mem_mb(wildcards, input):
+    """A stage that reads its inputs whole (figures): one process and twice the inputs."""
+    return int(PROCESS_MB + 2 * input.size_mb)
+
+
+def simulate_mem_mb(wildcards):
+    """The simulator holds the scan's counts, its truth and their float64 working copies."""
+    sim = dataset_settings(wildcards.dataset, "simulate")
+    scan_mb = sim["views"] * sim["rows"] * sim["size"] * 4 / 2**20
+    truth_mb = sim["frames"] * sim["rows"] * sim["size"] ** 2 * 4 / 2**20
+    return int(PROCESS_MB + 3 * (scan_mb + truth_mb))
+
+
 def paper_showcase():
     """The dataset whose time to quality and movie the paper shows: the config's first."""
     return next(iter(config["datasets"]))

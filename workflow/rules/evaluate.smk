@@ -14,15 +14,18 @@ rule evaluate:
     params:
         truth=truth_option,
         recon=recon_option,
+        chunk=chunk_option,
     log:
         "logs/{dataset}/evaluate.log",
+    resources:
+        mem_mb=streaming_mem_mb,
     conda:
         "../../envs/dinr.yaml"
     shell:
         "dinr evaluate --dataset {wildcards.dataset} --sinogram {input.sinogram} {params.truth}"
         " --model {input.model} --recon {params.recon} --baselines {input.baselines}"
         " --benchmark {input.benchmarks}"
-        " --out {output.metrics} --table {output.table} 2> {log}"
+        " --out {output.metrics} --table {output.table} {params.chunk} 2> {log}"
 
 
 rule figures:
@@ -61,6 +64,8 @@ rule figures:
         outdir=lambda wc, output: str(Path(output.slices).parent),
     log:
         "logs/{dataset}/figures.log",
+    resources:
+        mem_mb=whole_mem_mb,
     conda:
         "../../envs/dinr.yaml"
     shell:

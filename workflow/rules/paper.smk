@@ -79,6 +79,7 @@ rule train_with_snapshots:
     resources:
         tasks=config["resources"]["train_tasks"],
         mpi=config["resources"]["mpi"],
+        mem_mb=train_mem_mb,
     conda:
         "../../envs/dinr.yaml"
     shell:

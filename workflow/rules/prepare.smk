@@ -7,14 +7,18 @@ rule convert:
         settings=settings_file("convert"),
     output:
         "results/{dataset}/raw/canonical.h5",
+    params:
+        chunk=chunk_option,
     log:
         "logs/{dataset}/convert.log",
     benchmark:
         "results/{dataset}/benchmarks/convert.tsv"
+    resources:
+        mem_mb=streaming_mem_mb,
     conda:
         "../../envs/dinr.yaml"
     shell:
-        "dinr convert --settings {input.settings} --raw {input.raw} --out {output} 2> {log}"
+        "dinr convert --settings {input.settings} --raw {input.raw} --out {output} {params.chunk} 2> {log}"
 
 
 rule prepare:
@@ -24,11 +28,16 @@ rule prepare:
         geometry=settings_file("geometry"),
     output:
         "results/{dataset}/prepared/sinogram.h5",
+    params:
+        chunk=chunk_option,
     log:
         "logs/{dataset}/prepare.log",
     benchmark:
         "results/{dataset}/benchmarks/prepare.tsv"
+    resources:
+        mem_mb=streaming_mem_mb,
     conda:
         "../../envs/dinr.yaml"
     shell:
-        "dinr prepare --settings {input.settings} --geometry {input.geometry} --raw {input.raw} --out {output} 2> {log}"
+        "dinr prepare --settings {input.settings} --geometry {input.geometry} --raw {input.raw} --out {output}"
+        " {params.chunk} 2> {log}"

@@ -12,6 +12,8 @@ rule simulate:
         "logs/{dataset}/simulate.log",
     benchmark:
         "results/{dataset}/benchmarks/simulate.tsv"
+    resources:
+        mem_mb=simulate_mem_mb,
     conda:
         "../../envs/dinr.yaml"
     shell:

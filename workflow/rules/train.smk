@@ -17,6 +17,7 @@ rule train:
     resources:
         tasks=config["resources"]["train_tasks"],
         mpi=config["resources"]["mpi"],
+        mem_mb=train_mem_mb,
     conda:
         "../../envs/dinr.yaml"
     shell:
@@ -42,6 +43,7 @@ rule render:
     resources:
         tasks=config["resources"]["train_tasks"],
         mpi=config["resources"]["mpi"],
+        mem_mb=render_mem_mb,
     conda:
         "../../envs/dinr.yaml"
     shell:

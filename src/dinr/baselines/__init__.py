@@ -10,6 +10,9 @@ METHODS: tuple[str, ...] = tuple(section_schemas()["baselines"]["properties"]["m
 #: The cone-beam methods (RTK's FDK).
 FDK_METHODS: tuple[str, ...] = ("fdk_sliding", "fdk_static")
 
+#: The parallel-beam FBP methods (slice by slice, so they stream through the scan).
+FBP_METHODS: tuple[str, ...] = ("fbp_sliding", "fbp_static")
+
 #: The methods that reconstruct each beam geometry (the MBIR peers do both).
 METHODS_BY_BEAM: dict[str, tuple[str, ...]] = {
     "parallel": tuple(m for m in METHODS if m not in FDK_METHODS),

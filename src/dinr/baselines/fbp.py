@@ -9,6 +9,7 @@ slices with ``n = cols``, in attenuation per pixel length, oriented as described
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Iterator
 
 import numpy as np
 from scipy import ndimage
@@ -113,17 +114,25 @@ def half_turn_window(theta: np.ndarray, time_norm: np.ndarray, frame_time: float
     return np.flatnonzero((theta >= lo - 1e-9) & (theta < hi - 1e-9))
 
 
+def sliding_window_fbp_frames(
+    sinogram: np.ndarray, theta: np.ndarray, time_norm: np.ndarray, frame_times: np.ndarray,
+    center: float, filter_name: str = "ramlak", backend: str = "auto",
+) -> Iterator[np.ndarray]:
+    """One (rows, cols, cols) FBP per frame, in order, from its half-turn window of views."""
+    if np.any(np.diff(theta) <= 0):
+        raise ValueError("sliding-window FBP needs angles that increase with view order (continuous rotation)")
+    for t in frame_times:
+        idx = half_turn_window(theta, time_norm, float(t))
+        yield fbp(sinogram[idx], theta[idx], center, filter_name, backend)
+
+
 def sliding_window_fbp(
     sinogram: np.ndarray, theta: np.ndarray, time_norm: np.ndarray, frame_times: np.ndarray,
     center: float, filter_name: str = "ramlak", backend: str = "auto",
 ) -> np.ndarray:
-    """(frames, rows, cols, cols): one FBP per frame from its half-turn window of views."""
-    if np.any(np.diff(theta) <= 0):
-        raise ValueError("sliding-window FBP needs angles that increase with view order (continuous rotation)")
-    return np.stack([
-        fbp(sinogram[idx], theta[idx], center, filter_name, backend)
-        for idx in (half_turn_window(theta, time_norm, float(t)) for t in frame_times)
-    ])
+    """(frames, rows, cols, cols): :func:`sliding_window_fbp_frames` stacked."""
+    return np.stack(list(sliding_window_fbp_frames(sinogram, theta, time_norm, frame_times, center, filter_name,
+                                                   backend)))
 
 
 def forward_project(volume: np.ndarray, theta: np.ndarray, center: float) -> np.ndarray:

@@ -15,7 +15,7 @@ import numpy as np
 from tqdm import tqdm
 
 from dinr.baselines.fbp import fbp, forward_project
-from dinr.evaluate.residuals import relative_l2
+from dinr.evaluate.residuals import ResidualSum
 from dinr.io.canonical import Sinogram
 
 log = logging.getLogger(__name__)
@@ -33,7 +33,9 @@ def scan_centers(train: Sinogram, heldout: Sinogram, candidates: np.ndarray, fil
     residuals = np.empty(len(candidates))
     for i, center in enumerate(tqdm(candidates, desc="centre scan", unit="centre", mininterval=5)):
         volume = fbp(train.projections, train.theta, float(center), filter_name, backend)
-        residuals[i] = relative_l2(forward_project(volume, heldout.theta, float(center))[..., keep], measured)
+        total = ResidualSum()
+        total.add(forward_project(volume, heldout.theta, float(center))[..., keep], measured)
+        residuals[i] = total.relative
     return residuals
 
 

@@ -22,6 +22,8 @@ rank of a training job holds its ray shards' projections and no others.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,32 +76,52 @@ def normalised_time(seconds: np.ndarray, scan_time: tuple[float, float]) -> np.n
     return (np.asarray(seconds, dtype=np.float64) - t0) / max(t1 - t0, 1e-12)
 
 
-def write_sinogram(path: str | os.PathLike[str], sino: Sinogram, attrs: dict[str, Any]) -> None:
-    """Write a full-scan :class:`Sinogram` atomically, one chunk per view."""
+@contextmanager
+def sinogram_writer(path: str | os.PathLike[str], shape: tuple[int, int, int],
+                    attrs: dict[str, Any]) -> Iterator[h5py.File]:
+    """A canonical file under construction: an empty float32 ``/projections`` (views,
+    rows, cols), chunked per view, for the caller to fill block by block, then to finish
+    with :func:`write_scan_description`. Renamed onto ``path`` only when the block ends
+    without error."""
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
-        proj = sino.projections
-        f.create_dataset("projections", data=proj, chunks=(1, *proj.shape[1:]))
-        f.create_dataset("theta", data=sino.theta).attrs["units"] = "radians"
-        f.create_dataset("time", data=sino.time).attrs["units"] = "s"
-        heldout = np.zeros(len(sino.theta), dtype=bool) if sino.heldout is None else sino.heldout
-        f.create_dataset("heldout", data=heldout)
+        f.create_dataset("projections", shape=shape, dtype=np.float32, chunks=(1, *shape[1:]))
         f.attrs.update(attrs)
-        f.attrs["center"] = sino.center
-        f.attrs["pixel_size_mm"] = sino.pixel_size_mm
-        f.attrs["beam"] = sino.beam
-        if sino.beam == "cone":
-            f.attrs["source_axis_mm"] = sino.source_axis_mm
-            f.attrs["source_detector_mm"] = sino.source_detector_mm
-            f.attrs["row_center"] = sino.row_center
-        f.attrs["scan_time"] = np.asarray(sino.scan_time, dtype=np.float64)
-        f.attrs["noise_variance"] = noise_variance(proj, transmission_weighted=False)
-        f.attrs["noise_variance_weighted"] = noise_variance(proj, transmission_weighted=True)
+        yield f
 
 
-def read_sinogram(path: str | os.PathLike[str], split: str = "train", views: np.ndarray | None = None) -> Sinogram:
+def write_scan_description(f: h5py.File, sino: Sinogram) -> None:
+    """Everything of a canonical file but its projections, which ``f`` already holds:
+    angles, times, the held-out mask, the axis and beam attributes, and the noise
+    variances estimated from the projections written (``sino.projections`` is not read)."""
+    f.create_dataset("theta", data=sino.theta).attrs["units"] = "radians"
+    f.create_dataset("time", data=sino.time).attrs["units"] = "s"
+    heldout = np.zeros(len(sino.theta), dtype=bool) if sino.heldout is None else sino.heldout
+    f.create_dataset("heldout", data=heldout)
+    f.attrs["center"] = sino.center
+    f.attrs["pixel_size_mm"] = sino.pixel_size_mm
+    f.attrs["beam"] = sino.beam
+    if sino.beam == "cone":
+        f.attrs["source_axis_mm"] = sino.source_axis_mm
+        f.attrs["source_detector_mm"] = sino.source_detector_mm
+        f.attrs["row_center"] = sino.row_center
+    f.attrs["scan_time"] = np.asarray(sino.scan_time, dtype=np.float64)
+    f.attrs["noise_variance"] = noise_variance(f["projections"], transmission_weighted=False)
+    f.attrs["noise_variance_weighted"] = noise_variance(f["projections"], transmission_weighted=True)
+
+
+def write_sinogram(path: str | os.PathLike[str], sino: Sinogram, attrs: dict[str, Any]) -> None:
+    """Write a full-scan :class:`Sinogram` held in memory atomically, one chunk per view."""
+    with sinogram_writer(path, sino.shape, attrs) as f:
+        f["projections"][...] = sino.projections
+        write_scan_description(f, sino)
+
+
+def read_sinogram(path: str | os.PathLike[str], split: str = "train", views: np.ndarray | None = None,
+                  rows: slice = slice(None)) -> Sinogram:
     """Read the ``split`` views of a canonical file: ``train`` (views not held out),
-    ``heldout`` or ``all``; ``views`` (view indices, ascending) overrides it. Only the
-    selected views are read from disk."""
+    ``heldout`` or ``all``; ``views`` (view indices, ascending) overrides it; ``rows``
+    a block of detector rows (default all). Only the selected views and rows are read
+    from disk."""
     with open_hdf5(path) as f:
         require_datasets(f, ("projections", "theta", "time", "heldout"), _NOT_PREPARED)
         heldout = np.asarray(f["heldout"][()], dtype=bool)
@@ -110,7 +132,7 @@ def read_sinogram(path: str | os.PathLike[str], split: str = "train", views: np.
         if index.size == 0:
             raise InputError(f"{path}: no {split} views (the scan has {len(heldout)})")
         return Sinogram(
-            projections=np.asarray(f["projections"][index], dtype=np.float32),
+            projections=_read_views(f["projections"], index, rows),
             theta=np.asarray(f["theta"][index], dtype=np.float64),
             time=np.asarray(f["time"][index], dtype=np.float64),
             center=float(f.attrs["center"]),
@@ -119,6 +141,21 @@ def read_sinogram(path: str | os.PathLike[str], split: str = "train", views: np.
             heldout=heldout[index],
             **_beam(f),
         )
+
+
+def _read_views(projections: h5py.Dataset, index: np.ndarray, rows: slice) -> np.ndarray:
+    """(views, rows, cols) float32 of the views ``index`` (ascending) and a block of rows;
+    a run of consecutive views is read as one hyperslab."""
+    if index.size and index[-1] - index[0] == index.size - 1:
+        return np.asarray(projections[int(index[0]):int(index[-1]) + 1, rows], dtype=np.float32)
+    return np.asarray(projections[index, rows], dtype=np.float32)
+
+
+def read_scan_shape(path: str | os.PathLike[str]) -> tuple[int, int, int]:
+    """(views, rows, cols) of a canonical file's projections, without reading them."""
+    with open_hdf5(path) as f:
+        require_datasets(f, ("projections",), _NOT_PREPARED)
+        return tuple(f["projections"].shape)  # type: ignore[return-value]
 
 
 def _beam(f: h5py.File) -> dict[str, Any]:

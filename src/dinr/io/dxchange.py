@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -150,24 +152,24 @@ def roi_slice(selection: tuple[int, int] | None, length: int, path: Path, what: 
     return slice(start, stop)
 
 
-def _flats(f: h5py.File, path: Path, views: int, frame: tuple[int, int], rows: slice) -> tuple[np.ndarray, np.ndarray]:
-    """Flat frames (n, rows, cols) and the view at which each equal group was taken."""
+def _flat_layout(f: h5py.File, path: Path, views: int, frame: tuple[int, int]) -> tuple[list[str], np.ndarray]:
+    """The flat datasets (read in this order and concatenated) and the view at which each
+    equal group of flats was taken."""
     if FLAT in f:
-        flat = _read(_frames(f, path, FLAT, frame), path, FLAT, rows)
+        count = _frames(f, path, FLAT, frame).shape[0]
         if FLAT_VIEW in f:
             flat_view = _read(_dataset(f, path, FLAT_VIEW, 1), path, FLAT_VIEW, dtype=np.float64).astype(np.int64)
-            if len(flat) % len(flat_view) or np.any(np.diff(flat_view) <= 0) or flat_view.min() < 0:
+            if count % len(flat_view) or np.any(np.diff(flat_view) <= 0) or flat_view.min() < 0:
                 raise InputError(f"{path}: {FLAT_VIEW} must list increasing view indices of equal groups of "
-                                 f"{FLAT} ({len(flat)} frames in {len(flat_view)} groups)")
+                                 f"{FLAT} ({count} frames in {len(flat_view)} groups)")
         else:
             flat_view = np.zeros(1, dtype=np.int64)
-        return flat, flat_view
+        return [FLAT], flat_view
     if FLAT_PRE in f or FLAT_POST in f:
         groups = [(key, at) for key, at in ((FLAT_PRE, 0), (FLAT_POST, views - 1)) if key in f]
-        parts = [_read(_frames(f, path, key, frame), path, key, rows) for key, _ in groups]
-        if len({len(p) for p in parts}) > 1:
+        if len({_frames(f, path, key, frame).shape[0] for key, _ in groups}) > 1:
             raise InputError(f"{path}: {FLAT_PRE} and {FLAT_POST} hold different numbers of frames")
-        return np.concatenate(parts), np.asarray([at for _, at in groups], dtype=np.int64)
+        return [key for key, _ in groups], np.asarray([at for _, at in groups], dtype=np.int64)
     raise InputError(f"{path}: dataset {FLAT} is missing (nor {FLAT_PRE}/{FLAT_POST})")
 
 
@@ -178,18 +180,34 @@ def _frames(f: h5py.File, path: Path, key: str, frame: tuple[int, int]) -> h5py.
     return dset
 
 
-def read_raw(path: str | os.PathLike[str], rows: tuple[int, int] | None = None,
-             views: tuple[int, int] | None = None) -> RawScan:
-    """Read and check a Data Exchange scan (see the module docstring for the layout),
-    optionally only detector ``rows`` [start, stop) and ``views`` [start, stop)."""
-    path = Path(path)
-    with open_hdf5(path) as f:
-        data_ds = _dataset(f, path, DATA, 3)
-        n_views, n_rows, cols = data_ds.shape
-        row_slice = roi_slice(rows, n_rows, path, "rows")
-        view_slice = roi_slice(views, n_views, path, "views")
-        flat, flat_view = _flats(f, path, n_views, (n_rows, cols), row_slice)
-        dark = _read(_frames(f, path, DARK, (n_rows, cols)), path, DARK, row_slice)
+class RawScanFile:
+    """An open Data Exchange scan whose counts are read in pieces (context manager).
+
+    Opening reads and checks everything but the counts: the datasets' shapes, the angles
+    (radians) and times (seconds), where the flats were taken and the instrument's
+    geometry. ``shape`` is (views, rows, cols) of the region of interest (``rows`` and
+    ``views`` [start, stop), null for all); :meth:`counts`, :meth:`flats` and
+    :meth:`darks` read hyperslabs of it as float32, indices relative to the region.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], rows: tuple[int, int] | None = None,
+                 views: tuple[int, int] | None = None) -> None:
+        self.path = Path(path)
+        self._file = open_hdf5(self.path)
+        try:
+            self._open(rows, views)
+        except BaseException:
+            self._file.close()
+            raise
+
+    def _open(self, rows: tuple[int, int] | None, views: tuple[int, int] | None) -> None:
+        f, path = self._file, self.path
+        self._data = _dataset(f, path, DATA, 3)
+        n_views, n_rows, cols = self._data.shape
+        self._rows = roi_slice(rows, n_rows, path, "rows")
+        self._views = roi_slice(views, n_views, path, "views")
+        self._flat_keys, flat_view = _flat_layout(f, path, n_views, (n_rows, cols))
+        self._dark = _frames(f, path, DARK, (n_rows, cols))
         if THETA in f:
             theta_ds = _dataset(f, path, THETA, 1)
             if theta_ds.shape[0] != n_views:
@@ -207,31 +225,122 @@ def read_raw(path: str | os.PathLike[str], rows: tuple[int, int] | None = None,
                 raise InputError(f"{path}: {TIME} is not in acquisition order (it decreases)")
         else:
             time = np.arange(n_views, dtype=np.float64)
-        data = _read(data_ds, path, DATA, row_slice, view_slice)
-        instrument = read_instrument(f, path)
-    scan = RawScan(path=path, data=data, flat=flat, dark=dark, theta=theta[view_slice], time=time[view_slice],
-                   flat_view=np.clip(flat_view - view_slice.start, 0, data.shape[0] - 1), instrument=instrument)
+        self.theta, self.time = theta[self._views], time[self._views]
+        self.shape = (self._views.stop - self._views.start, self._rows.stop - self._rows.start, cols)
+        self.flat_view = np.clip(flat_view - self._views.start, 0, self.shape[0] - 1)
+        self.instrument = read_instrument(f, path)
+        self.names = (DATA, FLAT, DARK, THETA)
+        check_angles(self.path, self.theta, THETA)
+
+    def _region_rows(self, rows: slice) -> slice:
+        start, stop, _ = rows.indices(self.shape[1])
+        return slice(self._rows.start + start, self._rows.start + stop)
+
+    def counts(self, views: slice = slice(None), rows: slice = slice(None)) -> np.ndarray:
+        """Projection counts (views, rows, cols) float32 of a block of the region."""
+        start, stop, _ = views.indices(self.shape[0])
+        return _read(self._data, self.path, DATA, self._region_rows(rows),
+                     slice(self._views.start + start, self._views.start + stop))
+
+    def flats(self, rows: slice = slice(None)) -> np.ndarray:
+        """Flat-field counts (n_flats, rows, cols) float32 of a block of detector rows."""
+        region = self._region_rows(rows)
+        return np.concatenate([_read(self._file[key], self.path, key, region) for key in self._flat_keys])
+
+    def darks(self, rows: slice = slice(None)) -> np.ndarray:
+        """Dark-current counts (n_darks, rows, cols) float32 of a block of detector rows."""
+        return _read(self._dark, self.path, DARK, self._region_rows(rows))
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> RawScanFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def read_raw(path: str | os.PathLike[str], rows: tuple[int, int] | None = None,
+             views: tuple[int, int] | None = None) -> RawScan:
+    """Read and check a whole Data Exchange scan (see the module docstring for the
+    layout) into memory, optionally only detector ``rows`` [start, stop) and ``views``
+    [start, stop). The stages read it in pieces through :class:`RawScanFile` instead."""
+    with RawScanFile(path, rows, views) as raw:
+        scan = RawScan(path=raw.path, data=raw.counts(), flat=raw.flats(), dark=raw.darks(), theta=raw.theta,
+                       time=raw.time, flat_view=raw.flat_view, instrument=raw.instrument)
     check_scan(scan)
     return scan
 
 
+def check_counts(path: Path, name: str, values: np.ndarray) -> None:
+    """Counts must not be negative (NaN and infinities are caught when read)."""
+    if values.size and values.min() < 0:
+        raise InputError(f"{path}: {name} has negative counts (min {values.min():g})")
+
+
+def dead_pixels(flat: np.ndarray, dark: np.ndarray) -> int:
+    """Pixels whose mean flat is not above their mean dark (no signal to normalise by)."""
+    return int(np.count_nonzero(flat.mean(axis=0) - dark.mean(axis=0) <= 0))
+
+
+def check_dead_pixels(path: Path, dead: int, pixels: int, flat_name: str, dark_name: str) -> None:
+    """More than half the detector without signal means flats and darks are swapped (or
+    there was no beam)."""
+    if dead > pixels // 2:
+        raise InputError(f"{path}: {flat_name} is not above {dark_name} in {dead} of {pixels} pixels "
+                         "(flats and darks swapped, or no beam?)")
+
+
+def check_angles(path: Path, theta: np.ndarray, theta_name: str) -> None:
+    """Angles must not run backwards (the cumulative rotation in acquisition order)."""
+    backwards = np.flatnonzero(np.diff(theta) < 0)
+    if backwards.size:
+        raise InputError(f"{path}: {theta_name} decreases at view {backwards[0] + 1}; give the cumulative "
+                         "rotation angle in acquisition order (not the angle modulo 360)")
+
+
 def check_scan(scan: RawScan, names: tuple[str, str, str, str] = (DATA, FLAT, DARK, THETA)) -> None:
-    """Checks that need the values (NaN/inf are caught when read): non-negative counts,
-    flats above the darks, angles that do not run backwards. ``names`` are the
-    (projections, flats, darks, angles) locations the messages name."""
+    """Checks that need the values of a scan in memory: non-negative counts, flats above
+    the darks, angles that do not run backwards. ``names`` are the (projections, flats,
+    darks, angles) locations the messages name."""
     data_name, flat_name, dark_name, theta_name = names
     for key, values in ((data_name, scan.data), (flat_name, scan.flat), (dark_name, scan.dark)):
-        if values.min() < 0:
-            raise InputError(f"{scan.path}: {key} has negative counts (min {values.min():g})")
-    signal = scan.flat.mean(axis=0) - scan.dark.mean(axis=0)
-    dead = int(np.count_nonzero(signal <= 0))
-    if dead > signal.size // 2:
-        raise InputError(f"{scan.path}: {flat_name} is not above {dark_name} in {dead} of {signal.size} pixels "
-                         "(flats and darks swapped, or no beam?)")
-    backwards = np.flatnonzero(np.diff(scan.theta) < 0)
-    if backwards.size:
-        raise InputError(f"{scan.path}: {theta_name} decreases at view {backwards[0] + 1}; give the cumulative "
-                         "rotation angle in acquisition order (not the angle modulo 360)")
+        check_counts(scan.path, key, values)
+    check_dead_pixels(scan.path, dead_pixels(scan.flat, scan.dark), scan.flat[0].size, flat_name, dark_name)
+    check_angles(scan.path, scan.theta, theta_name)
+
+
+@contextmanager
+def raw_writer(
+    path: str | os.PathLike[str],
+    shape: tuple[int, int, int],
+    flat: np.ndarray,
+    dark: np.ndarray,
+    theta_deg: np.ndarray,
+    time_s: np.ndarray,
+    attrs: dict[str, Any],
+    flat_view: np.ndarray | None = None,
+    instrument: dict[str, float] | None = None,
+    dtype: np.dtype[Any] | type = np.float32,
+) -> Iterator[h5py.Dataset]:
+    """A scan file in the Data Exchange layout (angles in degrees) whose empty
+    ``/exchange/data`` (views, rows, cols) of ``dtype``, chunked per view, the caller fills block by
+    block; renamed onto ``path`` only when the block ends without error. ``flat_view``
+    places equal groups of flats within the scan (omitted: one set); ``instrument`` the
+    geometry values (config key of :data:`INSTRUMENT` -> mm)."""
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        data = f.create_dataset(DATA, shape=shape, dtype=dtype, chunks=(1, *shape[1:]))
+        f.create_dataset(FLAT, data=flat)
+        if flat_view is not None and len(flat_view) > 1:
+            f.create_dataset(FLAT_VIEW, data=np.asarray(flat_view, dtype=np.int64))
+        f.create_dataset(DARK, data=dark)
+        f.create_dataset(THETA, data=theta_deg).attrs["units"] = "degrees"
+        f.create_dataset(TIME, data=time_s).attrs["units"] = "s"
+        for key, value in (instrument or {}).items():
+            f.create_dataset(INSTRUMENT[key], data=float(value)).attrs["units"] = "mm"
+        f.attrs.update(attrs)
+        yield data
 
 
 def write_raw(
@@ -245,17 +354,7 @@ def write_raw(
     flat_view: np.ndarray | None = None,
     instrument: dict[str, float] | None = None,
 ) -> None:
-    """Write a scan in the Data Exchange layout (angles in degrees), atomically;
-    ``flat_view`` places equal groups of flats within the scan (omitted: one set);
-    ``instrument`` the geometry values (config key of :data:`INSTRUMENT` -> mm)."""
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
-        f.create_dataset(DATA, data=data, chunks=(1, *data.shape[1:]))
-        f.create_dataset(FLAT, data=flat)
-        if flat_view is not None and len(flat_view) > 1:
-            f.create_dataset(FLAT_VIEW, data=np.asarray(flat_view, dtype=np.int64))
-        f.create_dataset(DARK, data=dark)
-        f.create_dataset(THETA, data=theta_deg).attrs["units"] = "degrees"
-        f.create_dataset(TIME, data=time_s).attrs["units"] = "s"
-        for key, value in (instrument or {}).items():
-            f.create_dataset(INSTRUMENT[key], data=float(value)).attrs["units"] = "mm"
-        f.attrs.update(attrs)
+    """Write a scan held in memory in the Data Exchange layout, atomically (see
+    :func:`raw_writer`)."""
+    with raw_writer(path, data.shape, flat, dark, theta_deg, time_s, attrs, flat_view, instrument, data.dtype) as dset:
+        dset[...] = data

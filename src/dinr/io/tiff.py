@@ -25,7 +25,7 @@ import tifffile
 import yaml
 
 from dinr.errors import InputError
-from dinr.io.dxchange import RawScan, check_scan, roi_slice
+from dinr.io.dxchange import RawScan, check_angles, check_scan, roi_slice
 
 SUFFIXES = (".tif", ".tiff")
 _NUMBER = re.compile(r"(\d+)(?!.*\d)")
@@ -110,35 +110,73 @@ def _angles(folder: Path) -> tuple[np.ndarray, np.ndarray | None, Path]:
     raise InputError(f"{folder}: no angles.csv or angles.yaml")
 
 
+class TiffStack:
+    """A TIFF-stack scan (layout in the module docstring) read in pieces: the same
+    interface as :class:`dinr.io.dxchange.RawScanFile`.
+
+    Opening reads the angles and times, finds the frames and checks their count; ``shape``
+    is (views, rows, cols) of the region of interest (``rows`` and ``views`` [start,
+    stop), null for all). Frames are read when :meth:`counts`, :meth:`flats` or
+    :meth:`darks` asks for them (one file per view, so :meth:`counts` is best read in
+    blocks of views).
+    """
+
+    def __init__(self, folder: str | Path, rows: tuple[int, int] | None = None,
+                 views: tuple[int, int] | None = None) -> None:
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise InputError(f"{folder}: folder not found")
+        theta, time, angle_file = _angles(folder)
+        projection_files = _numbered_frames(folder / "projections")
+        if len(theta) != len(projection_files) or (time is not None and len(time) != len(theta)):
+            raise InputError(f"{angle_file}: {len(theta)} angles{'' if time is None else f', {len(time)} times'} "
+                             f"but {folder / 'projections'} has {len(projection_files)} frames")
+        if not np.all(np.isfinite(theta)) or (time is not None and not np.all(np.isfinite(time))):
+            raise InputError(f"{angle_file}: contains NaN or infinite values")
+        if time is not None and np.any(np.diff(time) < 0):
+            raise InputError(f"{angle_file}: time_s is not in acquisition order (it decreases)")
+        self.path = folder
+        self.names = (f"{folder / 'projections'}", f"{folder / 'flats'}", f"{folder / 'darks'}", str(angle_file))
+        self._frame_shape = _read_frame(projection_files[0]).shape
+        self._rows = roi_slice(rows, self._frame_shape[0], folder, "rows")
+        view_slice = roi_slice(views, len(theta), folder, "views")
+        self._projection_files = projection_files[view_slice]
+        self.theta = theta[view_slice]
+        self.time = (np.arange(len(theta), dtype=np.float64) if time is None else time)[view_slice]
+        self.shape = (len(self._projection_files), self._rows.stop - self._rows.start, self._frame_shape[1])
+        self.flat_view = np.zeros(1, dtype=np.int64)
+        self.instrument: dict[str, float] = {}
+        check_angles(folder, self.theta, self.names[3])
+
+    def _region_rows(self, rows: slice) -> slice:
+        start, stop, _ = rows.indices(self.shape[1])
+        return slice(self._rows.start + start, self._rows.start + stop)
+
+    def counts(self, views: slice = slice(None), rows: slice = slice(None)) -> np.ndarray:
+        """Projection counts (views, rows, cols) float32 of a block of the region."""
+        return _read_frames(self._projection_files[views], self._region_rows(rows), self._frame_shape)
+
+    def flats(self, rows: slice = slice(None)) -> np.ndarray:
+        """Flat-field counts (n_flats, rows, cols) float32 of a block of detector rows."""
+        return _read_frames(_numbered_frames(self.path / "flats"), self._region_rows(rows), self._frame_shape)
+
+    def darks(self, rows: slice = slice(None)) -> np.ndarray:
+        """Dark-current counts (n_darks, rows, cols) float32 of a block of detector rows."""
+        return _read_frames(_numbered_frames(self.path / "darks"), self._region_rows(rows), self._frame_shape)
+
+    def __enter__(self) -> TiffStack:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
 def read_tiff_scan(folder: str | Path, rows: tuple[int, int] | None = None,
                    views: tuple[int, int] | None = None) -> RawScan:
-    """Read a TIFF-stack scan (layout in the module docstring) as a :class:`RawScan`,
-    optionally only detector ``rows`` [start, stop) and ``views`` [start, stop)."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise InputError(f"{folder}: folder not found")
-    theta, time, angle_file = _angles(folder)
-    projection_files = _numbered_frames(folder / "projections")
-    if len(theta) != len(projection_files) or (time is not None and len(time) != len(theta)):
-        raise InputError(f"{angle_file}: {len(theta)} angles{'' if time is None else f', {len(time)} times'} "
-                         f"but {folder / 'projections'} has {len(projection_files)} frames")
-    if not np.all(np.isfinite(theta)) or (time is not None and not np.all(np.isfinite(time))):
-        raise InputError(f"{angle_file}: contains NaN or infinite values")
-    if time is not None and np.any(np.diff(time) < 0):
-        raise InputError(f"{angle_file}: time_s is not in acquisition order (it decreases)")
-    frame_shape = _read_frame(projection_files[0]).shape
-    n_rows = frame_shape[0]
-    row_slice = roi_slice(rows, n_rows, folder, "rows")
-    view_slice = roi_slice(views, len(theta), folder, "views")
-    scan = RawScan(
-        path=folder,
-        data=_read_frames(projection_files[view_slice], row_slice, frame_shape),
-        flat=_read_frames(_numbered_frames(folder / "flats"), row_slice, frame_shape),
-        dark=_read_frames(_numbered_frames(folder / "darks"), row_slice, frame_shape),
-        theta=theta[view_slice],
-        time=(np.arange(len(theta), dtype=np.float64) if time is None else time)[view_slice],
-        flat_view=np.zeros(1, dtype=np.int64),
-        instrument={},
-    )
-    check_scan(scan, (f"{folder / 'projections'}", f"{folder / 'flats'}", f"{folder / 'darks'}", str(angle_file)))
+    """Read a whole TIFF-stack scan into memory as a :class:`RawScan`, optionally only
+    detector ``rows`` [start, stop) and ``views`` [start, stop)."""
+    stack = TiffStack(folder, rows, views)
+    scan = RawScan(path=stack.path, data=stack.counts(), flat=stack.flats(), dark=stack.darks(), theta=stack.theta,
+                   time=stack.time, flat_view=stack.flat_view, instrument=stack.instrument)
+    check_scan(scan, stack.names)
     return scan

@@ -62,19 +62,34 @@ def write_volume(
         dset[...] = volume.astype(np.float32)
 
 
-def read_volume(path: str | os.PathLike[str], name: str = "recon") -> tuple[np.ndarray, np.ndarray]:
-    """Read ``(volume (t, z, y, x) float32, time (t,) seconds)`` from a volume file."""
+@contextmanager
+def open_volume(path: str | os.PathLike[str], name: str = "recon") -> Iterator[tuple[h5py.Dataset, np.ndarray]]:
+    """``(volume (t, z, y, x) dataset, time (t,) seconds)`` of a volume file, opened
+    read-only and its layout checked, for reading in pieces (:func:`finite_block`
+    checks the values of each piece read)."""
     with open_hdf5(path) as f:
         require_datasets(f, (name, "time"))
-        volume = np.asarray(f[name][()], dtype=np.float32)
-        time = np.asarray(f["time"][()], dtype=np.float64)
-    if volume.ndim != 4:
-        raise InputError(f"{path}: /{name} has shape {volume.shape}, expected (t, z, y, x)")
-    if volume.shape[0] != time.shape[0]:
-        raise InputError(f"{path}: /{name} has {volume.shape[0]} frames but /time has {time.shape[0]}")
-    if not np.all(np.isfinite(volume)):
-        raise InputError(f"{path}: /{name} contains NaN or infinite values")
-    return volume, time
+        volume, time = f[name], np.asarray(f["time"][()], dtype=np.float64)
+        if volume.ndim != 4:
+            raise InputError(f"{path}: /{name} has shape {volume.shape}, expected (t, z, y, x)")
+        if volume.shape[0] != time.shape[0]:
+            raise InputError(f"{path}: /{name} has {volume.shape[0]} frames but /time has {time.shape[0]}")
+        yield volume, time
+
+
+def finite_block(volume: h5py.Dataset, index: Any) -> np.ndarray:
+    """``volume[index]`` as float32; :class:`InputError` naming the file and dataset when it
+    holds NaN or infinite values."""
+    values = np.asarray(volume[index], dtype=np.float32)
+    if not np.all(np.isfinite(values)):
+        raise InputError(f"{volume.file.filename}: {volume.name} contains NaN or infinite values")
+    return values
+
+
+def read_volume(path: str | os.PathLike[str], name: str = "recon") -> tuple[np.ndarray, np.ndarray]:
+    """Read ``(volume (t, z, y, x) float32, time (t,) seconds)`` from a volume file."""
+    with open_volume(path, name) as (volume, time):
+        return finite_block(volume, ()), time
 
 
 def read_times(path: str | os.PathLike[str]) -> np.ndarray:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import h5py
 import numpy as np
 
 #: Median absolute deviation of a standard normal variable.
@@ -13,7 +14,7 @@ _MAD_TO_SIGMA = 1.4826
 _MAX_VALUES = 2**24
 
 
-def noise_variance(projections: np.ndarray, transmission_weighted: bool) -> float:
+def noise_variance(projections: np.ndarray | h5py.Dataset, transmission_weighted: bool) -> float:
     """Variance of the noise on the line integrals ``projections`` (views, rows, cols),
     each times ``sqrt(exp(-y))`` when ``transmission_weighted`` (then the noise of the
     weighted measurements, which Poisson counts make the same for every ray).
@@ -24,7 +25,8 @@ def noise_variance(projections: np.ndarray, transmission_weighted: bool) -> floa
     (Donoho's MAD rule). Signal that is not smooth inflates an axis' estimate, so the
     smallest over the axes is returned, in the measurements' squared units; non-finite
     values are ignored. Only a central block of detector rows, of at most 2**24 values
-    (at least one row), is used.
+    (at least one row), is used, and only it is read when ``projections`` is an HDF5
+    dataset.
     """
     views, rows, cols = projections.shape
     used = max(1, min(rows, _MAX_VALUES // max(1, views * cols)))

@@ -52,7 +52,13 @@ def _tiles(shape: tuple[int, int, int], margin: int, chunk_mb: float) -> Iterato
 
 
 def _grown(index: slice, margin: int, length: int) -> slice:
-    return slice(max(0, index.start - margin), min(length, index.stop + margin))
+    """``index`` with ``margin`` more on each side, within [0, length), and at least the
+    SSIM window (2 margin + 1) long where the axis is (scikit-image needs it)."""
+    start, stop = max(0, index.start - margin), min(length, index.stop + margin)
+    short = min(2 * margin + 1, length) - (stop - start)
+    if short > 0:
+        start, stop = (start, stop + short) if start == 0 else (start - short, stop)
+    return slice(start, stop)
 
 
 def data_range(truth: Any, chunk_mb: float = DEFAULT_CHUNK_MB) -> float:

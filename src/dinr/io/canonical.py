@@ -146,6 +146,9 @@ def read_sinogram(path: str | os.PathLike[str], split: str = "train", views: np.
 def _read_views(projections: h5py.Dataset, index: np.ndarray, rows: slice) -> np.ndarray:
     """(views, rows, cols) float32 of the views ``index`` (ascending) and a block of rows;
     a run of consecutive views is read as one hyperslab."""
+    start, stop, _ = rows.indices(projections.shape[1])
+    if stop <= start:  # no rows: the views' angles and times alone are wanted
+        return np.empty((index.size, 0, projections.shape[2]), dtype=np.float32)
     if index.size and index[-1] - index[0] == index.size - 1:
         return np.asarray(projections[int(index[0]):int(index[-1]) + 1, rows], dtype=np.float32)
     return np.asarray(projections[index, rows], dtype=np.float32)

@@ -11,7 +11,7 @@ import numpy as np
 _MAD_TO_SIGMA = 1.4826
 #: Values used for the estimate at most (a central block of detector rows), which bounds
 #: its memory on large scans.
-_MAX_VALUES = 2**24
+_MAX_VALUES = 2**20
 
 
 def noise_variance(projections: np.ndarray | h5py.Dataset, transmission_weighted: bool) -> float:
@@ -24,7 +24,7 @@ def noise_variance(projections: np.ndarray | h5py.Dataset, transmission_weighted
     smooth; their median absolute value, which sparse edges barely move, estimates it
     (Donoho's MAD rule). Signal that is not smooth inflates an axis' estimate, so the
     smallest over the axes is returned, in the measurements' squared units; non-finite
-    values are ignored. Only a central block of detector rows, of at most 2**24 values
+    values are ignored. Only a central block of detector rows, of at most 2**20 values
     (at least one row), is used, and only it is read when ``projections`` is an HDF5
     dataset.
     """

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import resource
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -276,7 +277,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BaseException:
         _abort_other_ranks(1)
         raise
+    _log_peak_memory(args.stage)
     return 0
+
+
+def _log_peak_memory(stage: str) -> None:
+    """One line with the process's peak resident memory (per rank in an MPI job), which
+    is what a cluster job's memory request must cover (``bench/large_scan.py`` reads it)."""
+    mpi = sys.modules.get("mpi4py.MPI")
+    rank = mpi.COMM_WORLD.Get_rank() if mpi is not None and mpi.Is_initialized() else 0
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+    logging.getLogger("dinr.cli").info("%s: peak resident memory %.0f MiB (rank %d)", stage, peak_mib, rank)
 
 
 def _abort_other_ranks(code: int) -> None:

@@ -151,3 +151,19 @@ def test_checkpoint_from_other_settings_is_refused(tiny_scan: dict[str, Path], t
     with pytest.raises(InputError, match=r"ck\.pt.*differing: lr"):
         train(other, tiny_scan["sinogram"], tmp_path / "ck.pt", comm)
     train(other, tiny_scan["sinogram"], tmp_path / "ck.pt", comm, reuse_checkpoint=True)
+
+
+def test_a_step_taken_in_passes_matches_one_pass(tiny_scan: dict[str, Path], tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A step too large for one pass (a wide detector) adds up the gradients of passes of
+    whole rays: the same training up to float rounding."""
+    from dinr.train import step
+
+    one_pass = train(TINY_TRAIN, tiny_scan["sinogram"], tmp_path / "one.pt", Communicator(use_mpi=False))
+    monkeypatch.setattr(step, "MAX_POINTS_PER_PASS", 3 * TINY_TRAIN.samples_per_ray)  # 22 passes of <= 3 rays
+    assert len(step.ray_passes(TINY_TRAIN.batch_rays, TINY_TRAIN.samples_per_ray)) == 22
+    passes = train(TINY_TRAIN, tiny_scan["sinogram"], tmp_path / "passes.pt", Communicator(use_mpi=False))
+    np.testing.assert_allclose([h[1] for h in passes.history], [h[1] for h in one_pass.history], rtol=1e-4)
+    reference = one_pass.field().state_dict()
+    for key, value in passes.field().state_dict().items():
+        np.testing.assert_allclose(value.numpy(), reference[key].numpy(), rtol=1e-3, atol=1e-5, err_msg=key)

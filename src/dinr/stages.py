@@ -84,6 +84,7 @@ from dinr.train import loop
 from dinr.train.checkpoint import TrainingState, load_checkpoint, save_checkpoint
 from dinr.train.comm import Communicator
 from dinr.train.device import choose_device
+from dinr.train.setup import line_integral_peak
 from dinr.train.shards import ray_shard_count, shard_views
 from dinr.train.snapshots import load_snapshots
 
@@ -289,10 +290,13 @@ def train(settings: TrainSettings, sinogram_path: Path, checkpoint_path: Path, m
     ``snapshot_dir`` the field every ``snapshot_every`` steps. Returns the final state."""
     n_shards = ray_shard_count(settings.ray_shards, comm.size)
     views = shard_views(training_views(sinogram_path), n_shards, comm.rank, comm.size, str(sinogram_path))
-    shards = {shard: read_sinogram(sinogram_path, views=indices) for shard, indices in views.items()}
+    shards, peaks = {}, []
+    for shard, indices in views.items():  # the peak is taken in place on a first read: no second copy
+        peaks.append(line_integral_peak(read_sinogram(sinogram_path, views=indices).projections, overwrite=True))
+        shards[shard] = read_sinogram(sinogram_path, views=indices)
     noise = read_noise_variance(sinogram_path, settings.loss_weights == "transmission")
     state = loop.train(settings, shards, n_shards, noise, checkpoint_path, comm, reuse_checkpoint,
-                       snapshot_dir, snapshot_every)
+                       snapshot_dir, snapshot_every, max(peaks))
     if comm.rank == 0:
         state.provenance = provenance("train", dataclasses.asdict(settings), {"sinogram": str(sinogram_path)})
         save_checkpoint(model_path, state)
@@ -411,13 +415,15 @@ def residual_metrics(volumes: dict[str, tuple[Any, np.ndarray]], sinogram_path: 
 
 def figures(metrics_path: Path, recons: dict[str, Path], truth_path: Path | None, model_path: Path,
             outdir: Path) -> None:
-    """Write ``slices.png``, ``movie.gif``, ``metrics.png`` and ``training.png`` into ``outdir``."""
+    """Write ``slices.png``, ``movie.gif``, ``metrics.png`` and ``training.png`` into
+    ``outdir``. The volumes stay on disk: the figures read their middle slice alone."""
     report = json.loads(Path(metrics_path).read_text())
-    volumes = {name: read_volume(path) for name, path in recons.items()}
-    times = next(iter(volumes.values()))[1]
-    truth = read_volume(truth_path, name="truth")[0] if truth_path else None
-    slices_over_time({n: v for n, (v, _) in volumes.items()}, times, outdir / "slices.png", truth)
-    slice_movie({n: v for n, (v, _) in volumes.items()}, times, outdir / "movie.gif", truth)
+    with ExitStack() as opened:
+        volumes = {name: opened.enter_context(open_volume(path))[0] for name, path in recons.items()}
+        times = read_times(next(iter(recons.values())))
+        truth = opened.enter_context(open_volume(truth_path, name="truth"))[0] if truth_path else None
+        slices_over_time(volumes, times, outdir / "slices.png", truth)
+        slice_movie(volumes, times, outdir / "movie.gif", truth)
     metrics_over_time(report["methods"], times, outdir / "metrics.png")
     training_curve(load_checkpoint(model_path).history, outdir / "training.png")
 

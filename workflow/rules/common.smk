@@ -125,7 +125,7 @@ def chunk_option(wildcards):
 
 
 def streaming_mem_mb(wildcards, input):
-    """convert, prepare, FBP and evaluate stream through the scan in blocks of
+    """convert, prepare, FBP, evaluate and figures stream through the scan in blocks of
     resources.chunk_mb: one process plus twice a block (the block's working copies),
     or twice the input when that is smaller."""
     return int(PROCESS_MB + 2 * min(input.size_mb, chunk_mb()))
@@ -139,11 +139,19 @@ def baseline_mem_mb(wildcards, input):
     return int(PROCESS_MB + 8 * input.size_mb)
 
 
+def model_mb(dataset):
+    """The field's parameters with their gradients and Adam's two moments (float32): the
+    hash grid's tables at most (levels x 2**log2_table x features entries)."""
+    train = dataset_settings(dataset, "train")
+    entries = train["hash_levels"] * 2 ** train["hash_log2_table"] * train["hash_features"]
+    return 4 * 4 * entries / 2**20
+
+
 def train_mem_mb(wildcards, input):
     """Each of the train_tasks ranks holds its ray shards (the sinogram's size over the
-    ranks) and the model, optimizer and a step's working set (the PROCESS_MB part)."""
+    ranks, 1.5 times for a step's working set), the model and the process itself."""
     tasks = config["resources"]["train_tasks"]
-    return int(tasks * (PROCESS_MB + 1.5 * input.size_mb / tasks))
+    return int(tasks * (PROCESS_MB + model_mb(wildcards.dataset) + 1.5 * input.size_mb / tasks))
 
 
 def render_mem_mb(wildcards, input):
@@ -151,11 +159,6 @@ def render_mem_mb(wildcards, input):
     a round of slices."""
     tasks = config["resources"]["train_tasks"]
     return int(tasks * (PROCESS_MB + 2 * Path(input.model).stat().st_size / 2**20))
-
-
-def whole_mem_mb(wildcards, input):
-    """A stage that reads its inputs whole (figures): one process and twice the inputs."""
-    return int(PROCESS_MB + 2 * input.size_mb)
 
 
 def simulate_mem_mb(wildcards):

@@ -65,7 +65,7 @@ rule figures:
     log:
         "logs/{dataset}/figures.log",
     resources:
-        mem_mb=whole_mem_mb,
+        mem_mb=streaming_mem_mb,
     conda:
         "../../envs/dinr.yaml"
     shell:

@@ -49,9 +49,9 @@ def slices_over_time(volumes: dict[str, np.ndarray], times_s: np.ndarray, path: 
         for j, f in enumerate(frames):
             axes[i, j].imshow(volume[f, z], cmap="gray", vmin=vmin, vmax=vmax)
     if show_error:
-        error = np.abs(volumes["dinr"] - truth)
         for j, f in enumerate(frames):
-            axes[-1, j].imshow(error[f, z], cmap="magma", vmin=0, vmax=0.5 * (vmax - vmin))
+            error = np.abs(np.asarray(volumes["dinr"][f, z]) - np.asarray(truth[f, z]))  # type: ignore[index]
+            axes[-1, j].imshow(error, cmap="magma", vmin=0, vmax=0.5 * (vmax - vmin))
     names = [LABELS.get(n, n) for n in rows] + (["|DINR - truth|"] if show_error else [])
     for i, name in enumerate(names):
         axes[i, 0].set_ylabel(name)

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 from skimage.metrics import structural_similarity
+from tqdm import tqdm
 
 from dinr.io.blocks import DEFAULT_CHUNK_MB
 
@@ -84,7 +85,8 @@ def frame_metrics(truth: Any, recon: Any, frame: int, mask: np.ndarray, value_ra
     margin = 0 if thin else win // 2
     squared = absolute = ssim_sum = 0.0
     count = 0
-    for zs, ys in _tiles(shape, margin, chunk_mb):  # type: ignore[arg-type]
+    tiles = list(_tiles(shape, margin, chunk_mb))  # type: ignore[arg-type]
+    for zs, ys in tqdm(tiles, desc=f"metrics, frame {frame}", unit="tile", mininterval=10, disable=len(tiles) < 2):
         zg, yg = _grown(zs, margin, shape[0]), _grown(ys, margin, shape[1])
         t, r = np.asarray(truth[frame, zg, yg], dtype=np.float32), np.asarray(recon[frame, zg, yg], dtype=np.float32)
         if thin:

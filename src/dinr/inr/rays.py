@@ -26,6 +26,10 @@ class RayBatch:
     t: torch.Tensor
     measured: torch.Tensor
 
+    def select(self, rays: slice) -> RayBatch:
+        """The batch of rays ``rays`` (a slice) of this one."""
+        return RayBatch(self.theta[rays], self.u[rays], self.z[rays], self.t[rays], self.measured[rays])
+
 
 def ray_points(rays: RayBatch, geometry: Geometry, samples: int, jitter: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Quadrature points of each ray: normalised field coordinates (rays, samples, 4) in

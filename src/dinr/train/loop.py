@@ -113,14 +113,15 @@ def _log_start(run: TrainingRun) -> None:
 
 def train(settings: TrainSettings, shards: dict[int, Sinogram], n_shards: int, noise_variance: float,
           checkpoint_path: str | Path, comm: Communicator, reuse_checkpoint: bool = False,
-          snapshot_dir: Path | None = None, snapshot_every: int = 0) -> TrainingState:
+          snapshot_dir: Path | None = None, snapshot_every: int = 0, local_peak: float | None = None) -> TrainingState:
     """Train the field on this rank's ray ``shards`` (shard index -> its training views)
-    of ``n_shards``, with the scan's ``noise_variance`` for the prior; return the final
+    of ``n_shards``, with the scan's ``noise_variance`` for the prior (``local_peak``: the
+    shards' line-integral peak, if already measured); return the final
     state (as checkpointed). Resumes from ``checkpoint_path`` (see :func:`resume`). With
     ``snapshot_dir``, rank 0 also saves the field every ``snapshot_every`` steps and at
     the end (:mod:`dinr.train.snapshots`), with the wall time since this process's first step."""
     checkpoint_path = Path(checkpoint_path)
-    run = set_up(settings, shards, n_shards, noise_variance, comm)
+    run = set_up(settings, shards, n_shards, noise_variance, comm, local_peak)
     state = initial_state(run)
     resume(run, state, checkpoint_path, reuse_checkpoint)
     comm.check_identical(run.field, state.step)

@@ -109,11 +109,13 @@ class GradientReducer:
         self.requests.append((self.comm.iallreduce_sum(target), target))
         self.started.add(bucket)
 
-    def zero_(self) -> None:
-        """Zero the gradients (and control slots) before a backward pass."""
+    def zero_(self, passes: int = 1) -> None:
+        """Zero the gradients (and control slots) before a step of ``passes`` backward
+        passes whose gradients add up: a bucket's allreduce starts when its gradients
+        have been accumulated by the last pass."""
         self.buffer.zero_()
         self.requests, self.started = [], set()
-        self.pending = [count for _, _, count in self.buckets]
+        self.pending = [count * passes for _, _, count in self.buckets]
 
     def average_(self) -> None:
         """Finish the sum over ranks (buckets not yet started, then the control slots)

@@ -68,14 +68,22 @@ class TrainingRun:
         return settings_hash({**self.config, "ray_shards": self.n_shards})
 
 
+def line_integral_peak(projections: np.ndarray, overwrite: bool = False) -> float:
+    """The 99.9th percentile of a shard's line integrals (NaN ignored): what ``auto``
+    output scales are set by. With ``overwrite`` the array is reordered in place instead of
+    copied (the caller reads it again), so a shard never exists twice in memory."""
+    return float(np.nanpercentile(projections, 99.9, overwrite_input=overwrite))
+
+
 def output_scale(settings: TrainSettings, shards: list[Sinogram], geometry: Geometry,
-                 comm: Communicator) -> float:
+                 comm: Communicator, local_peak: float | None = None) -> float:
     """The field's output scale: configured, or ``auto`` = the attenuation that would
-    give the largest measured line integral (the largest 99.9th percentile of a shard)
-    along a cylinder diameter."""
+    give the largest measured line integral (the largest 99.9th percentile of a shard,
+    :func:`line_integral_peak`; ``local_peak`` when the caller measured it) along a
+    cylinder diameter."""
     if settings.output_scale != "auto":
         return float(settings.output_scale)
-    local = max(float(np.nanpercentile(shard.projections, 99.9)) for shard in shards)
+    local = local_peak if local_peak is not None else max(line_integral_peak(s.projections) for s in shards)
     return max(comm.allreduce_max(local), 1e-6) / (2.0 * geometry.radius)
 
 
@@ -105,16 +113,17 @@ def prior_record(settings: TrainSettings, noise_variance: float, shards: list[Si
 
 
 def set_up(settings: TrainSettings, shards: dict[int, Sinogram], n_shards: int, noise_variance: float,
-           comm: Communicator) -> TrainingRun:
+           comm: Communicator, local_peak: float | None = None) -> TrainingRun:
     """A run on this rank's ``shards`` (shard index -> its views) of ``n_shards``, with
-    the scan's ``noise_variance`` for the prior; parameters broadcast from rank 0."""
+    the scan's ``noise_variance`` for the prior; parameters broadcast from rank 0.
+    ``local_peak``: the shards' :func:`line_integral_peak`, if already measured."""
     held = list(shards.values())
     geometry = geometry_of(held[0])
     device = choose_device(settings.device, comm, settings.share_gpus)
     if settings.deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS's condition for repeatable matmuls
         torch.use_deterministic_algorithms(True)
-    scale = output_scale(settings, held, geometry, comm)
+    scale = output_scale(settings, held, geometry, comm, local_peak)
     spec = field_spec(settings, geometry, angular_span(held, comm), scale)
     field = build_field(settings, spec).to(device)
     prior = prior_record(settings, noise_variance, held, geometry, spec, comm)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from dinr.inr.rays import ray_points
+from dinr.inr.rays import RayBatch, ray_points
 from dinr.train.objective import rank_loss, time_prior_stride, time_variation
 from dinr.train.setup import NONFINITE_SLOT, STOP_SLOT, TrainingRun
 
@@ -37,23 +37,33 @@ def learning_rate(run: TrainingRun, step: int) -> float:
     return settings.lr * (settings.lr_final / settings.lr) ** progress
 
 
+#: Field evaluations in one forward and backward pass. A step with more points (a wide
+#: detector: ``batch_rays x samples_per_ray`` grows with it) is taken in passes of whole
+#: rays whose gradients add up, so a step's working memory stays bounded; the objective
+#: is a sum over rays, so the gradient is the same up to float rounding.
+MAX_POINTS_PER_PASS = 2**18
+
+
+def ray_passes(rays: int, samples: int) -> list[slice]:
+    """The rays of each pass of a step: one pass when ``rays x samples`` fits
+    :data:`MAX_POINTS_PER_PASS`, else equal runs of whole rays that fit it."""
+    per_pass = max(1, MAX_POINTS_PER_PASS // samples)
+    return [slice(start, min(start + per_pass, rays)) for start in range(0, rays, per_pass)]
+
+
 def train_step(run: TrainingRun, step: int, lr: float, stop_requested: bool) -> StepOutcome:
     """Step ``step`` (0-based) at learning rate ``lr``; ``stop_requested`` is this rank's
     signal flag, shared with the others through the gradient buffer."""
     for group in run.optimizer.param_groups:
         group["lr"] = lr
     rays, jitter = run.sampler.sample(step, run.settings.batch_rays, run.samples)
-    run.reducer.zero_()
-    with torch.autocast(run.device.type, dtype=torch.bfloat16, enabled=run.settings.precision == "bf16"):
-        coords, stratum = ray_points(rays, run.geometry, run.samples, jitter)
-        values = run.field(coords)
-        in_time = None
-        if run.prior["tv_time_weight"] > 0:
-            in_time = time_variation(run.field, coords, values, run.prior["time_step"], time_prior_stride(run.samples))
-    loss = rank_loss(values, stratum, rays.measured, run.settings.loss_weights == "transmission",
-                     run.prior["tv_weight"], run.comm.size, run.global_rays, 2.0 * run.geometry.radius,
-                     in_time, run.prior["tv_time_weight"])
-    loss.backward()
+    passes = ray_passes(len(rays.measured), run.samples)
+    run.reducer.zero_(passes=len(passes))
+    loss = torch.zeros((), device=run.device)
+    for part in passes:
+        part_loss = _pass_loss(run, rays.select(part), jitter[part])
+        part_loss.backward()
+        loss = loss + part_loss.detach() if len(passes) > 1 else part_loss
     buffer = run.reducer.buffer
     buffer[STOP_SLOT] = float(stop_requested)
     buffer[NONFINITE_SLOT] = (loss - loss).detach()  # 0, or NaN for an inf/NaN loss
@@ -62,3 +72,16 @@ def train_step(run: TrainingRun, step: int, lr: float, stop_requested: bool) -> 
     if finite:
         run.optimizer.step()
     return StepOutcome(loss=loss, finite=bool(finite), stop_requested=bool(stop))
+
+
+def _pass_loss(run: TrainingRun, rays: RayBatch, jitter: torch.Tensor) -> torch.Tensor:
+    """This rank's share of the objective (:func:`rank_loss`) on some of its step's rays."""
+    with torch.autocast(run.device.type, dtype=torch.bfloat16, enabled=run.settings.precision == "bf16"):
+        coords, stratum = ray_points(rays, run.geometry, run.samples, jitter)
+        values = run.field(coords)
+        in_time = None
+        if run.prior["tv_time_weight"] > 0:
+            in_time = time_variation(run.field, coords, values, run.prior["time_step"], time_prior_stride(run.samples))
+    return rank_loss(values, stratum, rays.measured, run.settings.loss_weights == "transmission",
+                     run.prior["tv_weight"], run.comm.size, run.global_rays, 2.0 * run.geometry.radius,
+                     in_time, run.prior["tv_time_weight"])

@@ -41,7 +41,7 @@ def learning_rate(run: TrainingRun, step: int) -> float:
 #: detector: ``batch_rays x samples_per_ray`` grows with it) is taken in passes of whole
 #: rays whose gradients add up, so a step's working memory stays bounded; the objective
 #: is a sum over rays, so the gradient is the same up to float rounding.
-MAX_POINTS_PER_PASS = 2**18
+MAX_POINTS_PER_PASS = 2**17
 
 
 def ray_passes(rays: int, samples: int) -> list[slice]:

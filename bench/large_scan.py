@@ -40,16 +40,16 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
 from distributed import machine  # noqa: E402
 
-#: Workflow targets, in stage order (paths under results/large/).
+#: Workflow targets, in stage order (paths under results/large/); the baselines come
+#: between render and evaluate.
 STAGES = {
     "convert": "raw/canonical.h5",
     "prepare": "prepared/sinogram.h5",
     "train": "dinr/model.pt",
     "render": "dinr/recon.h5",
-    "fbp_static": "fbp_static/recon.h5",
-    "fbp_sliding": "fbp_sliding/recon.h5",
     "evaluate": "metrics.json",
 }
+BASELINES = ("fbp_sliding", "fbp_static")
 FLAT_COUNTS = 20_000
 DARK_COUNTS = 100
 PEAK = re.compile(r"peak resident memory (\d+) MiB \(rank (\d+)\)")
@@ -129,7 +129,7 @@ def workflow_config(root: Path, args: argparse.Namespace) -> Path:
         "datasets": {"large": {"raw": str(root / "raw.h5"), "truth": str(root / "truth.h5")}},
         "prepare": {"heldout_every": 10},
         "train": {"steps": args.steps, "log_every": max(1, args.steps // 10), "checkpoint_every": args.steps},
-        "baselines": {"methods": ["fbp_sliding", "fbp_static"], "backend": "astra"},
+        "baselines": {"methods": list(args.baselines), "backend": "astra"},
         "resources": {"train_tasks": 2, "chunk_mb": args.chunk_mb},
     }
     path = root / "config.yaml"
@@ -138,7 +138,7 @@ def workflow_config(root: Path, args: argparse.Namespace) -> Path:
 
 
 def run_stage(workdir: Path, config: Path, stage: str) -> float:
-    target = f"results/large/{STAGES[stage]}"
+    target = f"results/large/{STAGES.get(stage, f'{stage}/recon.h5')}"
     start = time.perf_counter()
     subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", "-s", str(REPO / "workflow" / "Snakefile"),
                     "--directory", str(workdir), target, "--configfile", str(config)], check=True)
@@ -187,10 +187,13 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--chunk-mb", type=float, default=256.0)
     parser.add_argument("--limit-mb", type=float, default=1500.0)
-    parser.add_argument("--until", choices=tuple(STAGES), default="evaluate")
+    parser.add_argument("--baselines", nargs="*", choices=BASELINES, default=list(BASELINES),
+                        help="FBP baselines run and scored (none: DINR alone)")
+    parser.add_argument("--until", choices=(*STAGES, *BASELINES), default="evaluate")
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
     scan = {"cols": args.cols, "rows": args.rows, "views": args.views, "frames": args.frames, "steps": args.steps,
+            "baselines": list(args.baselines),
             "chunk_mb": args.chunk_mb, "raw_gb": args.views * args.rows * args.cols * 2 / 1e9,
             "float32_gb": args.views * args.rows * args.cols * 4 / 1e9}
     report: dict[str, object] = {"machine": machine(), "scan": scan, "stages": {}}
@@ -199,7 +202,8 @@ def main() -> None:
         synthesise(args.workdir, args.views, args.rows, args.cols, args.frames)
         scan["synthesise_s"] = time.perf_counter() - start
     config = workflow_config(args.workdir, args)
-    stages = list(STAGES)[:list(STAGES).index(args.until) + 1]
+    order = ["convert", "prepare", "train", "render", *args.baselines, "evaluate"]
+    stages = order[:order.index(args.until) + 1]
     for stage in stages:
         record = stage_record(args.workdir, stage, run_stage(args.workdir, config, stage))
         if stage == "train":

@@ -152,6 +152,13 @@ def roi_slice(selection: tuple[int, int] | None, length: int, path: Path, what: 
     return slice(start, stop)
 
 
+def within(region: slice, part: slice) -> slice:
+    """``part``, a slice of the indices of ``region`` (a [start, stop) slice of a file's
+    axis), as a slice of the file's axis."""
+    start, stop, _ = part.indices(region.stop - region.start)
+    return slice(region.start + start, region.start + stop)
+
+
 def _flat_layout(f: h5py.File, path: Path, views: int, frame: tuple[int, int]) -> tuple[list[str], np.ndarray]:
     """The flat datasets (read in this order and concatenated) and the view at which each
     equal group of flats was taken."""
@@ -232,24 +239,18 @@ class RawScanFile:
         self.names = (DATA, FLAT, DARK, THETA)
         check_angles(self.path, self.theta, THETA)
 
-    def _region_rows(self, rows: slice) -> slice:
-        start, stop, _ = rows.indices(self.shape[1])
-        return slice(self._rows.start + start, self._rows.start + stop)
-
     def counts(self, views: slice = slice(None), rows: slice = slice(None)) -> np.ndarray:
         """Projection counts (views, rows, cols) float32 of a block of the region."""
-        start, stop, _ = views.indices(self.shape[0])
-        return _read(self._data, self.path, DATA, self._region_rows(rows),
-                     slice(self._views.start + start, self._views.start + stop))
+        return _read(self._data, self.path, DATA, within(self._rows, rows), within(self._views, views))
 
     def flats(self, rows: slice = slice(None)) -> np.ndarray:
         """Flat-field counts (n_flats, rows, cols) float32 of a block of detector rows."""
-        region = self._region_rows(rows)
+        region = within(self._rows, rows)
         return np.concatenate([_read(self._file[key], self.path, key, region) for key in self._flat_keys])
 
     def darks(self, rows: slice = slice(None)) -> np.ndarray:
         """Dark-current counts (n_darks, rows, cols) float32 of a block of detector rows."""
-        return _read(self._dark, self.path, DARK, self._region_rows(rows))
+        return _read(self._dark, self.path, DARK, within(self._rows, rows))
 
     def close(self) -> None:
         self._file.close()

@@ -25,7 +25,7 @@ import tifffile
 import yaml
 
 from dinr.errors import InputError
-from dinr.io.dxchange import RawScan, check_angles, check_scan, roi_slice
+from dinr.io.dxchange import RawScan, check_angles, check_scan, roi_slice, within
 
 SUFFIXES = (".tif", ".tiff")
 _NUMBER = re.compile(r"(\d+)(?!.*\d)")
@@ -148,21 +148,17 @@ class TiffStack:
         self.instrument: dict[str, float] = {}
         check_angles(folder, self.theta, self.names[3])
 
-    def _region_rows(self, rows: slice) -> slice:
-        start, stop, _ = rows.indices(self.shape[1])
-        return slice(self._rows.start + start, self._rows.start + stop)
-
     def counts(self, views: slice = slice(None), rows: slice = slice(None)) -> np.ndarray:
         """Projection counts (views, rows, cols) float32 of a block of the region."""
-        return _read_frames(self._projection_files[views], self._region_rows(rows), self._frame_shape)
+        return _read_frames(self._projection_files[views], within(self._rows, rows), self._frame_shape)
 
     def flats(self, rows: slice = slice(None)) -> np.ndarray:
         """Flat-field counts (n_flats, rows, cols) float32 of a block of detector rows."""
-        return _read_frames(_numbered_frames(self.path / "flats"), self._region_rows(rows), self._frame_shape)
+        return _read_frames(_numbered_frames(self.path / "flats"), within(self._rows, rows), self._frame_shape)
 
     def darks(self, rows: slice = slice(None)) -> np.ndarray:
         """Dark-current counts (n_darks, rows, cols) float32 of a block of detector rows."""
-        return _read_frames(_numbered_frames(self.path / "darks"), self._region_rows(rows), self._frame_shape)
+        return _read_frames(_numbered_frames(self.path / "darks"), within(self._rows, rows), self._frame_shape)
 
     def __enter__(self) -> TiffStack:
         return self

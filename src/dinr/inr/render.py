@@ -33,10 +33,14 @@ class SliceRenderer:
     @torch.no_grad()
     def __call__(self, time: float, row: int) -> np.ndarray:
         """(n, n) attenuation per pixel of slice ``row`` at normalised ``time``."""
-        tz = torch.tensor([time, self.z[row]], dtype=torch.float32, device=self.xy.device).expand(len(self.xy), 2)
-        coords = torch.cat([tz, self.xy], dim=1)
-        values = torch.cat([self.field(c) for c in torch.split(coords, self.chunk)])
+        tz = torch.tensor([time, self.z[row]], dtype=torch.float32, device=self.xy.device)
+        values = torch.empty(len(self.xy), dtype=torch.float32, device=self.xy.device)
+        # Each chunk's values go straight into one buffer: a list of small pieces, kept
+        # while the MLP's large activations come and go, fragmented the heap (a 2048-pixel
+        # slice peaked at twice the process's steady size).
+        for start in range(0, len(self.xy), self.chunk):
+            xy = self.xy[start:start + self.chunk]
+            values[start:start + len(xy)] = self.field(torch.cat([tz.expand(len(xy), 2), xy], dim=1))
         out = np.zeros(self.mask.shape, dtype=np.float32)
         out[self.mask] = values.reshape(-1, self.supersample**2).mean(dim=1).cpu().numpy()
         return out
-

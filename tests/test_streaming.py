@@ -71,12 +71,12 @@ def test_convert_and_prepare_do_not_depend_on_the_block(tiny_scan: dict[str, Pat
         assert f.attrs["center_method"] == "vo"
 
 
-def test_fbp_does_not_depend_on_the_block(tiny_scan: dict[str, Path], tmp_path: Path) -> None:
+def test_fbp_does_not_depend_on_the_block_or_the_threads(tiny_scan: dict[str, Path], tmp_path: Path) -> None:
     settings = BaselineSettings(**{**section_defaults("baselines"), "backend": "astra"})
     for method in ("fbp_static", "fbp_sliding"):
-        for name, chunk in (("whole", WHOLE), ("rows", ONE_ROW)):
+        for name, chunk, threads in (("whole", WHOLE, 3), ("rows", ONE_ROW, 1)):
             stages.baseline(settings, method, tiny_scan["sinogram"], tiny_scan["truth"], 4,
-                            tmp_path / f"{method}_{name}.h5", chunk)
+                            tmp_path / f"{method}_{name}.h5", chunk, threads)
         assert_same_file(tmp_path / f"{method}_whole.h5", tmp_path / f"{method}_rows.h5")
     sino = read_sinogram(tiny_scan["sinogram"])
     direct = fbp(sino.projections, sino.theta, sino.center, settings.filter, "astra")

@@ -99,7 +99,8 @@ def _baseline(args: argparse.Namespace) -> None:
     from dinr import stages
 
     settings = load_section(BaselineSettings, args.settings)
-    stages.baseline(settings, args.method, args.sinogram, args.frame_times, args.frames, args.out, args.chunk_mb)
+    stages.baseline(settings, args.method, args.sinogram, args.frame_times, args.frames, args.out, args.chunk_mb,
+                    args.threads)
 
 
 def _evaluate(args: argparse.Namespace) -> None:
@@ -207,6 +208,8 @@ def _add_pipeline_stages(stage: StageAdder) -> None:
     p.add_argument("--frame-times", type=Path, help=FRAME_TIMES_HELP)
     p.add_argument("--frames", type=int, default=16, help="number of frames without --frame-times")
     p.add_argument("--out", type=Path, required=True, help="output 4D volume (HDF5 /recon, /time)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="slices FBP reconstructs at once (config: resources.baseline_threads)")
     _chunk_option(p)
 
     p = stage("evaluate", _evaluate, "Metrics of every method (truth or held-out residuals) as JSON + table.")

@@ -214,7 +214,7 @@ def _frame_times(scan_time: tuple[float, float], times_path: Path | None,
 
 
 def baseline(settings: BaselineSettings, method: str, sinogram_path: Path, truth_times_path: Path | None,
-             frames: int, out_path: Path, chunk_mb: float = DEFAULT_CHUNK_MB) -> None:
+             frames: int, out_path: Path, chunk_mb: float = DEFAULT_CHUNK_MB, threads: int = 1) -> None:
     """A baseline reconstruction at the frame times: ``fbp_static`` (FBP of all
     training views), ``fbp_sliding`` / ``mbir_sliding`` (FBP / MBIR of each frame's
     half-turn window) or ``mace4d`` (mbirjax's joint 4D MBIR) for parallel beam;
@@ -224,7 +224,7 @@ def baseline(settings: BaselineSettings, method: str, sinogram_path: Path, truth
     reconstruction library is recorded in the file's ``backend`` attribute. FBP
     reconstructs each slice alone, so it goes through the scan in blocks of detector
     rows of at most ``chunk_mb`` MiB (sinogram and slices) and writes each block as it
-    goes; the MBIR and FDK peers take the scan in one piece."""
+    goes, ``threads`` slices at once; the MBIR and FDK peers take the scan in one piece."""
     if method not in BASELINE_METHODS:
         raise InputError(f"baseline method {method!r}: use one of {', '.join(BASELINE_METHODS)}")
     split = "all" if method in MBIR_METHODS else "train"
@@ -237,7 +237,7 @@ def baseline(settings: BaselineSettings, method: str, sinogram_path: Path, truth
                        {"sinogram": str(sinogram_path), "truth": str(truth_times_path or "")})
     if method in FBP_METHODS:
         attrs["backend"] = available_backend(settings.backend)
-        _fbp_in_blocks(settings, method, sinogram_path, normalised, seconds, attrs, out_path, chunk_mb)
+        _fbp_in_blocks(settings, method, sinogram_path, normalised, seconds, attrs, out_path, chunk_mb, threads)
         log.info("%s (%s): %d frames", method, attrs["backend"], len(seconds))
         return
     sino = read_sinogram(sinogram_path, split=split)
@@ -263,7 +263,8 @@ def baseline(settings: BaselineSettings, method: str, sinogram_path: Path, truth
 
 
 def _fbp_in_blocks(settings: BaselineSettings, method: str, sinogram_path: Path, normalised: np.ndarray,
-                   seconds: np.ndarray, attrs: dict[str, object], out_path: Path, chunk_mb: float) -> None:
+                   seconds: np.ndarray, attrs: dict[str, object], out_path: Path, chunk_mb: float,
+                   threads: int) -> None:
     """``fbp_static`` or ``fbp_sliding`` of the training views, block of detector rows by
     block, each block's slices written for every frame before the next is read."""
     views, rows, cols = read_scan_shape(sinogram_path)
@@ -272,13 +273,13 @@ def _fbp_in_blocks(settings: BaselineSettings, method: str, sinogram_path: Path,
         for block in _progress(blocks(rows, 4 * (views * cols + cols * cols), chunk_mb), method):
             sino = read_sinogram(sinogram_path, split="train", rows=block)
             if method == "fbp_static":
-                volume = fbp(sino.projections, sino.theta, sino.center, settings.filter, backend)
+                volume = fbp(sino.projections, sino.theta, sino.center, settings.filter, backend, threads)
                 for frame in range(len(seconds)):
                     recon[frame, block] = volume
             else:
                 for frame, volume in enumerate(sliding_window_fbp_frames(
                         sino.projections, sino.theta, sino.normalised_time(sino.time), normalised, sino.center,
-                        settings.filter, backend)):
+                        settings.filter, backend, threads)):
                     recon[frame, block] = volume
 
 

@@ -17,10 +17,11 @@ rule baseline:
         "logs/{dataset}/{baseline}.log",
     benchmark:
         "results/{dataset}/benchmarks/{baseline}.tsv"
+    threads: config["resources"]["baseline_threads"]
     resources:
         mem_mb=baseline_mem_mb,
     conda:
         "../../envs/tomopy.yaml"
     shell:
         "dinr baseline --settings {input.settings} --method {wildcards.baseline} --sinogram {input.sinogram}"
-        " {params.frame_times} --frames {params.frames} --out {output} {params.chunk} 2> {log}"
+        " {params.frame_times} --frames {params.frames} --out {output} {params.chunk} --threads {threads} 2> {log}"

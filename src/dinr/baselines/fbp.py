@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from scipy import ndimage
@@ -36,20 +37,34 @@ def available_backend(requested: str = "auto") -> str:
     return requested
 
 
-def _astra_fbp(sinogram: np.ndarray, theta: np.ndarray, center: float, filter_name: str) -> np.ndarray:
-    import astra
-
+def _astra_fbp(sinogram: np.ndarray, theta: np.ndarray, center: float, filter_name: str,
+               threads: int) -> np.ndarray:
     views, rows, cols = sinogram.shape
     offset = cols / 2.0 - center
     if offset != 0.0:
         # ASTRA's CPU FBP only knows a centred detector: move the axis to the middle.
         sinogram = ndimage.shift(sinogram, (0, 0, offset), order=1, mode="nearest")
+    out = np.empty((rows, cols, cols), dtype=np.float32)
+    groups = np.array_split(np.arange(rows), max(1, min(threads, rows)))
+    with ThreadPoolExecutor(len(groups)) as pool:  # ASTRA releases the GIL while it runs
+        futures = [pool.submit(_astra_fbp_rows, sinogram, theta, filter_name, g, out) for g in groups]
+        for future in futures:
+            future.result()  # re-raises a slice's error
+    return out
+
+
+def _astra_fbp_rows(sinogram: np.ndarray, theta: np.ndarray, filter_name: str, rows: np.ndarray,
+                    out: np.ndarray) -> None:
+    """FBP of the centred ``sinogram``'s slices ``rows`` into ``out[rows]``, one slice at
+    a time with a projector of their own (one per thread)."""
+    import astra
+
+    cols = sinogram.shape[2]
     vol_geom = astra.create_vol_geom(cols, cols)
     proj_geom = astra.create_proj_geom("parallel", 1.0, cols, np.asarray(theta, dtype=np.float64))
     projector = astra.create_projector("line", proj_geom, vol_geom)
-    out = np.empty((rows, cols, cols), dtype=np.float32)
     try:
-        for r in range(rows):
+        for r in rows:
             sino_id = astra.data2d.create("-sino", proj_geom, np.ascontiguousarray(sinogram[:, r, :]))
             rec_id = astra.data2d.create("-vol", vol_geom, 0.0)
             cfg = astra.astra_dict("FBP")
@@ -64,32 +79,33 @@ def _astra_fbp(sinogram: np.ndarray, theta: np.ndarray, center: float, filter_na
                 astra.data2d.delete([sino_id, rec_id])
     finally:
         astra.projector.delete(projector)
-    return out
 
 
-def _tomopy_fbp(sinogram: np.ndarray, theta: np.ndarray, center: float, filter_name: str) -> np.ndarray:
+def _tomopy_fbp(sinogram: np.ndarray, theta: np.ndarray, center: float, filter_name: str,
+                threads: int) -> np.ndarray:
     import tomopy
 
     rec = tomopy.recon(
         sinogram, np.asarray(theta, dtype=np.float32), center=center,
-        algorithm="gridrec", filter_name=FILTERS[filter_name][1],
+        algorithm="gridrec", filter_name=FILTERS[filter_name][1], ncore=threads,
     )
     return np.asarray(rec, dtype=np.float32)
 
 
 def fbp(sinogram: np.ndarray, theta: np.ndarray, center: float, filter_name: str = "ramlak",
-        backend: str = "auto") -> np.ndarray:
+        backend: str = "auto", threads: int = 1) -> np.ndarray:
     """Reconstruct (rows, cols, cols) slices from a (views, rows, cols) sinogram.
 
     ``theta`` (views,) radians, any range (several turns are weighted correctly);
     ``center`` the rotation axis in detector columns (TomoPy's convention); ``backend``
-    as :func:`available_backend` resolves it.
+    as :func:`available_backend` resolves it; ``threads`` slices are reconstructed at
+    once (the result does not depend on it).
     """
     if filter_name not in FILTERS:
         raise ValueError(f"unknown FBP filter {filter_name!r}; use one of {sorted(FILTERS)}")
     if available_backend(backend) == "tomopy":
-        return _tomopy_fbp(sinogram, theta, center, filter_name)
-    return _astra_fbp(sinogram, theta, center, filter_name)
+        return _tomopy_fbp(sinogram, theta, center, filter_name, threads)
+    return _astra_fbp(sinogram, theta, center, filter_name, threads)
 
 
 def window_bounds(theta: np.ndarray, time_norm: np.ndarray, frame_time: float, span: float) -> tuple[float, float]:
@@ -116,14 +132,14 @@ def half_turn_window(theta: np.ndarray, time_norm: np.ndarray, frame_time: float
 
 def sliding_window_fbp_frames(
     sinogram: np.ndarray, theta: np.ndarray, time_norm: np.ndarray, frame_times: np.ndarray,
-    center: float, filter_name: str = "ramlak", backend: str = "auto",
+    center: float, filter_name: str = "ramlak", backend: str = "auto", threads: int = 1,
 ) -> Iterator[np.ndarray]:
     """One (rows, cols, cols) FBP per frame, in order, from its half-turn window of views."""
     if np.any(np.diff(theta) <= 0):
         raise ValueError("sliding-window FBP needs angles that increase with view order (continuous rotation)")
     for t in frame_times:
         idx = half_turn_window(theta, time_norm, float(t))
-        yield fbp(sinogram[idx], theta[idx], center, filter_name, backend)
+        yield fbp(sinogram[idx], theta[idx], center, filter_name, backend, threads)
 
 
 def sliding_window_fbp(

@@ -93,7 +93,7 @@ def test_metrics_in_tiles_match_the_whole_frame(tmp_path: Path) -> None:
     write_volume(tmp_path / "truth.h5", truth, np.arange(2.0), {}, name="truth")
     write_volume(tmp_path / "recon.h5", recon, np.arange(2.0), {})
     with open_volume(tmp_path / "truth.h5", "truth") as (t, _), open_volume(tmp_path / "recon.h5") as (r, _):
-        for chunk in (0.3, 0.01):  # slabs of whole slices; bands of rows of one slice
+        for chunk in (2.0, 0.3, 0.01):  # slabs of 4 whole slices; tiles 2 deep x 2 rows; 1 x 1
             tiled = volume_metrics(t, r, mask, chunk)
             for key in ("psnr", "ssim", "mae"):
                 np.testing.assert_allclose([m[key] for m in tiled["per_frame"]],

@@ -38,18 +38,21 @@ def _ssim_window(shape: tuple[int, ...]) -> int:
 def _tiles(shape: tuple[int, int, int], margin: int, chunk_mb: float) -> Iterator[tuple[slice, slice]]:
     """(z, y) tiles covering a (z, y, x) frame whose tile plus ``margin`` on each side
     fits ``chunk_mb`` at :data:`_SSIM_BYTES_PER_VOXEL`: whole slices when a slab of them
-    fits, else rows of one slice."""
+    fits, else tiles about as deep as they are tall, so that the margins read and
+    filtered twice stay a small part of each tile (a band of one slice would read the
+    window's depth, 7 slices, for every slice it scores)."""
     depth, rows, cols = shape
-    budget = chunk_mb * 2**20 / (_SSIM_BYTES_PER_VOXEL * cols)
+    budget = chunk_mb * 2**20 / (_SSIM_BYTES_PER_VOXEL * cols)  # (z + 2 margin) x (y + 2 margin)
     slab = int(budget // (rows + 2 * margin)) - 2 * margin
     if slab >= 1:
         for z in range(0, depth, slab):
             yield slice(z, min(z + slab, depth)), slice(0, rows)
         return
-    band = max(1, int(budget // (1 + 2 * margin)) - 2 * margin)
-    for z in range(depth):
+    deep = min(depth, max(1, int(np.sqrt(budget)) - 2 * margin))
+    band = min(rows, max(1, int(budget // (deep + 2 * margin)) - 2 * margin))
+    for z in range(0, depth, deep):
         for y in range(0, rows, band):
-            yield slice(z, z + 1), slice(y, min(y + band, rows))
+            yield slice(z, min(z + deep, depth)), slice(y, min(y + band, rows))
 
 
 def _grown(index: slice, margin: int, length: int) -> slice:

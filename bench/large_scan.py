@@ -16,7 +16,9 @@
    per process (the ``peak resident memory`` line every ``dinr`` stage logs; one per
    rank for MPI stages), and checks them against the limits: every stage but training
    below ``--limit-mb`` (1.5 GB), each training rank below 1.5 x (its ray shards + the
-   model file).
+   model file). A stage that runs longer than ``--stage-limit-s`` is stopped; its
+   record holds the peak memory so far of each ``dinr`` process (``VmHWM``, sampled
+   from /proc every second) and its last progress line, and no later stage runs.
 
 Writes the JSON and a Markdown table beside it. A benchmark, not a test: the test suite
 runs the same streaming code on small scans (``tests/test_streaming.py``).
@@ -137,16 +139,64 @@ def workflow_config(root: Path, args: argparse.Namespace) -> Path:
     return path
 
 
-def run_stage(workdir: Path, config: Path, stage: str) -> float:
+def run_stage(workdir: Path, config: Path, stage: str, limit_s: float | None) -> tuple[float, dict[int, int] | None]:
+    """Run one stage's target; ``(wall s, None)``, or, when it runs past ``limit_s``,
+    ``(limit_s, peak MiB so far per dinr process)`` after stopping it. Snakemake reruns
+    a stage only when a file changed (``--rerun-triggers mtime``), so an invocation with
+    another list of baselines reuses the stages already done."""
     target = f"results/large/{STAGES.get(stage, f'{stage}/recon.h5')}"
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", "-s", str(REPO / "workflow" / "Snakefile"),
-                    "--directory", str(workdir), target, "--configfile", str(config)], check=True)
-    return time.perf_counter() - start
+    job = subprocess.Popen([sys.executable, "-m", "snakemake", "--cores", "2", "-s",
+                            str(REPO / "workflow" / "Snakefile"), "--directory", str(workdir), target,
+                            "--configfile", str(config), "--rerun-triggers", "mtime"])
+    peaks: dict[int, int] = {}
+    while job.poll() is None:
+        peaks.update({pid: max(mib, peaks.get(pid, 0)) for pid, mib in dinr_peaks(job.pid).items()})
+        if limit_s is not None and time.perf_counter() - start > limit_s:
+            job.terminate()  # Snakemake stops its job and removes the partial output
+            job.wait()
+            return limit_s, peaks
+        time.sleep(1.0)
+    if job.returncode:
+        raise subprocess.CalledProcessError(job.returncode, job.args)
+    return time.perf_counter() - start, None
 
 
-def stage_record(workdir: Path, stage: str, wall_s: float) -> dict[str, object]:
+def dinr_peaks(root: int) -> dict[int, int]:
+    """Peak resident memory so far (``VmHWM``, MiB) of every ``dinr`` process under
+    process ``root``."""
+    parent: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        try:
+            parent[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (ValueError, OSError):
+            continue
+    peaks = {}
+    for pid in parent:
+        ancestor = parent.get(pid)
+        while ancestor not in (None, 0, root):
+            ancestor = parent.get(ancestor)
+        if ancestor != root:
+            continue
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if any(part.endswith(b"/dinr") or part == b"dinr" for part in command[:2]):  # the program, not a launcher
+            peaks[pid] = int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) // 1024  # type: ignore[union-attr]
+    return peaks
+
+
+def stage_record(workdir: Path, stage: str, wall_s: float, stopped_peaks: dict[int, int] | None) -> dict[str, object]:
+    """Wall time (Snakemake's benchmark file) and the peak memory each rank logged; for a
+    stage stopped at the time limit, the peaks sampled from /proc and how far it got
+    (the last progress line of its log)."""
     log = (workdir / "logs" / "large" / f"{stage}.log").read_text()
+    if stopped_peaks is not None:
+        progress = [line.strip() for line in re.split(r"[\r\n]", log) if "it/s" in line or "block" in line]
+        return {"wall_s": wall_s, "stopped_at_limit": True, "peak_mib_per_rank": sorted(stopped_peaks.values()),
+                "progress": progress[-1] if progress else ""}
     peaks = {int(rank): int(mib) for mib, rank in PEAK.findall(log)}
     benchmark = workdir / "results" / "large" / "benchmarks" / f"{stage}.tsv"
     seconds = float(benchmark.read_text().splitlines()[1].split("\t")[0]) if benchmark.exists() else wall_s
@@ -170,8 +220,8 @@ def table(report: dict[str, object]) -> str:
              "| stage | wall s | peak MiB per process | limit MiB | within |", "|---|---|---|---|---|"]
     for name, rec in report["stages"].items():  # type: ignore[attr-defined]
         peaks = ", ".join(str(p) for p in rec["peak_mib_per_rank"])
-        lines.append(f"| {name} | {rec['wall_s']:.1f} | {peaks} | {rec['limit_mib']:.0f} | "
-                     f"{'yes' if rec['within_limit'] else 'NO'} |")
+        wall = f"stopped at {rec['wall_s']:.0f} ({rec['progress']})" if rec.get("stopped_at_limit") else f"{rec['wall_s']:.1f}"
+        lines.append(f"| {name} | {wall} | {peaks} | {rec['limit_mib']:.0f} | {'yes' if rec['within_limit'] else 'NO'} |")
     m = report["machine"]  # type: ignore[index]
     return "\n".join(lines) + f"\n\n{m['cpu']} ({m['cores']} cores). Training limit: 1.5 x (shard + model).\n"
 
@@ -190,6 +240,8 @@ def main() -> None:
     parser.add_argument("--baselines", nargs="*", choices=BASELINES, default=list(BASELINES),
                         help="FBP baselines run and scored (none: DINR alone)")
     parser.add_argument("--until", choices=(*STAGES, *BASELINES), default="evaluate")
+    parser.add_argument("--stage-limit-s", type=float, help="stop a stage that runs longer (its peak memory so "
+                        "far is sampled from /proc) and run no later stage")
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
     scan = {"cols": args.cols, "rows": args.rows, "views": args.views, "frames": args.frames, "steps": args.steps,
@@ -205,7 +257,7 @@ def main() -> None:
     order = ["convert", "prepare", "train", "render", *args.baselines, "evaluate"]
     stages = order[:order.index(args.until) + 1]
     for stage in stages:
-        record = stage_record(args.workdir, stage, run_stage(args.workdir, config, stage))
+        record = stage_record(args.workdir, stage, *run_stage(args.workdir, config, stage, args.stage_limit_s))
         if stage == "train":
             shard, model, limit = training_limit_mib(args.workdir)
             record.update(shard_mib=shard, model_mib=model, limit_mib=limit)
@@ -217,8 +269,10 @@ def main() -> None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(report, indent=2) + "\n")
         args.out.with_suffix(".md").write_text(table(report))
+        if record.get("stopped_at_limit"):
+            break
     metrics = args.workdir / "results" / "large" / "metrics.json"
-    if "evaluate" in stages:
+    if "evaluate" in report["stages"] and not report["stages"]["evaluate"].get("stopped_at_limit"):  # type: ignore
         methods = json.loads(metrics.read_text())["methods"]
         report["psnr"] = {name: scores["psnr_mean"] for name, scores in methods.items()}
         args.out.write_text(json.dumps(report, indent=2) + "\n")

@@ -28,7 +28,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -153,8 +155,9 @@ def run_stage(workdir: Path, config: Path, stage: str, limit_s: float | None) ->
     while job.poll() is None:
         peaks.update({pid: max(mib, peaks.get(pid, 0)) for pid, mib in dinr_peaks(job.pid).items()})
         if limit_s is not None and time.perf_counter() - start > limit_s:
-            job.terminate()  # Snakemake stops its job and removes the partial output
-            job.wait()
+            for pid in dinr_peaks(job.pid):  # the job itself: Snakemake would wait for it to end
+                os.kill(pid, signal.SIGTERM)
+            job.wait()  # Snakemake then removes the partial output
             return limit_s, peaks
         time.sleep(1.0)
     if job.returncode:

@@ -144,6 +144,13 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 (got {text})")
+    return value
+
+
 StageAdder = Callable[[str, Callable[[argparse.Namespace], None], str], argparse.ArgumentParser]
 
 
@@ -208,7 +215,7 @@ def _add_pipeline_stages(stage: StageAdder) -> None:
     p.add_argument("--frame-times", type=Path, help=FRAME_TIMES_HELP)
     p.add_argument("--frames", type=int, default=16, help="number of frames without --frame-times")
     p.add_argument("--out", type=Path, required=True, help="output 4D volume (HDF5 /recon, /time)")
-    p.add_argument("--threads", type=int, default=1,
+    p.add_argument("--threads", type=_positive_int, default=1,
                    help="slices FBP reconstructs at once (config: resources.baseline_threads)")
     _chunk_option(p)
 

@@ -27,6 +27,7 @@ runs the same streaming code on small scans (``tests/test_streaming.py``).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -156,7 +157,8 @@ def run_stage(workdir: Path, config: Path, stage: str, limit_s: float | None) ->
         peaks.update({pid: max(mib, peaks.get(pid, 0)) for pid, mib in dinr_peaks(job.pid).items()})
         if limit_s is not None and time.perf_counter() - start > limit_s:
             for pid in dinr_peaks(job.pid):  # the job itself: Snakemake would wait for it to end
-                os.kill(pid, signal.SIGTERM)
+                with contextlib.suppress(ProcessLookupError):  # it may have ended meanwhile
+                    os.kill(pid, signal.SIGTERM)
             job.wait()  # Snakemake then removes the partial output
             return limit_s, peaks
         time.sleep(1.0)

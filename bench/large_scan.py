@@ -154,9 +154,10 @@ def run_stage(workdir: Path, config: Path, stage: str, limit_s: float | None) ->
                             "--configfile", str(config), "--rerun-triggers", "mtime"])
     peaks: dict[int, int] = {}
     while job.poll() is None:
-        peaks.update({pid: max(mib, peaks.get(pid, 0)) for pid, mib in dinr_peaks(job.pid).items()})
+        running = dinr_peaks(job.pid)
+        peaks.update({pid: max(mib, peaks.get(pid, 0)) for pid, mib in running.items()})
         if limit_s is not None and time.perf_counter() - start > limit_s:
-            for pid in dinr_peaks(job.pid):  # the job itself: Snakemake would wait for it to end
+            for pid in running:  # the job itself: Snakemake would wait for it to end
                 with contextlib.suppress(ProcessLookupError):  # it may have ended meanwhile
                     os.kill(pid, signal.SIGTERM)
             job.wait()  # Snakemake then removes the partial output

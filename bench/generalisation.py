@@ -26,10 +26,15 @@ REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "config" / "paper.yaml"
 
 
-def run_workflow(datasets: list[str], cores: int) -> None:
-    """Every dataset's metrics through the workflow (outputs under results/<dataset>/)."""
+def run_workflow(datasets: list[str], cores: int, retrain_only: bool = False) -> None:
+    """Every dataset's metrics through the workflow (outputs under results/<dataset>/).
+    ``retrain_only``: rewrite each dataset's training settings and rerun what follows from
+    them alone (training, render, evaluate), keeping the prepared scans and the baselines
+    on disk (Snakemake reruns by file times only) — for comparing training settings."""
     targets = [f"results/{name}/metrics.json" for name in datasets]
     command = [sys.executable, "-m", "snakemake", "--cores", str(cores), *targets, "--configfile", str(CONFIG)]
+    if retrain_only:
+        command += ["--rerun-triggers", "mtime", "--forcerun", *(f"results/{name}/settings/train.json" for name in datasets)]
     subprocess.run(command, cwd=REPO, check=True)
 
 
@@ -57,9 +62,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "generalisation.json")
     parser.add_argument("--cores", type=int, default=2)
+    parser.add_argument("--retrain-only", action="store_true",
+                        help="retrain DINR with the current training settings, reusing the baselines on disk")
     args = parser.parse_args()
     datasets = yaml.safe_load(CONFIG.read_text())["datasets"]
-    run_workflow(list(datasets), args.cores)
+    run_workflow(list(datasets), args.cores, args.retrain_only)
     rows = []
     for name, entry in datasets.items():
         report = json.loads((REPO / "results" / name / "metrics.json").read_text())

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 
+from conftest import TINY_TRAIN
 from dinr.geometry.parallel import ParallelGeometry
+from dinr.inr.build import build_field, field_spec
 from dinr.inr.fourier import FourierFeatures
 from dinr.inr.field import AttenuationField
 from dinr.inr.hashgrid import HashGridEncoding
 from dinr.inr.render import SliceRenderer
+from dinr.inr.spacetime import StaticAndDynamicEncoding
 
 
 def _grid(log2_table: int = 16) -> HashGridEncoding:
@@ -53,13 +58,18 @@ def test_interpolation_weights_are_a_partition_of_unity_and_continuous() -> None
         assert torch.max(torch.abs(grid(a) - grid(b))) < 1e-2
 
 
-@pytest.mark.parametrize("time_res, log2_table", [((2.0, 8.0), 16), ((2.0, 8.0), 10), ((0.0, 0.0), 16),
-                                                   ((0.0, 0.0), 9)])
-def test_cpu_kernels_match_the_torch_path(time_res: tuple[float, float], log2_table: int) -> None:
+@pytest.mark.parametrize("time_res, log2_table, span", [((2.0, 8.0), 16, (0.0, 1.0)), ((2.0, 8.0), 10, (0.0, 1.0)),
+                                                         ((1.0, 7.0), 16, (0.0625, 0.9375)),
+                                                         ((1.0, 7.0), 10, (0.0625, 0.9375)),
+                                                         ((0.0, 0.0), 16, (0.0, 1.0)), ((0.0, 0.0), 9, (0.0, 1.0))])
+def test_cpu_kernels_match_the_torch_path(time_res: tuple[float, float], log2_table: int,
+                                          span: tuple[float, float]) -> None:
     """The Numba kernels (CPU) and the PyTorch formulation (GPUs) are one grid: same
-    features and table gradient, for dense and hashed levels, 4D and static grids, and
-    points outside the box (they take the border cell)."""
-    grid = HashGridEncoding(np.array([4.0, 16.0]), np.array(time_res), (0.25, 1.0, 1.0), 3, log2_table, seed=0)
+    features and table gradient, for dense and hashed levels, 4D and static grids, time
+    spans of the whole scan or part of it, and points outside the box (they take the
+    border cell) or the time span (they extrapolate the end cells)."""
+    grid = HashGridEncoding(np.array([4.0, 16.0]), np.array(time_res), (0.25, 1.0, 1.0), 3, log2_table, seed=0,
+                            time_span=span)
     with torch.no_grad():
         for table in grid.tables:
             table.normal_()
@@ -75,6 +85,54 @@ def test_cpu_kernels_match_the_torch_path(time_res: tuple[float, float], log2_ta
     torch.testing.assert_close(kernels, torch_path, rtol=1e-5, atol=1e-5)
     for table, torch_grad in zip(grid.tables, torch_grads):
         torch.testing.assert_close(table.grad, torch_grad, rtol=1e-5, atol=1e-4)
+
+
+def test_instants_beyond_the_time_span_continue_its_end_cells_linearly() -> None:
+    """Before the span's start and after its end, the features are the straight line
+    through the first (last) cell's two nodes, at every level, not a held value."""
+    span = (0.25, 0.75)
+    grid = HashGridEncoding(np.array([4.0, 16.0]), np.array([1.0, 4.0]), (0.25, 1.0, 1.0), 3, 16, seed=0,
+                            time_span=span)
+    with torch.no_grad():
+        for table in grid.tables:
+            table.normal_()
+    point = _points(1)[0]
+
+    def at(t: float) -> torch.Tensor:
+        return grid(torch.cat([torch.tensor([t]), point[1:]])[None])[0].detach()
+
+    fine_cell = (span[1] - span[0]) / 4  # the finest level's cell, in normalised time
+    for inside, edge, outside in ((span[0] + fine_cell / 2, span[0], 0.0), (span[1] - fine_cell / 2, span[1], 1.0)):
+        slope = (at(edge) - at(inside)) / (edge - inside)
+        torch.testing.assert_close(at(outside), at(edge) + slope * (outside - edge), rtol=1e-4, atol=1e-5)
+    assert not torch.allclose(at(0.0), at(span[0]))
+
+
+def test_auto_time_grid_runs_between_the_centres_of_the_first_and_last_half_turns() -> None:
+    geometry = ParallelGeometry(rows=2, cols=32, center=16.0, n=32)
+    spec = field_spec(TINY_TRAIN, geometry, 8 * np.pi, 0.01)  # 4 turns: 8 half-turns
+    assert spec["time_resolution"] == 7
+    np.testing.assert_allclose(spec["time_span"], (1 / 16, 15 / 16))
+    assert field_spec(TINY_TRAIN, geometry, np.pi, 0.01)["time_resolution"] == 0  # one half-turn: no motion
+    explicit = field_spec(dataclasses.replace(TINY_TRAIN, time_resolution=5), geometry, 8 * np.pi, 0.01)
+    assert (explicit["time_resolution"], explicit["time_span"]) == (5, (0.0, 1.0))
+
+
+def test_static_levels_add_a_time_independent_grid_to_a_moving_field() -> None:
+    geometry = ParallelGeometry(rows=2, cols=32, center=16.0, n=32)
+    settings = dataclasses.replace(TINY_TRAIN, hash_static_levels=3)
+    field = build_field(settings, field_spec(settings, geometry, 4 * np.pi, 0.01))
+    encoding = field.encoding
+    assert isinstance(encoding, StaticAndDynamicEncoding)
+    assert encoding.out_features == (TINY_TRAIN.hash_levels + 3) * TINY_TRAIN.hash_features
+    p = _points(50)
+    q = p.clone()
+    q[:, 0] = 1 - q[:, 0]
+    torch.testing.assert_close(encoding.static(p), encoding.static(q))
+    assert not torch.allclose(encoding.dynamic(p), encoding.dynamic(q))
+    static_scan = dataclasses.replace(settings, time_resolution=0)
+    assert isinstance(build_field(static_scan, field_spec(static_scan, geometry, 4 * np.pi, 0.01)).encoding,
+                      HashGridEncoding)
 
 
 def test_static_field_ignores_time() -> None:

@@ -84,6 +84,7 @@ class TrainSettings:
     hash_features: int
     hash_log2_table: int
     hash_min_resolution: int
+    hash_static_levels: int
     space_resolution: int | str
     time_resolution: int | str
     width: int

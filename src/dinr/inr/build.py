@@ -4,6 +4,14 @@
 per pixel across the cylinder at the finest level, one cell per half-turn of rotation
 in time, a box as tall as the detector — and the resolved values (the *field spec*)
 are stored with every checkpoint, so a field can be rebuilt without the scan.
+
+With ``time_resolution: auto`` the time axis of the grid runs from the middle of the
+first half-turn of views to the middle of the last (its nodes sit at the centres of
+the scan's half-turns) and the field is held constant before and after. A node at the
+scan's very first or last instant would be fitted from the views on one side of it
+only, weighted down to nothing at the far end of that half-turn, so some directions
+of the first and last frames would be left to chance; a node at the centre of a
+half-turn sees every direction of that half-turn at weight 1 or more.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ from dinr.geometry import Geometry
 from dinr.inr.fourier import FourierFeatures
 from dinr.inr.field import AttenuationField
 from dinr.inr.hashgrid import HashGridEncoding
+from dinr.inr.spacetime import StaticAndDynamicEncoding
 from dinr.settings import TrainSettings
 
 
@@ -26,11 +35,16 @@ def field_spec(settings: TrainSettings, geometry: Geometry, angular_span: float,
     from the scan (its ``geometry``: the grid of ``n`` pixels across the cylinder and the
     height of the box the rays cross; ``angular_span`` radians of rotation from first to
     last view) and the output ``scale`` (1/pixel)."""
-    half_turns = max(1, math.ceil(angular_span / math.pi - 1e-6))
-    time_res = half_turns if settings.time_resolution == "auto" else int(settings.time_resolution)
     space_res = geometry.n if settings.space_resolution == "auto" else int(settings.space_resolution)
-    return {"scale": scale, "time_resolution": time_res, "space_resolution": space_res,
+    spec = {"scale": scale, "space_resolution": space_res,
             "extent": (geometry.field_half_height / geometry.half_width, 1.0, 1.0)}
+    if settings.time_resolution != "auto":
+        return {**spec, "time_resolution": int(settings.time_resolution), "time_span": (0.0, 1.0)}
+    half_turns = max(1, math.ceil(angular_span / math.pi - 1e-6))
+    if half_turns == 1:  # one half-turn resolves no motion
+        return {**spec, "time_resolution": 0, "time_span": (0.0, 1.0)}
+    margin = 0.5 / half_turns
+    return {**spec, "time_resolution": half_turns - 1, "time_span": (margin, 1.0 - margin)}
 
 
 def build_field(settings: TrainSettings, spec: dict[str, Any]) -> AttenuationField:
@@ -51,5 +65,14 @@ def _build(settings: TrainSettings, spec: dict[str, Any]) -> AttenuationField:
         time = np.geomspace(1, max(spec["time_resolution"], 1), levels) if spec["time_resolution"] > 0 \
             else np.zeros(levels)
         encoding = HashGridEncoding(np.round(space), np.round(time), tuple(spec["extent"]),
-                                    settings.hash_features, settings.hash_log2_table, settings.seed)
+                                    settings.hash_features, settings.hash_log2_table, settings.seed,
+                                    tuple(spec.get("time_span", (0.0, 1.0))))
+        if settings.hash_static_levels and spec["time_resolution"] > 0:
+            static_space = np.geomspace(settings.hash_min_resolution,
+                                        max(spec["space_resolution"], settings.hash_min_resolution),
+                                        settings.hash_static_levels)
+            static = HashGridEncoding(np.round(static_space), np.zeros(settings.hash_static_levels),
+                                      tuple(spec["extent"]), settings.hash_features, settings.hash_log2_table,
+                                      settings.seed + 1)
+            encoding = StaticAndDynamicEncoding(encoding, static)
     return AttenuationField(encoding, settings.width, settings.hidden_layers, spec["scale"], settings.nonnegative)

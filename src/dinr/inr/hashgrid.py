@@ -34,9 +34,10 @@ class HashGridEncoding(nn.Module):
 
     Coordinates: ``t`` in [0, 1]; ``z, y, x`` in the box ``[-extent, extent]`` per axis
     (normalised by half the slice width: ``extent = (rows / n, 1, 1)`` for a parallel scan of
-    ``rows`` slices of ``n`` pixels). Level ``l`` has ``time_res[l]`` cells across the scan
-    and cells of side ``2 / space_res[l]`` in space (the same on every spatial axis), so a
-    thin slab gets few cells in z. A level's table holds one entry per grid node while
+    ``rows`` slices of ``n`` pixels). Level ``l`` has ``time_res[l]`` cells across the
+    normalised ``time_span`` ``(start, end)`` and cells of side ``2 / space_res[l]`` in space
+    (the same on every spatial axis), so a thin slab gets few cells in z. Before ``start``
+    and after ``end`` the features continue the first and last time cell linearly. A level's table holds one entry per grid node while
     that fits in ``2**log2_table`` entries (no collisions), else that many hashed entries.
 
     Each level has its own table (``tables[l]``, a parameter of its own) and its own
@@ -45,8 +46,10 @@ class HashGridEncoding(nn.Module):
     """
 
     def __init__(self, space_res: np.ndarray, time_res: np.ndarray, extent: tuple[float, float, float],
-                 features: int, log2_table: int, seed: int) -> None:
+                 features: int, log2_table: int, seed: int, time_span: tuple[float, float] = (0.0, 1.0)) -> None:
         super().__init__()
+        if not time_span[0] < time_span[1]:
+            raise ValueError(f"hash grid time span must have start < end, found {time_span}")
         self.levels = len(space_res)
         self.features = features
         half = np.asarray(extent, dtype=np.float64)
@@ -54,6 +57,7 @@ class HashGridEncoding(nn.Module):
                               np.ceil(np.asarray(space_res, dtype=np.float64)[:, None] * half[None, :])], axis=1)
         self.register_buffer("res", torch.as_tensor(res, dtype=torch.float32))  # (levels, 4) cells per axis
         self.register_buffer("extent", torch.as_tensor(half, dtype=torch.float32))
+        self.register_buffer("time_span", torch.as_tensor(time_span, dtype=torch.float32), persistent=False)
         # Spatial nodes sit half a cell in, so a level with one cell per pixel has its
         # nodes on the voxel centres (and detector rows), which it then represents exactly.
         self.register_buffer("shift", torch.tensor([0.0, 0.5, 0.5, 0.5]))
@@ -94,8 +98,11 @@ class HashGridEncoding(nn.Module):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def unit_coordinates(self, coords: torch.Tensor) -> torch.Tensor:
-        """(points, 4) coordinates mapped into the unit box [0, 1]^4 of the grid."""
-        return torch.cat([coords[:, :1], (coords[:, 1:] + self.extent) / (2.0 * self.extent)], dim=1)
+        """(points, 4) coordinates mapped into the unit box of the grid: [0, 1] across the
+        time span (outside it before its start and after its end), [0, 1] across the box."""
+        start, end = self.time_span
+        return torch.cat([(coords[:, :1] - start) / (end - start), (coords[:, 1:] + self.extent) / (2.0 * self.extent)],
+                         dim=1)
 
     def corner_weights(self, frac: torch.Tensor) -> torch.Tensor:
         """Multilinear weights (corners, levels, points) of the corners of each point's
@@ -162,6 +169,8 @@ class HashGridEncoding(nn.Module):
         unit = unit[:, self.axes:].T  # (axes, points)
         pos = unit[:, None, :] * self.res.T[self.axes:, :, None] + self.shift[self.axes:, None, None]
         base = torch.floor(pos)  # (axes, levels, points)
+        if not self.axes:  # time: instants beyond the span extrapolate the first or last cell linearly
+            base[0] = torch.minimum(torch.clamp(base[0], min=0.0), self.res[:, 0, None] - 1.0)
         # +1 keeps indices non-negative at the box's edges; points outside it take the border cell
         cell = torch.minimum(torch.clamp(base.long() + 1, min=0), self.max_cell_all.T[self.axes:, :, None])
         return self.corner_entries(cell), self.corner_weights(pos - base)

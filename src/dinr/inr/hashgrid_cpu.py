@@ -39,6 +39,8 @@ def _corners(unit: np.ndarray, point: int, level: int, res: np.ndarray, shift: n
     for axis in range(first_axis, 4):
         pos = unit[point, axis] * res[level, axis] + shift[axis]
         base = np.floor(pos)
+        if axis == 0:  # time: instants beyond the span extrapolate the first or last cell linearly
+            base = min(max(base, np.float32(0.0)), res[level, 0] - np.float32(1.0))
         frac = pos - base
         node = min(max(np.int64(base) + 1, 0), max_cell[level, axis])
         low, high = node * mult[level, axis], (node + 1) * mult[level, axis]

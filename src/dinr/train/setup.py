@@ -104,12 +104,16 @@ def prior_record(settings: TrainSettings, noise_variance: float, shards: list[Si
                  geometry: Geometry, spec: dict[str, Any], comm: Communicator) -> dict[str, float]:
     """The TV priors' weights in space and time, the temporal prior's step (one cell of
     the finest time level, normalised time; 0 for a static field) and the scan's noise
-    variance they were derived from."""
+    variance they were derived from. The priors count the finest level's cells at its
+    resolution across the whole scan (a grid spanning part of the scan, see
+    :func:`dinr.inr.build.field_spec`, has fewer)."""
     views = int(comm.allreduce_sum(float(sum(len(shard.theta) for shard in shards))))
-    time_cells = int(spec["time_resolution"])
+    start, end = spec.get("time_span", (0.0, 1.0))
+    time_step = (end - start) / spec["time_resolution"] if spec["time_resolution"] else 0.0
+    time_cells = round(1.0 / time_step) if time_step else 0
     weight = tv_weight(settings, noise_variance, geometry, views, time_cells, float(spec["scale"]))
     return {"tv_weight": weight, "tv_time_weight": tv_time_weight(settings, weight, time_cells),
-            "time_step": 1.0 / time_cells if time_cells else 0.0, "noise_variance": noise_variance}
+            "time_step": time_step, "noise_variance": noise_variance}
 
 
 def set_up(settings: TrainSettings, shards: dict[int, Sinogram], n_shards: int, noise_variance: float,

@@ -1,6 +1,7 @@
 """DINR against its peers (MBIR, MACE4D) and FBP on every built-in scan.
 
     python bench/generalisation.py --out bench/results/generalisation.json
+    python bench/generalisation.py --retrain-only   # new training defaults, the peers' results reused
 
 Runs the workflow (``snakemake --cores N``, training on ``resources.train_tasks`` MPI
 ranks) on every dataset of ``config/paper.yaml`` (the paper's scans) — the demo, and other phantoms,

@@ -34,7 +34,9 @@ def field_spec(settings: TrainSettings, geometry: Geometry, angular_span: float,
     """Everything needed to rebuild the field besides the settings: the values resolved
     from the scan (its ``geometry``: the grid of ``n`` pixels across the cylinder and the
     height of the box the rays cross; ``angular_span`` radians of rotation from first to
-    last view) and the output ``scale`` (1/pixel)."""
+    last view) and the output ``scale`` (1/pixel), with the time grid's ``time_span``
+    (normalised time; see the module note). A scan of one half-turn or less gets a static
+    grid under ``auto``: no two of its nodes could see every direction."""
     space_res = geometry.n if settings.space_resolution == "auto" else int(settings.space_resolution)
     spec = {"scale": scale, "space_resolution": space_res,
             "extent": (geometry.field_half_height / geometry.half_width, 1.0, 1.0)}

@@ -144,6 +144,24 @@ def test_checkpoint_from_before_a_new_key_resumes_when_the_key_is_at_its_default
     assert resumed.step == 10
 
 
+def test_checkpoint_from_before_the_static_grid_loads_as_the_field_it_was(
+        tiny_scan: dict[str, Path], tmp_path: Path) -> None:
+    """A field saved before ``hash_static_levels`` existed had no static grid: it loads
+    as such whatever the key's default, and a run with a static grid will not resume it."""
+    comm = Communicator(use_mpi=False)
+    short = dataclasses.replace(TINY_TRAIN, steps=10)
+    train(short, tiny_scan["sinogram"], tmp_path / "ck.pt", comm)
+    state = load_checkpoint(tmp_path / "ck.pt")
+    del state.settings["hash_static_levels"]
+    state.settings_hash = "written before the key existed"
+    save_checkpoint(tmp_path / "ck.pt", state)
+    loaded = load_checkpoint(tmp_path / "ck.pt")
+    assert loaded.train_settings().hash_static_levels == 0
+    loaded.field()  # the saved tables fit the rebuilt grid
+    with pytest.raises(InputError, match=r"differing: hash_static_levels"):
+        train(dataclasses.replace(short, hash_static_levels=2), tiny_scan["sinogram"], tmp_path / "ck.pt", comm)
+
+
 def test_checkpoint_from_other_settings_is_refused(tiny_scan: dict[str, Path], tmp_path: Path) -> None:
     comm = Communicator(use_mpi=False)
     train(TINY_TRAIN, tiny_scan["sinogram"], tmp_path / "ck.pt", comm)

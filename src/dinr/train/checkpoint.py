@@ -27,6 +27,11 @@ from dinr.io.atomic import atomic_path
 from dinr.settings import TrainSettings, section_defaults
 
 
+#: Training keys that change the field's architecture, with the value a checkpoint made
+#: before the key existed was trained with (fields before the static grid had none).
+ARCHITECTURE_BEFORE_KEY: dict[str, object] = {"hash_static_levels": 0}
+
+
 @dataclass
 class TrainingState:
     """Everything needed to resume a run, or to rebuild and use its field.
@@ -60,10 +65,11 @@ class TrainingState:
 
     def train_settings(self) -> TrainSettings:
         """The training settings of the run; keys added to the schema since then take
-        their defaults (none of them changes the field's architecture)."""
+        their defaults, except those that change the field's architecture, which take
+        the value that gave the field it was trained as (``ARCHITECTURE_BEFORE_KEY``)."""
         known = {f.name for f in dataclasses.fields(TrainSettings)}
         stored = {k: v for k, v in self.settings.items() if k in known}
-        return TrainSettings(**{**section_defaults("train"), **stored})
+        return TrainSettings(**{**section_defaults("train"), **ARCHITECTURE_BEFORE_KEY, **stored})
 
     def field(self) -> AttenuationField:
         """The trained field, rebuilt from the settings and spec and loaded (CPU)."""

@@ -16,6 +16,7 @@ import torch
 
 from conftest import TINY_TRAIN, dinr_command, mpiexec, train, write_settings
 from dinr.errors import InputError
+from dinr.settings import TrainSettings
 from dinr.train.checkpoint import load_checkpoint, save_checkpoint
 from dinr.train.comm import Communicator
 
@@ -126,18 +127,24 @@ def test_resume_after_kill_continues_from_checkpoint_and_matches(tiny_scan: dict
     assert largest == 0.0, f"largest parameter difference {largest}"
 
 
+def _checkpoint_without_key(settings: TrainSettings, key: str, sinogram: Path, checkpoint: Path,
+                            comm: Communicator) -> None:
+    """Train ``settings`` into ``checkpoint``, then rewrite it as if written before ``key``
+    existed (its settings lack the key)."""
+    train(settings, sinogram, checkpoint, comm)
+    state = load_checkpoint(checkpoint)
+    del state.settings[key]
+    state.settings_hash = "written before the key existed"
+    save_checkpoint(checkpoint, state)
+
+
 def test_checkpoint_from_before_a_new_key_resumes_when_the_key_is_at_its_default(
         tiny_scan: dict[str, Path], tmp_path: Path) -> None:
     """A checkpoint written before ``tv_time_weight`` existed (its settings lack the key)
     resumes a run with the key at its default, and is refused with another value."""
     comm = Communicator(use_mpi=False)
-    settings = dataclasses.replace(TINY_TRAIN, tv_time_weight=0)
-    short = dataclasses.replace(settings, steps=10)
-    train(short, tiny_scan["sinogram"], tmp_path / "ck.pt", comm)
-    state = load_checkpoint(tmp_path / "ck.pt")
-    del state.settings["tv_time_weight"]
-    state.settings_hash = "written before the key existed"
-    save_checkpoint(tmp_path / "ck.pt", state)
+    short = dataclasses.replace(TINY_TRAIN, tv_time_weight=0, steps=10)
+    _checkpoint_without_key(short, "tv_time_weight", tiny_scan["sinogram"], tmp_path / "ck.pt", comm)
     with pytest.raises(InputError, match=r"differing: tv_time_weight"):
         train(dataclasses.replace(short, tv_time_weight="auto"), tiny_scan["sinogram"], tmp_path / "ck.pt", comm)
     resumed = train(short, tiny_scan["sinogram"], tmp_path / "ck.pt", comm)
@@ -150,11 +157,7 @@ def test_checkpoint_from_before_the_static_grid_loads_as_the_field_it_was(
     as such whatever the key's default, and a run with a static grid will not resume it."""
     comm = Communicator(use_mpi=False)
     short = dataclasses.replace(TINY_TRAIN, steps=10)
-    train(short, tiny_scan["sinogram"], tmp_path / "ck.pt", comm)
-    state = load_checkpoint(tmp_path / "ck.pt")
-    del state.settings["hash_static_levels"]
-    state.settings_hash = "written before the key existed"
-    save_checkpoint(tmp_path / "ck.pt", state)
+    _checkpoint_without_key(short, "hash_static_levels", tiny_scan["sinogram"], tmp_path / "ck.pt", comm)
     loaded = load_checkpoint(tmp_path / "ck.pt")
     assert loaded.train_settings().hash_static_levels == 0
     loaded.field()  # the saved tables fit the rebuilt grid

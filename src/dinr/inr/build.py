@@ -7,7 +7,7 @@ are stored with every checkpoint, so a field can be rebuilt without the scan.
 
 With ``time_resolution: auto`` the time axis of the grid runs from the middle of the
 first half-turn of views to the middle of the last (its nodes sit at the centres of
-the scan's half-turns) and the field is held constant before and after. A node at the
+the scan's half-turns), and the first and last quarter-turns continue its end cells linearly. A node at the
 scan's very first or last instant would be fitted from the views on one side of it
 only, weighted down to nothing at the far end of that half-turn, so some directions
 of the first and last frames would be left to chance; a node at the centre of a
@@ -49,6 +49,19 @@ def field_spec(settings: TrainSettings, geometry: Geometry, angular_span: float,
     return {**spec, "time_resolution": half_turns - 1, "time_span": (margin, 1.0 - margin)}
 
 
+def spec_time_span(spec: dict[str, Any]) -> tuple[float, float]:
+    """The normalised time the grid's time cells span: the whole scan for specs written
+    before the span was recorded."""
+    start, end = spec.get("time_span", (0.0, 1.0))
+    return float(start), float(end)
+
+
+def _space_levels(settings: TrainSettings, spec: dict[str, Any], levels: int) -> np.ndarray:
+    """Cells across the diameter of ``levels`` levels, geometric from the coarsest to the finest."""
+    finest = max(spec["space_resolution"], settings.hash_min_resolution)
+    return np.round(np.geomspace(settings.hash_min_resolution, finest, levels))
+
+
 def build_field(settings: TrainSettings, spec: dict[str, Any]) -> AttenuationField:
     """The field described by ``settings`` and a :func:`field_spec`, initialised from
     ``settings.seed`` alone (the global random state is left untouched)."""
@@ -62,19 +75,14 @@ def _build(settings: TrainSettings, spec: dict[str, Any]) -> AttenuationField:
         encoding = FourierFeatures(settings.n_features, settings.sigma_t, settings.sigma_s, settings.seed)
     else:
         levels = settings.hash_levels
-        space = np.geomspace(settings.hash_min_resolution, max(spec["space_resolution"], settings.hash_min_resolution),
-                             levels)
         time = np.geomspace(1, max(spec["time_resolution"], 1), levels) if spec["time_resolution"] > 0 \
             else np.zeros(levels)
-        encoding = HashGridEncoding(np.round(space), np.round(time), tuple(spec["extent"]),
+        encoding = HashGridEncoding(_space_levels(settings, spec, levels), np.round(time), tuple(spec["extent"]),
                                     settings.hash_features, settings.hash_log2_table, settings.seed,
-                                    tuple(spec.get("time_span", (0.0, 1.0))))
+                                    spec_time_span(spec))
         if settings.hash_static_levels and spec["time_resolution"] > 0:
-            static_space = np.geomspace(settings.hash_min_resolution,
-                                        max(spec["space_resolution"], settings.hash_min_resolution),
-                                        settings.hash_static_levels)
-            static = HashGridEncoding(np.round(static_space), np.zeros(settings.hash_static_levels),
-                                      tuple(spec["extent"]), settings.hash_features, settings.hash_log2_table,
-                                      settings.seed + 1)
+            static = HashGridEncoding(_space_levels(settings, spec, settings.hash_static_levels),
+                                      np.zeros(settings.hash_static_levels), tuple(spec["extent"]),
+                                      settings.hash_features, settings.hash_log2_table, settings.seed + 1)
             encoding = StaticAndDynamicEncoding(encoding, static)
     return AttenuationField(encoding, settings.width, settings.hidden_layers, spec["scale"], settings.nonnegative)

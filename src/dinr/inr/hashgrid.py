@@ -37,8 +37,9 @@ class HashGridEncoding(nn.Module):
     ``rows`` slices of ``n`` pixels). Level ``l`` has ``time_res[l]`` cells across the
     normalised ``time_span`` ``(start, end)`` and cells of side ``2 / space_res[l]`` in space
     (the same on every spatial axis), so a thin slab gets few cells in z. Before ``start``
-    and after ``end`` the features continue the first and last time cell linearly. A level's table holds one entry per grid node while
-    that fits in ``2**log2_table`` entries (no collisions), else that many hashed entries.
+    and after ``end`` the features continue the first and last time cell linearly. A
+    level's table holds one entry per grid node while that fits in ``2**log2_table``
+    entries (no collisions), else that many hashed entries.
 
     Each level has its own table (``tables[l]``, a parameter of its own) and its own
     autograd node, so backward finishes the finest level's gradient first and the

@@ -63,13 +63,16 @@ class TrainingState:
     prior: dict[str, float]
     provenance: dict[str, str] | None = None
 
+    def completed_settings(self) -> dict[str, Any]:
+        """The run's training settings with the keys added to the schema since then: at
+        their defaults, except those that change the field's architecture, which take the
+        value that gave the field it was trained as (``ARCHITECTURE_BEFORE_KEY``)."""
+        return {**section_defaults("train"), **ARCHITECTURE_BEFORE_KEY, **self.settings}
+
     def train_settings(self) -> TrainSettings:
-        """The training settings of the run; keys added to the schema since then take
-        their defaults, except those that change the field's architecture, which take
-        the value that gave the field it was trained as (``ARCHITECTURE_BEFORE_KEY``)."""
+        """The training settings of the run (:meth:`completed_settings`)."""
         known = {f.name for f in dataclasses.fields(TrainSettings)}
-        stored = {k: v for k, v in self.settings.items() if k in known}
-        return TrainSettings(**{**section_defaults("train"), **ARCHITECTURE_BEFORE_KEY, **stored})
+        return TrainSettings(**{k: v for k, v in self.completed_settings().items() if k in known})
 
     def field(self) -> AttenuationField:
         """The trained field, rebuilt from the settings and spec and loaded (CPU)."""

@@ -26,9 +26,8 @@ import torch
 
 from dinr.errors import InputError, NumericalError
 from dinr.io.canonical import Sinogram
-from dinr.settings import TrainSettings, section_defaults
-from dinr.train.checkpoint import (ARCHITECTURE_BEFORE_KEY, TrainingState, differing_keys, load_checkpoint,
-                                   save_checkpoint, settings_hash)
+from dinr.settings import TrainSettings
+from dinr.train.checkpoint import TrainingState, differing_keys, load_checkpoint, save_checkpoint, settings_hash
 from dinr.train.comm import Communicator
 from dinr.train.progress import Progress
 from dinr.train.setup import TrainingRun, set_up
@@ -61,8 +60,7 @@ def resume(run: TrainingRun, state: TrainingState, checkpoint_path: Path, reuse_
     if not checkpoint_path.exists():
         return
     saved = load_checkpoint(checkpoint_path)
-    # Keys added to the schema since the checkpoint was written count at their defaults.
-    stored = {**section_defaults("train"), **ARCHITECTURE_BEFORE_KEY, **saved.settings, "ray_shards": saved.ray_shards}
+    stored = {**saved.completed_settings(), "ray_shards": saved.ray_shards}
     if settings_hash(stored) != run.run_hash and not reuse_checkpoint:
         keys = differing_keys(stored, {**run.config, "ray_shards": run.n_shards})
         raise InputError(

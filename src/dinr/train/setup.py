@@ -17,7 +17,7 @@ import torch
 
 from dinr.geometry import Geometry
 from dinr.geometry.resolve import geometry_of
-from dinr.inr.build import build_field, field_spec
+from dinr.inr.build import build_field, field_spec, spec_time_span
 from dinr.inr.field import AttenuationField
 from dinr.inr.rays import samples_per_ray
 from dinr.io.canonical import Sinogram
@@ -108,7 +108,7 @@ def prior_record(settings: TrainSettings, noise_variance: float, shards: list[Si
     resolution across the whole scan (a grid spanning part of the scan, see
     :func:`dinr.inr.build.field_spec`, has fewer)."""
     views = int(comm.allreduce_sum(float(sum(len(shard.theta) for shard in shards))))
-    start, end = spec.get("time_span", (0.0, 1.0))
+    start, end = spec_time_span(spec)
     time_step = (end - start) / spec["time_resolution"] if spec["time_resolution"] else 0.0
     time_cells = round(1.0 / time_step) if time_step else 0
     weight = tv_weight(settings, noise_variance, geometry, views, time_cells, float(spec["scale"]))

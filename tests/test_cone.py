@@ -169,8 +169,8 @@ def test_two_ranks_match_one_rank_holding_both_shards_in_cone_beam(tiny_cone_sca
     one_rank = train(dataclasses.replace(TINY_TRAIN, ray_shards=2), tiny_cone_scan, tmp_path / "one.pt",
                      Communicator(use_mpi=False))
     assert one_rank.geometry["source_axis"] > 0
-    for key, value in one_rank.field().state_dict().items():
-        np.testing.assert_allclose(value.numpy(), two_ranks[key], rtol=1e-4, atol=1e-6, err_msg=key)
+    for key, value in one_rank.field().state_dict().items():  # the two sum the gradient in other orders
+        np.testing.assert_allclose(value.numpy(), two_ranks[key], rtol=1e-3, atol=1e-5, err_msg=key)
 
 
 @pytest.mark.slow  # mbirjax compiles its cone projectors for every window

@@ -5,7 +5,8 @@ projections are taken back to back, so every view sees its own instant. Each det
 value averages ``sub_rays`` rays across the pixel width (in cone beam, where rays
 diverge in z too, ``sub_rays / 2`` across its width times as many across its height) and ``sub_angles`` instants over the view's
 exposure (the object keeps rotating and deforming while the shutter is open), and the
-counts carry Poisson noise. Parallel-beam rays stay in their slice and are projected
+counts carry Poisson noise. A view's recorded angle and time are those at the middle of
+its exposure, the instant its averaged rays stand for. Parallel-beam rays stay in their slice and are projected
 exactly (:func:`~dinr.sim.ellipses.project_ellipses`); cone-beam rays climb through the
 slices (:func:`~dinr.sim.cone.project_cone`).
 """
@@ -60,9 +61,9 @@ class SimulatedScan:
     """Raw counts and what they were made from.
 
     ``data`` (views, rows, cols), ``flat`` (n_flats, rows, cols), ``dark`` (n_darks,
-    rows, cols) uint16 counts; ``theta_deg`` (views,) degrees; ``time_s`` (views,)
-    seconds; ``truth`` (frames, rows, n, n) attenuation per pixel; ``truth_time_s``
-    (frames,) seconds.
+    rows, cols) uint16 counts; ``theta_deg`` (views,) degrees and ``time_s`` (views,)
+    seconds, each at the middle of the view's exposure; ``truth`` (frames, rows, n, n)
+    attenuation per pixel; ``truth_time_s`` (frames,) seconds.
     """
 
     data: np.ndarray
@@ -92,9 +93,8 @@ def simulate_scan(
     """Simulate a scan; ``photons`` is the mean flat-field count per pixel and view."""
     rng = np.random.default_rng(seed + 1)
     k = np.arange(n_views)
-    theta = 2.0 * np.pi * turns * k / n_views
     step = 2.0 * np.pi * turns / n_views
-    time_s = k * view_time_s
+    theta = step * k  # where view k's exposure starts; it ends one step later
     u = geometry.detector_u()
     u_sub = u[:, None] + (np.arange(sub_rays) + 0.5) / sub_rays - 0.5  # (cols, sub_rays)
     z = geometry.slice_z()
@@ -125,13 +125,13 @@ def simulate_scan(
     dark = rng.poisson(dark_counts, size=(n_darks, geometry.rows, geometry.cols))
     frame_t = (np.arange(n_frames) + 0.5) / n_frames
     truth = rasterise_phantom(phantom, frame_t, z)
-    scan_span = time_s[-1] - time_s[0]
+    scan_s = n_views * view_time_s  # the phantom's time 0 to 1, first shutter opening to last closing
     return SimulatedScan(
         data=np.clip(data, 0, 65535).astype(np.uint16),
         flat=np.clip(flat, 0, 65535).astype(np.uint16),
         dark=dark.astype(np.uint16),
-        theta_deg=np.rad2deg(theta),
-        time_s=time_s,
+        theta_deg=np.rad2deg(theta + 0.5 * step),
+        time_s=(k + 0.5) * view_time_s,
         truth=truth,
-        truth_time_s=time_s[0] + frame_t * scan_span,
+        truth_time_s=frame_t * scan_s,
     )

@@ -17,7 +17,7 @@ rule baseline:
         "logs/{dataset}/{baseline}.log",
     benchmark:
         "results/{dataset}/benchmarks/{baseline}.tsv"
-    threads: config["resources"]["baseline_threads"]
+    threads: baseline_threads
     resources:
         mem_mb=baseline_mem_mb,
     conda:

@@ -131,6 +131,15 @@ def streaming_mem_mb(wildcards, input):
     return int(PROCESS_MB + 2 * min(input.size_mb, chunk_mb()))
 
 
+def baseline_threads(wildcards):
+    """Cores a baseline job holds: resources.baseline_threads for FBP and FDK, which
+    reconstruct that many slices at once; one for the MBIR peers, whose JAX runs on one
+    CPU device and keeps about one core busy (so two of them share two cores)."""
+    if wildcards.baseline in ("mbir_sliding", "mace4d"):
+        return 1
+    return config["resources"]["baseline_threads"]
+
+
 def baseline_mem_mb(wildcards, input):
     """FBP streams (streaming_mem_mb); the MBIR and FDK peers take the scan whole and
     hold several 4D volumes of about its size."""

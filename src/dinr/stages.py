@@ -224,7 +224,8 @@ def baseline(settings: BaselineSettings, method: str, sinogram_path: Path, truth
     reconstruction library is recorded in the file's ``backend`` attribute. FBP
     reconstructs each slice alone, so it goes through the scan in blocks of detector
     rows of at most ``chunk_mb`` MiB (sinogram and slices) and writes each block as it
-    goes, ``threads`` slices at once; the MBIR and FDK peers take the scan in one piece."""
+    goes, ``threads`` slices at once; the MBIR and FDK peers take the scan in one piece
+    (MBIR on ``threads`` JAX CPU devices)."""
     if method not in BASELINE_METHODS:
         raise InputError(f"baseline method {method!r}: use one of {', '.join(BASELINE_METHODS)}")
     split = "all" if method in MBIR_METHODS else "train"
@@ -252,11 +253,12 @@ def baseline(settings: BaselineSettings, method: str, sinogram_path: Path, truth
         attrs["backend"] = f"itk-rtk {importlib.metadata.version('itk-rtk')}"
     elif method == "mbir_sliding":
         recon = sliding_window_mbir(sino.projections, sino.theta, sino.heldout, time_norm, normalised,
-                                    geometry, settings.mbir_sharpness, settings.mbir_iterations)
+                                    geometry, settings.mbir_sharpness, settings.mbir_iterations, cpu_devices=threads)
         attrs["backend"] = f"mbirjax {importlib.metadata.version('mbirjax')}"
     else:
         recon = mace4d(sino.projections, sino.theta, sino.heldout, time_norm, normalised, geometry,
-                       settings.mbir_sharpness, settings.mace4d_iterations, settings.mace4d_prior_weight)
+                       settings.mbir_sharpness, settings.mace4d_iterations, settings.mace4d_prior_weight,
+                       cpu_devices=threads)
         attrs["backend"] = f"mbirjax {importlib.metadata.version('mbirjax')}"
     write_volume(out_path, np.ascontiguousarray(recon), seconds, attrs)
     log.info("%s (%s): %d frames", method, attrs["backend"], len(seconds))

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 from types import ModuleType
 
 import numpy as np
@@ -51,8 +52,14 @@ MBIR_METHODS = ("mbir_sliding", "mace4d")
 CONE_MAGNIFICATION = 2.0
 
 
-def import_mbirjax(method: str) -> ModuleType:
-    """mbirjax, or an :class:`InputError` naming ``method`` when it is not installed."""
+def import_mbirjax(method: str, cpu_devices: int) -> ModuleType:
+    """mbirjax, or an :class:`InputError` naming ``method`` when it is not installed.
+
+    On a CPU, JAX gets ``cpu_devices`` devices (mbirjax's ``MBIRJAX_NUM_CPU_DEVICES``
+    unless the environment sets it; its own default is one per core): each keeps a thread
+    busy, and they meet at every all-reduce, where XLA aborts a run after 40 s when one of
+    them is starved by other jobs on the same cores. So a job uses the cores it holds."""
+    os.environ.setdefault("MBIRJAX_NUM_CPU_DEVICES", str(cpu_devices))
     try:
         return importlib.import_module("mbirjax")
     except ImportError as err:
@@ -101,6 +108,7 @@ def _to_slices(volume) -> np.ndarray:
 def sliding_window_mbir(
     sinogram: np.ndarray, theta: np.ndarray, heldout: np.ndarray, time_norm: np.ndarray,
     frame_times: np.ndarray, geometry: Geometry, sharpness: float, iterations: int, seed: int = 0,
+    cpu_devices: int = 1,
 ) -> np.ndarray:
     """(frames, rows, cols, cols): one MBIR per frame from its window of views (half a
     turn, or a short scan in cone beam: :func:`frame_window`) in the scan's ``geometry``.
@@ -109,9 +117,10 @@ def sliding_window_mbir(
     out (weight zero); ``theta`` radians, increasing; ``time_norm`` (views,) and
     ``frame_times`` normalised times; ``sharpness`` mbirjax's prior sharpness (0 its
     default, negative smoother, positive sharper); ``iterations`` exactly this many
-    (no early stop). ``seed`` fixes mbirjax's random pixel partitions.
+    (no early stop). ``seed`` fixes mbirjax's random pixel partitions; ``cpu_devices``
+    JAX's CPU devices (:func:`import_mbirjax`).
     """
-    mj = import_mbirjax("mbir_sliding")
+    mj = import_mbirjax("mbir_sliding", cpu_devices)
     if np.any(np.diff(theta) <= 0):
         raise ValueError("sliding-window MBIR needs angles that increase with view order (continuous rotation)")
     frames = []
@@ -149,7 +158,7 @@ def mace4d_frames(theta: np.ndarray, time_norm: np.ndarray, frame_times: np.ndar
 def mace4d(
     sinogram: np.ndarray, theta: np.ndarray, heldout: np.ndarray, time_norm: np.ndarray,
     frame_times: np.ndarray, geometry: Geometry, sharpness: float, iterations: int, prior_weight: float,
-    seed: int = 0,
+    seed: int = 0, cpu_devices: int = 1,
 ) -> np.ndarray:
     """(frames, rows, cols, cols): mbirjax MACE4D of the whole scan at ``frame_times``.
 
@@ -157,7 +166,7 @@ def mace4d(
     initial MBIR reconstructions run mbirjax's default count); ``prior_weight`` MACE's
     total weight of its three space-time prior agents (0..1).
     """
-    mj = import_mbirjax("mace4d")
+    mj = import_mbirjax("mace4d", cpu_devices)
     span_angle = short_scan_span(geometry, theta) if isinstance(geometry, ConeGeometry) else np.pi
     first, stride, span = mace4d_frames(theta, time_norm, frame_times, span_angle)
     views = np.arange(first, len(theta))

@@ -6,9 +6,9 @@ value averages ``sub_rays`` rays across the pixel width (in cone beam, where ray
 diverge in z too, ``sub_rays / 2`` across its width times as many across its height) and ``sub_angles`` instants over the view's
 exposure (the object keeps rotating and deforming while the shutter is open), and the
 counts carry Poisson noise. A view's recorded angle and time are those at the middle of
-its exposure, the instant its averaged rays stand for. Parallel-beam rays stay in their slice and are projected
-exactly (:func:`~dinr.sim.ellipses.project_ellipses`); cone-beam rays climb through the
-slices (:func:`~dinr.sim.cone.project_cone`).
+its exposure, the instant its averaged rays stand for. Parallel-beam rays stay in their
+slice and are projected exactly (:func:`~dinr.sim.ellipses.project_ellipses`); cone-beam
+rays climb through the slices (:func:`~dinr.sim.cone.project_cone`).
 """
 
 from __future__ import annotations

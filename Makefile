@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 CORES ?= 2
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install slurm demo cone tooth paper test report lint clean
+.PHONY: install slurm demo cone tooth dataset paper test report lint clean
 
 install: $(VENV)/.installed
 
@@ -32,6 +32,14 @@ tooth: install
 	$(BIN)/snakemake --cores $(CORES) --printshellcmds \
 		results/tooth/metrics.json results/tooth/figures/slices.png --configfile config/tooth.yaml
 	@cat results/tooth/metrics.md
+
+# One dataset of a config file of your own, without the demo:
+#   make dataset DATASET=run_1.v2 CONFIG=config/my_scans.yaml
+dataset: install
+	@test -n "$(DATASET)" -a -n "$(CONFIG)" || { echo "usage: make dataset DATASET=<name> CONFIG=<config file>"; exit 2; }
+	$(BIN)/snakemake --cores $(CORES) --printshellcmds \
+		'results/$(DATASET)/metrics.json' 'results/$(DATASET)/figures/slices.png' --configfile '$(CONFIG)'
+	@cat 'results/$(DATASET)/metrics.md'
 
 # The paper's figures and tables (results/paper/) from every built-in scan of config/paper.yaml.
 paper: install

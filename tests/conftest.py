@@ -36,10 +36,10 @@ TINY_TRAIN = TrainSettings(
 
 
 def train(settings: TrainSettings, sinogram: Path, checkpoint: Path, comm: object,
-          reuse_checkpoint: bool = False) -> TrainingState:
+          other_settings: str = "refuse") -> TrainingState:
     """``dinr train`` in this process: the final model goes beside the checkpoint."""
     model = checkpoint.with_name(checkpoint.stem + "-model.pt")
-    return stages.train(settings, sinogram, checkpoint, model, comm, reuse_checkpoint)  # type: ignore[arg-type]
+    return stages.train(settings, sinogram, checkpoint, model, comm, other_settings)  # type: ignore[arg-type]
 
 
 def peer_vector(name: str) -> np.ndarray:

@@ -39,3 +39,41 @@ def test_dataset_override_error_names_dataset_section_and_key(tmp_path: Path) ->
     )
     assert result.returncode != 0
     assert "datasets.scan.train.lr" in result.stdout + result.stderr
+
+
+def _dry_run(workdir: Path, config: dict, *args: str) -> subprocess.CompletedProcess[str]:
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config, allow_unicode=True))
+    return subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "-s", str(REPO / "workflow" / "Snakefile"),
+         "--directory", str(workdir), *args, "--configfile", str(workdir / "config.yaml")],
+        capture_output=True, text=True, timeout=120,
+    )
+
+
+@pytest.mark.parametrize("name", ["run 1.v2", "scan/1", ".hidden", "Messung_ä"])
+def test_a_dataset_name_outside_the_pattern_stops_naming_the_key(tmp_path: Path, name: str) -> None:
+    result = _dry_run(tmp_path, {"datasets": {name: {"raw": "x.h5"}}}, "--cores", "1")
+    assert result.returncode != 0
+    assert f"config key datasets.{name!r}" in result.stdout + result.stderr
+    assert "letters, digits, '.', '_' and '-'" in result.stdout + result.stderr
+
+
+def test_slurm_profile_sizes_every_job_from_the_config(tmp_path: Path) -> None:
+    """A dry run with the Slurm profile: the cores, ranks, nodes and GPUs printed for
+    each job are those of the config's resources section (the profile sets none)."""
+    config = yaml.safe_load((REPO / ".test" / "config.yaml").read_text())
+    config["resources"].update(train_tasks=4, train_cpus_per_task=3, train_nodes=1, gpus_per_task=1,
+                               baseline_threads=8)
+    # A dry run caps threads at --cores (1 when not given); a real run under the profile does not.
+    result = _dry_run(tmp_path, config, "--profile", str(REPO / "profiles" / "slurm"), "--cores", "64")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    jobs = {}
+    for block in result.stdout.split("\nrule ")[1:]:
+        jobs.setdefault(block.split(":", 1)[0], []).append(block)
+    for block in jobs["train"] + jobs["render"]:
+        assert "tasks=4, cpus_per_task=3, nodes=1, gpu=4, tasks_per_gpu=1" in block, block
+        assert "threads: 12" in block and "srun --mpi=pmi2 -n 4 dinr" in block, block
+    fbp = [block for block in jobs["baseline"] if "--method fbp_" in block]
+    assert len(fbp) == 2 and all("threads: 8" in block and "--threads 8" in block for block in fbp), fbp
+    for rule in ("simulate", "convert", "prepare", "baseline", "train", "render", "evaluate", "figures"):
+        assert all("runtime=" in block for block in jobs[rule]), rule

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from dinr.inr.field import AttenuationField
 from dinr.inr.hashgrid import HashGridEncoding
 from dinr.inr.render import SliceRenderer
 from dinr.inr.spacetime import StaticAndDynamicEncoding
+from dinr.train.setup import warn_if_motion_unresolved
 
 
 def _grid(log2_table: int = 16) -> HashGridEncoding:
@@ -116,6 +118,19 @@ def test_auto_time_grid_runs_between_the_centres_of_the_first_and_last_half_turn
     assert field_spec(TINY_TRAIN, geometry, np.pi, 0.01)["time_resolution"] == 0  # one half-turn: no motion
     explicit = field_spec(dataclasses.replace(TINY_TRAIN, time_resolution=5), geometry, 8 * np.pi, 0.01)
     assert (explicit["time_resolution"], explicit["time_span"]) == (5, (0.0, 1.0))
+
+
+def test_a_scan_of_one_half_turn_warns_that_motion_is_not_resolved(caplog: pytest.LogCaptureFixture) -> None:
+    geometry = ParallelGeometry(rows=2, cols=32, center=16.0, n=32)
+    for span, warned in ((np.pi, True), (4 * np.pi, False)):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="dinr.train.setup"):
+            warn_if_motion_unresolved(TINY_TRAIN, field_spec(TINY_TRAIN, geometry, span, 0.01), span)
+        assert ("too little to resolve motion" in caplog.text) == warned
+    static = dataclasses.replace(TINY_TRAIN, time_resolution=0)  # asked for: no warning
+    caplog.clear()
+    warn_if_motion_unresolved(static, field_spec(static, geometry, np.pi, 0.01), np.pi)
+    assert not caplog.text
 
 
 def test_static_levels_add_a_time_independent_grid_to_a_moving_field() -> None:

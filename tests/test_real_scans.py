@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import shutil
 from pathlib import Path
 
 import h5py
@@ -146,6 +147,28 @@ def test_prepare_records_centre_method_and_artefact_removal(tiny_scan: dict[str,
         # real sinograms is checked against TomoPy's vector and on the tooth.
         assert f.attrs["center_method"] == "vo" and abs(f.attrs["center"] - 16.0) <= 1.0
         assert '"stripe": "vo"' in f.attrs["dinr_settings"] and '"zinger_threshold": 0.08' in f.attrs["dinr_settings"]
+
+
+def test_angles_recorded_at_exposure_start_are_moved_to_its_middle(tiny_scan: dict[str, Path],
+                                                                   tmp_path: Path) -> None:
+    """A fly scan that stamps each exposure's start (the simulator's angles and times
+    less half a step) prepares with ``angles_at: start`` to the simulator's own angles
+    and times, which are those of the exposure's middle."""
+    started = tmp_path / "start_stamped.h5"
+    shutil.copy(tiny_scan["raw"], started)
+    with h5py.File(started, "r+") as f:
+        for key in ("/exchange/theta", "/exchange/time"):
+            values = f[key][()]
+            f[key][...] = values - 0.5 * np.median(np.diff(values))
+    stages.prepare(prepare_settings(angles_at="start"), geometry_settings(), started, tmp_path / "sino.h5")
+    with h5py.File(tmp_path / "sino.h5", "r") as moved, h5py.File(tiny_scan["sinogram"], "r") as middle:
+        assert moved.attrs["angles_at"] == "start" and middle.attrs["angles_at"] == "middle"
+        np.testing.assert_allclose(moved["theta"][()], middle["theta"][()], rtol=0, atol=1e-9)
+        np.testing.assert_allclose(moved["time"][()], middle["time"][()], rtol=0, atol=1e-9)
+    stages.prepare(prepare_settings(), geometry_settings(), started, tmp_path / "as_is.h5")
+    with h5py.File(tmp_path / "as_is.h5", "r") as as_is, h5py.File(tiny_scan["sinogram"], "r") as middle:
+        step = np.median(np.diff(middle["theta"][()]))
+        np.testing.assert_allclose(middle["theta"][()] - as_is["theta"][()], 0.5 * step, rtol=1e-6)
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import signal
 import subprocess
@@ -171,7 +172,28 @@ def test_checkpoint_from_other_settings_is_refused(tiny_scan: dict[str, Path], t
     other = dataclasses.replace(TINY_TRAIN, lr=5e-3)
     with pytest.raises(InputError, match=r"ck\.pt.*differing: lr"):
         train(other, tiny_scan["sinogram"], tmp_path / "ck.pt", comm)
-    train(other, tiny_scan["sinogram"], tmp_path / "ck.pt", comm, reuse_checkpoint=True)
+    train(other, tiny_scan["sinogram"], tmp_path / "ck.pt", comm, other_settings="reuse")
+
+
+def test_checkpoint_from_other_settings_is_set_aside_on_restart(tiny_scan: dict[str, Path], tmp_path: Path,
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
+    """``restart``: the old checkpoint is renamed with its settings hash, the new run
+    starts at step 0 and ends equal to a run that never saw the old checkpoint."""
+    comm = Communicator(use_mpi=False)
+    first = train(dataclasses.replace(TINY_TRAIN, steps=10), tiny_scan["sinogram"], tmp_path / "ck.pt", comm)
+    other = dataclasses.replace(TINY_TRAIN, steps=10, lr=5e-3)
+    with caplog.at_level(logging.WARNING, logger="dinr.train.loop"):
+        restarted = train(other, tiny_scan["sinogram"], tmp_path / "ck.pt", comm, other_settings="restart")
+    kept = tmp_path / f"ck.{first.settings_hash[:12]}.pt"
+    assert load_checkpoint(kept).step == 10 and load_checkpoint(kept).settings_hash == first.settings_hash
+    assert "differing: lr" in caplog.text and str(kept) in caplog.text
+    fresh = train(other, tiny_scan["sinogram"], tmp_path / "fresh.pt", comm)
+    assert [row[:2] for row in restarted.history] == [row[:2] for row in fresh.history]  # step, loss
+    for name, value in fresh.model.items():
+        assert torch.equal(value, restarted.model[name]), name
+    same = train(other, tiny_scan["sinogram"], tmp_path / "ck.pt", comm, other_settings="restart")
+    assert same.history == restarted.history  # same settings: resumed (complete), nothing set aside
+    assert sorted(p.name for p in tmp_path.glob("ck.*.pt")) == [kept.name]
 
 
 def test_a_step_taken_in_passes_matches_one_pass(tiny_scan: dict[str, Path], tmp_path: Path,

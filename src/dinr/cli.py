@@ -31,6 +31,7 @@ from dinr.settings import (
     SimulateSettings,
     TrainSettings,
     load_section,
+    load_section_and_records,
     section_defaults,
 )
 from dinr.train.signals import Interrupted
@@ -54,8 +55,15 @@ def _key_value_paths(items: Sequence[str], option: str) -> dict[str, Path]:
 def _simulate(args: argparse.Namespace) -> None:
     from dinr import stages
 
-    stages.simulate(load_section(SimulateSettings, args.settings), _geometry_settings(args.geometry), args.raw,
-                    args.truth)
+    from dinr.sim.version import VERSION_KEY, simulator_version
+
+    settings, recorded = load_section_and_records(SimulateSettings, args.settings, (VERSION_KEY,))
+    written_for = recorded.get(VERSION_KEY, simulator_version())
+    if written_for != simulator_version():
+        raise InputError(f"{args.settings}: {VERSION_KEY} {written_for} was written for other simulator code than "
+                         f"this dinr's ({simulator_version()}, {Path(stages.__file__).parent / 'sim'}): the rule "
+                         "runs another installation of dinr than the workflow's; reinstall it (pip install -e .)")
+    stages.simulate(settings, _geometry_settings(args.geometry), args.raw, args.truth)
 
 
 def _convert(args: argparse.Namespace) -> None:
@@ -83,7 +91,8 @@ def _train(args: argparse.Namespace) -> None:
     settings = load_section(TrainSettings, args.settings)
     if args.snapshots is not None and args.snapshot_every < 1:
         raise InputError(f"--snapshot-every must be at least 1 with --snapshots (got {args.snapshot_every})")
-    stages.train(settings, args.sinogram, args.checkpoint, args.model, Communicator(), args.reuse_checkpoint,
+    other_settings = "reuse" if args.reuse_checkpoint else "restart" if args.restart_on_other_settings else "refuse"
+    stages.train(settings, args.sinogram, args.checkpoint, args.model, Communicator(), other_settings,
                  args.snapshots, args.snapshot_every)
 
 
@@ -196,8 +205,12 @@ def _add_pipeline_stages(stage: StageAdder) -> None:
     p.add_argument("--sinogram", type=Path, required=True, help="prepared scan (HDF5)")
     p.add_argument("--checkpoint", type=Path, required=True, help="checkpoint to resume from and update")
     p.add_argument("--model", type=Path, required=True, help="output: the final trained model")
-    p.add_argument("--reuse-checkpoint", action="store_true",
-                   help="resume from a checkpoint made with other settings")
+    resume_policy = p.add_mutually_exclusive_group()
+    resume_policy.add_argument("--reuse-checkpoint", action="store_true",
+                               help="resume from a checkpoint made with other settings")
+    resume_policy.add_argument("--restart-on-other-settings", action="store_true",
+                               help="a checkpoint made with other settings is renamed to CHECKPOINT_STEM.<settings "
+                                    "hash>.pt and training starts afresh (default: refuse it)")
     p.add_argument("--snapshots", type=Path, help="folder for snapshots of the field during training")
     p.add_argument("--snapshot-every", type=int, default=250, help="steps between snapshots (with --snapshots)")
 

@@ -55,7 +55,8 @@ class PrepareSettings:
 
     ``center`` in detector columns (null: found by ``find_center``, or ``cols / 2`` when
     that is ``none``); every ``heldout_every``-th view is held out of training and FBP
-    (0: none); zingers are removed when ``zinger_threshold`` is set (``zinger_size``
+    (0: none); ``angles_at`` says where in each exposure the raw file's angle and time
+    of a view were recorded (``middle`` or ``start``); zingers are removed when ``zinger_threshold`` is set (``zinger_size``
     pixels); ``stripe`` ``vo`` removes stripes with Vo's method (``stripe_snr``,
     median widths ``stripe_large_size`` and ``stripe_small_size`` in pixels).
     """
@@ -63,6 +64,7 @@ class PrepareSettings:
     center: float | None
     find_center: str
     heldout_every: int
+    angles_at: str
     transmission_floor: float
     zinger_threshold: float | None
     zinger_size: int
@@ -198,9 +200,18 @@ def from_dict(cls: type[S], values: dict[str, Any], where: str) -> S:
 
 def load_section(cls: type[S], path: str | os.PathLike[str]) -> S:
     """Read one section's settings from a JSON file written by the workflow."""
+    return load_section_and_records(cls, path, ())[0]
+
+
+def load_section_and_records(cls: type[S], path: str | os.PathLike[str],
+                             records: tuple[str, ...]) -> tuple[S, dict[str, Any]]:
+    """Like :func:`load_section`, for a file that also records the values of ``records``
+    beside the settings (e.g. the simulator's version): those keys are returned apart
+    (absent ones left out)."""
     path = Path(path)
     try:
         values = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise InputError(f"{path}: cannot read settings ({exc})") from exc
-    return from_dict(cls, values, str(path))
+    recorded = {key: values.pop(key) for key in records if isinstance(values, dict) and key in values}
+    return from_dict(cls, values, str(path)), recorded

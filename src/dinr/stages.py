@@ -66,6 +66,7 @@ from dinr.io.volume import (
 )
 from dinr.prep.artifacts import remove_stripes, remove_zingers
 from dinr.prep.center import find_center
+from dinr.prep.exposure import exposure_middles
 from dinr.prep.heldout import heldout_views
 from dinr.prep.normalize import minus_log, normalize, normalize_nf
 from dinr.provenance import provenance
@@ -80,6 +81,7 @@ from dinr.settings import (
 )
 from dinr.sim.phantoms import build_phantom
 from dinr.sim.scan import simulate_scan, simulated_geometry
+from dinr.sim.version import VERSION_KEY, simulator_version
 from dinr.train import loop
 from dinr.train.checkpoint import TrainingState, load_checkpoint, save_checkpoint
 from dinr.train.comm import Communicator
@@ -100,7 +102,8 @@ def simulate(settings: SimulateSettings, geometry_settings: GeometrySettings, ra
         phantom, geometry, n_views=settings.views, turns=settings.turns, photons=settings.photons,
         n_frames=settings.frames, view_time_s=settings.view_time_s, seed=settings.seed,
     )
-    attrs = provenance("simulate", {**dataclasses.asdict(settings), "geometry": dataclasses.asdict(geometry_settings)})
+    attrs = provenance("simulate", {**dataclasses.asdict(settings), "geometry": dataclasses.asdict(geometry_settings),
+                                    VERSION_KEY: simulator_version()})
     write_raw(raw_path, scan.data, scan.flat, scan.dark, scan.theta_deg, scan.time_s, attrs, instrument=instrument)
     write_volume(truth_path, scan.truth, scan.truth_time_s, attrs, name="truth")
     log.info("simulated %d %s-beam views of %s, truth %s", settings.views, geometry.beam, scan.data.shape[1:],
@@ -189,17 +192,19 @@ def prepare(settings: PrepareSettings, geometry: GeometrySettings, raw_path: Pat
                                                   settings.stripe_small_size)
                 out["projections"][:, block] = minus_log(transmission, settings.transmission_floor)
             check_dead_pixels(raw.path, dead, rows * cols, raw.names[1], raw.names[2])
+            theta, time = exposure_middles(raw.theta, raw.time, settings.angles_at)
+            out.attrs["angles_at"] = settings.angles_at
             if settings.center is not None:
                 center, center_method = float(settings.center), "config"
             elif settings.find_center != "none":
-                center, center_method = find_center(out["projections"], raw.theta, settings.find_center,
+                center, center_method = find_center(out["projections"], theta, settings.find_center,
                                                     str(raw_path))
             else:
                 center, center_method = cols / 2.0, "middle"
             out.attrs["center_method"] = center_method
             write_scan_description(out, Sinogram(
-                projections=out["projections"], theta=raw.theta, time=raw.time, center=center,
-                scan_time=(float(raw.time[0]), float(raw.time[-1])),
+                projections=out["projections"], theta=theta, time=time, center=center,
+                scan_time=(float(time[0]), float(time[-1])),
                 heldout=heldout_views(views, settings.heldout_every), **beam,
             ))
     log.info("prepared %s: %d views x %d rows x %d cols, centre %.2f (%s), %s beam", out_path, views, rows, cols,
@@ -286,11 +291,13 @@ def _fbp_in_blocks(settings: BaselineSettings, method: str, sinogram_path: Path,
 
 
 def train(settings: TrainSettings, sinogram_path: Path, checkpoint_path: Path, model_path: Path,
-          comm: Communicator, reuse_checkpoint: bool = False, snapshot_dir: Path | None = None,
+          comm: Communicator, other_settings: str = "refuse", snapshot_dir: Path | None = None,
           snapshot_every: int = 0) -> TrainingState:
     """Distributed training on this rank's ray shards of the scan's training views;
     rank 0 writes the final model (a complete checkpoint with provenance), and with
-    ``snapshot_dir`` the field every ``snapshot_every`` steps. Returns the final state."""
+    ``snapshot_dir`` the field every ``snapshot_every`` steps; a checkpoint made with
+    other settings is treated by ``other_settings`` (:func:`dinr.train.loop.resume`).
+    Returns the final state."""
     n_shards = ray_shard_count(settings.ray_shards, comm.size)
     views = shard_views(training_views(sinogram_path), n_shards, comm.rank, comm.size, str(sinogram_path))
     shards, peaks = {}, []
@@ -298,7 +305,7 @@ def train(settings: TrainSettings, sinogram_path: Path, checkpoint_path: Path, m
         peaks.append(line_integral_peak(read_sinogram(sinogram_path, views=indices).projections, overwrite=True))
         shards[shard] = read_sinogram(sinogram_path, views=indices)
     noise = read_noise_variance(sinogram_path, settings.loss_weights == "transmission")
-    state = loop.train(settings, shards, n_shards, noise, checkpoint_path, comm, reuse_checkpoint,
+    state = loop.train(settings, shards, n_shards, noise, checkpoint_path, comm, other_settings,
                        snapshot_dir, snapshot_every, max(peaks))
     if comm.rank == 0:
         state.provenance = provenance("train", dataclasses.asdict(settings), {"sinogram": str(sinogram_path)})

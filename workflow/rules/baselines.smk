@@ -6,7 +6,7 @@ rule baseline:
     input:
         unpack(frame_times_input),
         sinogram="results/{dataset}/prepared/sinogram.h5",
-        settings=settings_file("baselines"),
+        settings="results/{dataset}/settings/baseline_{baseline}.json",
     output:
         "results/{dataset}/{baseline}/recon.h5",
     params:
@@ -20,8 +20,9 @@ rule baseline:
     threads: baseline_threads
     resources:
         mem_mb=baseline_mem_mb,
+        runtime=baseline_runtime_min,
     conda:
         "../../envs/tomopy.yaml"
     shell:
-        "dinr baseline --settings {input.settings} --method {wildcards.baseline} --sinogram {input.sinogram}"
-        " {params.frame_times} --frames {params.frames} --out {output} {params.chunk} --threads {threads} 2> {log}"
+        "dinr baseline --settings {input.settings:q} --method {wildcards.baseline} --sinogram {input.sinogram:q}"
+        " {params.frame_times} --frames {params.frames} --out {output:q} {params.chunk} --threads {threads} 2> {log:q}"

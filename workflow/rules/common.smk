@@ -1,6 +1,9 @@
 # Config validation, per-dataset settings and input functions shared by all rules.
 
-import json
+import importlib.util
+import math
+import re
+import shlex
 from pathlib import Path
 
 import jsonschema
@@ -8,13 +11,28 @@ import yaml
 from snakemake.utils import validate
 
 SCHEMA = Path(workflow.basedir) / "schemas" / "config.schema.yaml"
+SCHEMA_DOCUMENT = yaml.safe_load(SCHEMA.read_text())
 # The config sections are the schema's $defs (dinr.settings reads the same list).
-SECTION_SCHEMAS = yaml.safe_load(SCHEMA.read_text())["$defs"]
+SECTION_SCHEMAS = SCHEMA_DOCUMENT["$defs"]
 SECTIONS = tuple(SECTION_SCHEMAS)
 BASELINES = tuple(SECTION_SCHEMAS["baselines"]["properties"]["methods"]["items"]["enum"])
 MBIR_BASELINES = ("mbir_sliding", "mace4d")  # dinr.baselines.mbir.MBIR_METHODS
+DATASET_NAME = SCHEMA_DOCUMENT["properties"]["datasets"]["propertyNames"]["pattern"]
 
 
+def check_dataset_names(datasets):
+    """Dataset names become folder names, wildcards and command-line words: letters,
+    digits, '.', '_' and '-', starting with a letter or digit (config/README.md)."""
+    for name in datasets or {}:
+        if not isinstance(name, str) or not re.fullmatch(DATASET_NAME, name):
+            raise ValueError(
+                f"config key datasets.{name!r}: a dataset name may hold only letters, digits, '.', '_' and '-', "
+                f"and must start with a letter or digit (pattern {DATASET_NAME}); rename it, e.g. "
+                f"{re.sub('[^A-Za-z0-9._-]', '_', str(name)).lstrip('._-') or 'scan'!r}"
+            )
+
+
+check_dataset_names(config.get("datasets"))
 validate(config, str(SCHEMA))
 
 
@@ -39,10 +57,57 @@ for _name in config["datasets"]:
         dataset_settings(_name, _section)
 
 
+def any_of(names):
+    """A regular expression matching exactly one of ``names`` (each escaped: a '.' in a
+    dataset name matches only a '.')."""
+    return "|".join(re.escape(name) for name in names)
+
+
 wildcard_constraints:
-    dataset="|".join(config["datasets"]),
-    section="|".join(SECTIONS),
-    baseline="|".join(BASELINES),
+    dataset=any_of(config["datasets"]),
+    section=any_of(SECTIONS),
+    baseline=any_of(BASELINES),
+
+
+def quoted(path):
+    """``path`` as one shell word, whatever characters it holds."""
+    return shlex.quote(str(path))
+
+
+def _load_simulator_version():
+    """dinr.sim.version, loaded by its path (standard library only), so that the
+    workflow computes the simulator's version without importing the package."""
+    source = Path(workflow.basedir).parent / "src" / "dinr" / "sim" / "version.py"
+    spec = importlib.util.spec_from_file_location("dinr_simulator_version", source)
+    version_module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(version_module)
+    return version_module
+
+
+SIMULATOR_VERSION = _load_simulator_version()
+
+
+def settings_record(dataset, section):
+    """What the settings file of a section holds: the dataset's settings, and for
+    ``simulate`` the simulator's code version too, so a scan made by other simulator
+    code is made again."""
+    settings = dataset_settings(dataset, section)
+    if section == "simulate":
+        return {**settings, SIMULATOR_VERSION.VERSION_KEY: SIMULATOR_VERSION.simulator_version()}
+    return settings
+
+
+def method_settings(dataset, method):
+    """The baselines section as one method's job reads it: ``methods`` is that method,
+    and keys only other methods read (the schema's x-methods) stay at their defaults,
+    so the job reruns only when its own keys change."""
+    section = dataset_settings(dataset, "baselines")
+    properties = SECTION_SCHEMAS["baselines"]["properties"]
+    record = {}
+    for key, value in section.items():
+        readers = properties[key].get("x-methods")
+        record[key] = value if readers is None or method in readers else properties[key]["default"]
+    return {**record, "methods": [method]}
 
 
 def is_simulated(dataset):
@@ -74,7 +139,7 @@ def frame_times_input(wildcards):
 
 
 def frame_times_option(wildcards, input):
-    return f"--frame-times {input.frame_times}" if input.frame_times else ""
+    return f"--frame-times {quoted(input.frame_times)}" if input.frame_times else ""
 
 
 def frame_count(wildcards):
@@ -83,7 +148,7 @@ def frame_count(wildcards):
 
 
 def truth_option(wildcards, input):
-    return f"--truth {input.truth}" if input.truth else ""
+    return f"--truth {quoted(input.truth)}" if input.truth else ""
 
 
 def settings_file(section):
@@ -109,7 +174,7 @@ def recon_inputs(wildcards):
 
 
 def recon_option(wildcards, input):
-    return " ".join(f"{m}={input[m]}" for m in dataset_methods(wildcards.dataset))
+    return " ".join(quoted(f"{m}={input[m]}") for m in dataset_methods(wildcards.dataset))
 
 
 # --- memory each job asks for (mem_mb), from its input's size -----------------------------
@@ -157,18 +222,37 @@ def model_mb(dataset):
     return 4 * 4 * entries / 2**20
 
 
+def mpi_ranks_per_node():
+    """MPI ranks of a training or render job on each of its resources.train_nodes nodes."""
+    return math.ceil(config["resources"]["train_tasks"] / config["resources"]["train_nodes"])
+
+
 def train_mem_mb(wildcards, input):
-    """Each of the train_tasks ranks holds its ray shards (the sinogram's size over the
-    ranks, 1.5 times for a step's working set), the model and the process itself."""
+    """Each rank holds its ray shards (the sinogram's size over the ranks, 1.5 times for
+    a step's working set), the model and the process itself; mem_mb is per node."""
     tasks = config["resources"]["train_tasks"]
-    return int(tasks * (PROCESS_MB + model_mb(wildcards.dataset) + 1.5 * input.size_mb / tasks))
+    return int(mpi_ranks_per_node() * (PROCESS_MB + model_mb(wildcards.dataset) + 1.5 * input.size_mb / tasks))
 
 
 def render_mem_mb(wildcards, input):
     """Each rank holds the model (its file's size, twice: loaded and on the device) and
-    a round of slices."""
-    tasks = config["resources"]["train_tasks"]
-    return int(tasks * (PROCESS_MB + 2 * Path(input.model).stat().st_size / 2**20))
+    a round of slices; mem_mb is per node."""
+    return int(mpi_ranks_per_node() * (PROCESS_MB + 2 * Path(input.model).stat().st_size / 2**20))
+
+
+def mpi_threads():
+    """Cores a training or render job holds: resources.train_cpus_per_task per rank."""
+    return config["resources"]["train_tasks"] * config["resources"]["train_cpus_per_task"]
+
+
+def mpi_gpus():
+    """GPUs a training or render job asks for: resources.gpus_per_task per rank."""
+    return config["resources"]["train_tasks"] * config["resources"]["gpus_per_task"]
+
+
+def mpi_tasks_per_gpu():
+    """Slurm's --ntasks-per-gpu: one rank per GPU (0, none asked for, without GPUs)."""
+    return 1 if config["resources"]["gpus_per_task"] else 0
 
 
 def simulate_mem_mb(wildcards):
@@ -177,6 +261,73 @@ def simulate_mem_mb(wildcards):
     scan_mb = sim["views"] * sim["rows"] * sim["size"] * 4 / 2**20
     truth_mb = sim["frames"] * sim["rows"] * sim["size"] ** 2 * 4 / 2**20
     return int(PROCESS_MB + 3 * (scan_mb + truth_mb))
+
+
+# --- wall time each job asks for (runtime, minutes), from its input's size -----------------
+# RUNTIME_MARGIN times what the work took on one core of the 2-core machine of README
+# "Memory" (the 2048-column, 3.8 GB scan; the MBIR peers on the 64-pixel demo, whose
+# cost grows faster than their input), and at least RUNTIME_FLOOR_MIN.
+RUNTIME_FLOOR_MIN = 10
+RUNTIME_MARGIN = 3
+CORE_MIN_PER_GIB = {"convert": 0.15, "prepare": 0.7, "evaluate": 0.5, "figures": 0.5,
+                    "fbp_sliding": 14, "fbp_static": 55, "fdk_sliding": 14, "fdk_static": 14,
+                    "mbir_sliding": 1400, "mace4d": 2900}
+SIMULATE_CORE_MIN_PER_GIB = 60  # of the scan's counts and truth (demo: 22 s for 1.5 + 2 MiB)
+TRAIN_SAMPLES_PER_CORE_S = 2.6e5  # field evaluations with backward (demo: 2.3e8 in 432 s on 2 cores)
+RENDER_VOXELS_PER_CORE_S = 1.2e6  # rendered voxels (large scan: 2.1e9 in 899 s on 2 cores)
+
+
+def _minutes(core_minutes, cores):
+    return int(RUNTIME_FLOOR_MIN + math.ceil(RUNTIME_MARGIN * core_minutes / cores))
+
+
+def runtime_min(stage):
+    """runtime for a streaming stage, growing with its input's size like mem_mb."""
+    def runtime(wildcards, input, threads):
+        return _minutes(CORE_MIN_PER_GIB[stage] * input.size_mb / 1024, threads)
+    return runtime
+
+
+def baseline_runtime_min(wildcards, input, threads):
+    return _minutes(CORE_MIN_PER_GIB[wildcards.baseline] * input.size_mb / 1024, threads)
+
+
+def simulate_runtime_min(wildcards):
+    """The simulator's work grows with the scan's counts and its truth (simulate_mem_mb)."""
+    sim = dataset_settings(wildcards.dataset, "simulate")
+    values = sim["views"] * sim["rows"] * sim["size"] + sim["frames"] * sim["rows"] * sim["size"] ** 2
+    return _minutes(SIMULATE_CORE_MIN_PER_GIB * values * 4 / 2**30, 1)
+
+
+def scan_shape(sinogram, size_mb):
+    """(views, rows, cols) of a prepared scan, read with h5py when the workflow's Python
+    has it, else taken as a cube of the file's float32 values."""
+    try:
+        import h5py
+    except ImportError:
+        side = round((size_mb * 2**20 / 4) ** (1 / 3))
+        return side, side, side
+    with h5py.File(sinogram, "r") as f:
+        return f["projections"].shape
+
+
+def train_runtime_min(wildcards, input, threads):
+    """Steps x rays a step x samples a ray, on the job's cores (samples: one per
+    detector column under samples_per_ray auto)."""
+    train = dataset_settings(wildcards.dataset, "train")
+    cols = scan_shape(input.sinogram, input.size_mb)[2]
+    samples = cols if train["samples_per_ray"] == "auto" else train["samples_per_ray"]
+    shards = config["resources"]["train_tasks"] if train["ray_shards"] == "auto" else train["ray_shards"]
+    evaluations = train["steps"] * train["batch_rays"] * shards * samples
+    return _minutes(evaluations / TRAIN_SAMPLES_PER_CORE_S / 60, threads)
+
+
+def render_runtime_min(wildcards, input, threads):
+    """Frames x slices x pixels x supersampling, on the job's cores."""
+    render = dataset_settings(wildcards.dataset, "render")
+    _, rows, cols = scan_shape(input.sinogram, input.size_mb)
+    voxels = frame_count(wildcards) * rows * cols**2 * render["supersample"] ** 3
+    return _minutes(voxels / RENDER_VOXELS_PER_CORE_S / 60, threads)
 
 
 def paper_showcase():

@@ -19,13 +19,14 @@ rule evaluate:
         "logs/{dataset}/evaluate.log",
     resources:
         mem_mb=streaming_mem_mb,
+        runtime=runtime_min("evaluate"),
     conda:
         "../../envs/dinr.yaml"
     shell:
-        "dinr evaluate --dataset {wildcards.dataset} --sinogram {input.sinogram} {params.truth}"
-        " --model {input.model} --recon {params.recon} --baselines {input.baselines}"
-        " --benchmark {input.benchmarks}"
-        " --out {output.metrics} --table {output.table} {params.chunk} 2> {log}"
+        "dinr evaluate --dataset {wildcards.dataset:q} --sinogram {input.sinogram:q} {params.truth}"
+        " --model {input.model:q} --recon {params.recon} --baselines {input.baselines:q}"
+        " --benchmark {input.benchmarks:q}"
+        " --out {output.metrics:q} --table {output.table:q} {params.chunk} 2> {log:q}"
 
 
 rule figures:
@@ -66,8 +67,9 @@ rule figures:
         "logs/{dataset}/figures.log",
     resources:
         mem_mb=streaming_mem_mb,
+        runtime=runtime_min("figures"),
     conda:
         "../../envs/dinr.yaml"
     shell:
-        "dinr figures --metrics {input.metrics} --recon {params.recon} {params.truth}"
-        " --model {input.model} --outdir {params.outdir} 2> {log}"
+        "dinr figures --metrics {input.metrics:q} --recon {params.recon} {params.truth}"
+        " --model {input.model:q} --outdir {params.outdir:q} 2> {log:q}"

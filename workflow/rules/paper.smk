@@ -28,9 +28,9 @@ rule paper_tables:
     conda:
         "../../envs/dinr.yaml"
     shell:
-        "dinr paper --metrics {input.metrics} --distributed {input.distributed} --memory {input.memory}"
-        " --table {output.table} --latex {output.latex} --scaling {output.scaling}"
-        " --memory-figure {output.memory} 2> {log}"
+        "dinr paper --metrics {input.metrics:q} --distributed {input.distributed:q} --memory {input.memory:q}"
+        " --table {output.table:q} --latex {output.latex:q} --scaling {output.scaling:q}"
+        " --memory-figure {output.memory:q} 2> {log:q}"
 
 
 rule paper_slices:
@@ -43,7 +43,7 @@ rule paper_slices:
     conda:
         "../../envs/dinr.yaml"
     shell:
-        "cp {input} {output} 2> {log}"
+        "cp {input:q} {output:q} 2> {log:q}"
 
 
 rule paper_showcase:
@@ -58,7 +58,7 @@ rule paper_showcase:
     conda:
         "../../envs/dinr.yaml"
     shell:
-        "(cp {input.movie} {output.movie} && cp {input.time_to_quality} {output.time_to_quality}) 2> {log}"
+        "(cp {input.movie:q} {output.movie:q} && cp {input.time_to_quality:q} {output.time_to_quality:q}) 2> {log:q}"
 
 
 # A second training run of the dataset with the same settings, keeping snapshots of the
@@ -75,17 +75,22 @@ rule train_with_snapshots:
         every=250,
     log:
         "logs/{dataset}/train_with_snapshots.log",
-    threads: config["resources"]["train_tasks"]
+    threads: mpi_threads()
     resources:
         tasks=config["resources"]["train_tasks"],
+        cpus_per_task=config["resources"]["train_cpus_per_task"],
+        nodes=config["resources"]["train_nodes"],
+        gpu=mpi_gpus(),
+        tasks_per_gpu=mpi_tasks_per_gpu(),
         mpi=config["resources"]["mpi"],
         mem_mb=train_mem_mb,
+        runtime=train_runtime_min,
     conda:
         "../../envs/dinr.yaml"
     shell:
-        "{resources.mpi} -n {resources.tasks} dinr train --settings {input.settings}"
-        " --sinogram {input.sinogram} --checkpoint {params.checkpoint} --model {output.model}"
-        " --snapshots {output.snapshots} --snapshot-every {params.every} 2> {log}"
+        "{resources.mpi} -n {resources.tasks} dinr train --settings {input.settings:q}"
+        " --sinogram {input.sinogram:q} --checkpoint {params.checkpoint:q} --model {output.model:q}"
+        " --snapshots {output.snapshots:q} --snapshot-every {params.every} --restart-on-other-settings 2> {log:q}"
 
 
 rule time_to_quality:
@@ -104,6 +109,6 @@ rule time_to_quality:
     conda:
         "../../envs/dinr.yaml"
     shell:
-        "dinr time-to-quality --settings {input.settings} --model {input.model} --snapshots {input.snapshots}"
-        " --sinogram {input.sinogram} --truth {input.truth} --metrics {input.metrics}"
-        " --out {output.json} --figure {output.figure} 2> {log}"
+        "dinr time-to-quality --settings {input.settings:q} --model {input.model:q} --snapshots {input.snapshots:q}"
+        " --sinogram {input.sinogram:q} --truth {input.truth:q} --metrics {input.metrics:q}"
+        " --out {output.json:q} --figure {output.figure:q} 2> {log:q}"

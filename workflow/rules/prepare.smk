@@ -15,10 +15,11 @@ rule convert:
         "results/{dataset}/benchmarks/convert.tsv"
     resources:
         mem_mb=streaming_mem_mb,
+        runtime=runtime_min("convert"),
     conda:
         "../../envs/dinr.yaml"
     shell:
-        "dinr convert --settings {input.settings} --raw {input.raw} --out {output} {params.chunk} 2> {log}"
+        "dinr convert --settings {input.settings:q} --raw {input.raw:q} --out {output:q} {params.chunk} 2> {log:q}"
 
 
 rule prepare:
@@ -36,8 +37,9 @@ rule prepare:
         "results/{dataset}/benchmarks/prepare.tsv"
     resources:
         mem_mb=streaming_mem_mb,
+        runtime=runtime_min("prepare"),
     conda:
         "../../envs/dinr.yaml"
     shell:
-        "dinr prepare --settings {input.settings} --geometry {input.geometry} --raw {input.raw} --out {output}"
-        " {params.chunk} 2> {log}"
+        "dinr prepare --settings {input.settings:q} --geometry {input.geometry:q} --raw {input.raw:q}"
+        " --out {output:q} {params.chunk} 2> {log:q}"

@@ -14,7 +14,9 @@ rule simulate:
         "results/{dataset}/benchmarks/simulate.tsv"
     resources:
         mem_mb=simulate_mem_mb,
+        runtime=simulate_runtime_min,
     conda:
         "../../envs/dinr.yaml"
     shell:
-        "dinr simulate --settings {input.settings} --geometry {input.geometry} --raw {output.raw} --truth {output.truth} 2> {log}"
+        "dinr simulate --settings {input.settings:q} --geometry {input.geometry:q} --raw {output.raw:q}"
+        " --truth {output.truth:q} 2> {log:q}"

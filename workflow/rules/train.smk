@@ -13,16 +13,22 @@ rule train:
         "logs/{dataset}/train.log",
     benchmark:
         "results/{dataset}/benchmarks/train.tsv"
-    threads: config["resources"]["train_tasks"]
+    threads: mpi_threads()
     resources:
         tasks=config["resources"]["train_tasks"],
+        cpus_per_task=config["resources"]["train_cpus_per_task"],
+        nodes=config["resources"]["train_nodes"],
+        gpu=mpi_gpus(),
+        tasks_per_gpu=mpi_tasks_per_gpu(),
         mpi=config["resources"]["mpi"],
         mem_mb=train_mem_mb,
+        runtime=train_runtime_min,
     conda:
         "../../envs/dinr.yaml"
     shell:
-        "{resources.mpi} -n {resources.tasks} dinr train --settings {input.settings}"
-        " --sinogram {input.sinogram} --checkpoint {params.checkpoint} --model {output.model} 2> {log}"
+        "{resources.mpi} -n {resources.tasks} dinr train --settings {input.settings:q}"
+        " --sinogram {input.sinogram:q} --checkpoint {params.checkpoint:q} --model {output.model:q}"
+        " --restart-on-other-settings 2> {log:q}"
 
 
 rule render:
@@ -39,13 +45,18 @@ rule render:
         "logs/{dataset}/render.log",
     benchmark:
         "results/{dataset}/benchmarks/render.tsv"
-    threads: config["resources"]["train_tasks"]
+    threads: mpi_threads()
     resources:
         tasks=config["resources"]["train_tasks"],
+        cpus_per_task=config["resources"]["train_cpus_per_task"],
+        nodes=config["resources"]["train_nodes"],
+        gpu=mpi_gpus(),
+        tasks_per_gpu=mpi_tasks_per_gpu(),
         mpi=config["resources"]["mpi"],
         mem_mb=render_mem_mb,
+        runtime=render_runtime_min,
     conda:
         "../../envs/dinr.yaml"
     shell:
-        "{resources.mpi} -n {resources.tasks} dinr render --settings {input.settings} --model {input.model}"
-        " --sinogram {input.sinogram} {params.frame_times} --out {output} 2> {log}"
+        "{resources.mpi} -n {resources.tasks} dinr render --settings {input.settings:q} --model {input.model:q}"
+        " --sinogram {input.sinogram:q} {params.frame_times} --out {output:q} 2> {log:q}"

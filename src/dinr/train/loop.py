@@ -51,22 +51,45 @@ def initial_state(run: TrainingRun) -> TrainingState:
     )
 
 
-def resume(run: TrainingRun, state: TrainingState, checkpoint_path: Path, reuse_checkpoint: bool) -> None:
+#: What :func:`resume` does with a checkpoint made with other settings.
+OTHER_SETTINGS = ("refuse", "reuse", "restart")
+
+
+def set_aside(checkpoint_path: Path, saved_hash: str) -> Path:
+    """Rename a checkpoint made with other settings to ``<stem>.<hash>.pt`` beside it
+    (the first 12 hex digits of its settings hash), keeping any earlier one of that name."""
+    target = checkpoint_path.with_name(f"{checkpoint_path.stem}.{saved_hash[:12]}{checkpoint_path.suffix}")
+    checkpoint_path.replace(target)
+    return target
+
+
+def resume(run: TrainingRun, state: TrainingState, checkpoint_path: Path, other_settings: str = "refuse") -> None:
     """Continue from ``checkpoint_path`` when it exists: load the field and optimizer and
-    take over step, history, learning-rate scale and skipped steps into ``state``. A
-    checkpoint made with other settings is refused, naming the differing keys, unless
-    ``reuse_checkpoint``; keys the checkpoint predates count at their schema defaults, or,
-    for keys of the field's architecture, at the value it was trained with."""
+    take over step, history, learning-rate scale and skipped steps into ``state``. Keys
+    the checkpoint predates count at their schema defaults, or, for keys of the field's
+    architecture, at the value it was trained with. A checkpoint made with other
+    settings is, by ``other_settings``: ``refuse``-d, naming the differing keys;
+    ``reuse``-d as it is; or, for ``restart``, renamed aside (:func:`set_aside`) by
+    rank 0 and the run started afresh, which the log says."""
+    if other_settings not in OTHER_SETTINGS:
+        raise ValueError(f"other_settings must be one of {OTHER_SETTINGS}, got {other_settings!r}")
     if not checkpoint_path.exists():
         return
     saved = load_checkpoint(checkpoint_path)
     stored = {**saved.completed_settings(), "ray_shards": saved.ray_shards}
-    if settings_hash(stored) != run.run_hash and not reuse_checkpoint:
-        keys = differing_keys(stored, {**run.config, "ray_shards": run.n_shards})
-        raise InputError(
-            f"{checkpoint_path}: checkpoint was made with other settings (differing: "
-            f"{', '.join(keys) or 'hash only'}); delete it or pass --reuse-checkpoint"
-        )
+    saved_hash = settings_hash(stored)
+    if saved_hash != run.run_hash and other_settings != "reuse":
+        keys = ", ".join(differing_keys(stored, {**run.config, "ray_shards": run.n_shards})) or "hash only"
+        if other_settings == "refuse":
+            raise InputError(f"{checkpoint_path}: checkpoint was made with other settings (differing: {keys}); "
+                             "delete it or pass --reuse-checkpoint or --restart-on-other-settings")
+        run.comm.barrier()  # every rank has read the checkpoint before rank 0 moves it
+        if run.comm.rank == 0:
+            kept = set_aside(checkpoint_path, saved_hash)
+            log.warning("%s was made with other settings (differing: %s) at step %d; kept as %s, training "
+                        "starts afresh", checkpoint_path, keys, int(saved.step), kept)
+        run.comm.barrier()
+        return
     run.field.load_state_dict(saved.model)
     run.optimizer.load_state_dict(saved.optimizer)
     state.step, state.history = int(saved.step), list(saved.history)
@@ -112,18 +135,19 @@ def _log_start(run: TrainingRun) -> None:
 
 
 def train(settings: TrainSettings, shards: dict[int, Sinogram], n_shards: int, noise_variance: float,
-          checkpoint_path: str | Path, comm: Communicator, reuse_checkpoint: bool = False,
+          checkpoint_path: str | Path, comm: Communicator, other_settings: str = "refuse",
           snapshot_dir: Path | None = None, snapshot_every: int = 0, local_peak: float | None = None) -> TrainingState:
     """Train the field on this rank's ray ``shards`` (shard index -> its training views)
     of ``n_shards``, with the scan's ``noise_variance`` for the prior (``local_peak``: the
     shards' line-integral peak, if already measured); return the final
-    state (as checkpointed). Resumes from ``checkpoint_path`` (see :func:`resume`). With
+    state (as checkpointed). Resumes from ``checkpoint_path`` (see :func:`resume`, which
+    treats a checkpoint made with other settings by ``other_settings``). With
     ``snapshot_dir``, rank 0 also saves the field every ``snapshot_every`` steps and at
     the end (:mod:`dinr.train.snapshots`), with the wall time since this process's first step."""
     checkpoint_path = Path(checkpoint_path)
     run = set_up(settings, shards, n_shards, noise_variance, comm, local_peak)
     state = initial_state(run)
-    resume(run, state, checkpoint_path, reuse_checkpoint)
+    resume(run, state, checkpoint_path, other_settings)
     comm.check_identical(run.field, state.step)
     progress = Progress(settings.steps, state.step, run.global_rays)
     _log_start(run)

@@ -8,6 +8,8 @@ across ranks by a collective, so all ranks build the same field.
 from __future__ import annotations
 
 import dataclasses
+import logging
+import math
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +30,8 @@ from dinr.train.device import choose_device
 from dinr.train.objective import tv_time_weight, tv_weight
 from dinr.train.reducer import GradientReducer
 from dinr.train.sampler import RaySampler, ShardedSampler
+
+log = logging.getLogger(__name__)
 
 #: Control slots at the end of the gradient buffer: stop requested, loss non-finite.
 STOP_SLOT, NONFINITE_SLOT = -2, -1
@@ -116,6 +120,17 @@ def prior_record(settings: TrainSettings, noise_variance: float, shards: list[Si
             "time_step": time_step, "noise_variance": noise_variance}
 
 
+def warn_if_motion_unresolved(settings: TrainSettings, spec: dict[str, Any], span: float) -> None:
+    """Log a warning when ``time_resolution: auto`` made a static field because the
+    training views span ``span`` radians, one half-turn or less: no two instants of such
+    a scan see every direction, so motion during it cannot be told from structure."""
+    if settings.time_resolution == "auto" and spec["time_resolution"] == 0:
+        log.warning("the training views span %.1f degrees of rotation (%.2f half-turns): too little to resolve "
+                    "motion, so train.time_resolution auto gives a static field; a deforming object needs more "
+                    "than one half-turn (set train.time_resolution to force a time grid)", math.degrees(span),
+                    span / math.pi)
+
+
 def set_up(settings: TrainSettings, shards: dict[int, Sinogram], n_shards: int, noise_variance: float,
            comm: Communicator, local_peak: float | None = None) -> TrainingRun:
     """A run on this rank's ``shards`` (shard index -> its views) of ``n_shards``, with
@@ -128,7 +143,10 @@ def set_up(settings: TrainSettings, shards: dict[int, Sinogram], n_shards: int, 
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS's condition for repeatable matmuls
         torch.use_deterministic_algorithms(True)
     scale = output_scale(settings, held, geometry, comm, local_peak)
-    spec = field_spec(settings, geometry, angular_span(held, comm), scale)
+    span = angular_span(held, comm)
+    spec = field_spec(settings, geometry, span, scale)
+    if comm.rank == 0:
+        warn_if_motion_unresolved(settings, spec, span)
     field = build_field(settings, spec).to(device)
     prior = prior_record(settings, noise_variance, held, geometry, spec, comm)
     comm.broadcast_module(field)

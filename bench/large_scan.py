@@ -10,8 +10,8 @@
    truth at ``--frames`` times (parallel beam, the geometry of
    :mod:`dinr.geometry.parallel`).
 2. Runs the workflow (``snakemake --cores 2``) on it one stage at a time up to
-   ``--until``: convert, prepare, train (``--steps``, 2 ranks), render, FBP static and
-   sliding, evaluate.
+   ``--until``: convert, prepare, train (``--steps``, 2 ranks), render, export (OME-Zarr
+   and ImageJ TIFF of DINR's volume), FBP static and sliding, evaluate.
 3. Records each stage's wall time (Snakemake's benchmark file) and peak resident memory
    per process (the ``peak resident memory`` line every ``dinr`` stage logs; one per
    rank for MPI stages), and checks them against the limits: every stage but training
@@ -52,6 +52,7 @@ STAGES = {
     "prepare": "prepared/sinogram.h5",
     "train": "dinr/model.pt",
     "render": "dinr/recon.h5",
+    "export": "dinr/export",
     "evaluate": "metrics.json",
 }
 BASELINES = ("fbp_sliding", "fbp_static")
@@ -260,7 +261,7 @@ def main() -> None:
         synthesise(args.workdir, args.views, args.rows, args.cols, args.frames)
         scan["synthesise_s"] = time.perf_counter() - start
     config = workflow_config(args.workdir, args)
-    order = ["convert", "prepare", "train", "render", *args.baselines, "evaluate"]
+    order = ["convert", "prepare", "train", "render", "export", *args.baselines, "evaluate"]
     stages = order[:order.index(args.until) + 1]
     for stage in stages:
         record = stage_record(args.workdir, stage, *run_stage(args.workdir, config, stage, args.stage_limit_s))

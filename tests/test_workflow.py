@@ -50,7 +50,9 @@ def test_demo_dag_runs_end_to_end_with_and_without_truth(tiny_scan: dict[str, Pa
     shutil.copy(tiny_scan["raw"], beamtime / "scan 1.h5")
     user = "run_1.v2"
     config["datasets"][user] = {"raw": str(beamtime / "scan 1.h5"), "prepare": {"heldout_every": 10},
-                                "baselines": {"methods": ["fbp_static"]}}  # a dataset's own baselines
+                                "baselines": {"methods": ["fbp_static"]},  # a dataset's own baselines
+                                "renderings": {"zoom": {"times": [0.3, 0.35], "region": {"x": [8, 24]},
+                                                        "upsample": 2}}}
     config_file = workdir / "config.yaml"
     config_file.write_text(yaml.safe_dump(config, allow_unicode=True))
     result = _snakemake(workdir, "--cores", "2", "--configfile", str(config_file))
@@ -73,6 +75,16 @@ def test_demo_dag_runs_end_to_end_with_and_without_truth(tiny_scan: dict[str, Pa
     with h5py.File(workdir / "results/tiny/dinr/recon.h5") as f:
         assert f["recon"].shape == (4, 4, 32, 32)
         assert "dinr_git_commit" in f.attrs and "dinr_versions" in f.attrs
+    for dataset in ("tiny", user):
+        for plane in ("axial", "vertical"):
+            assert (workdir / f"results/{dataset}/figures/movie_{plane}.gif").stat().st_size > 10_000
+        for name in ("recon.ome.zarr", "recon.tif"):
+            assert (workdir / f"results/{dataset}/dinr/export/{name}").exists()
+    with h5py.File(workdir / f"results/{user}/renderings/zoom/recon.h5") as f:
+        assert f["recon"].shape == (2, 4, 64, 32) and f["recon"].attrs["frame_interval_s"] == pytest.approx(0.05)
+    assert (workdir / f"results/{user}/renderings/zoom/export/recon.tif").exists()
+    with h5py.File(workdir / "results/tiny/fbp_static/recon.h5") as f:
+        assert f["recon"].is_virtual  # a static method's volume is stored once
     simulate_settings = json.loads((workdir / "results/tiny/settings/simulate.json").read_text())
     assert simulate_settings["simulator_version"] == simulator_version()
 

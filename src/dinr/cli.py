@@ -27,6 +27,7 @@ from dinr.settings import (
     ConvertSettings,
     GeometrySettings,
     PrepareSettings,
+    RenderingSettings,
     RenderSettings,
     SimulateSettings,
     TrainSettings,
@@ -101,7 +102,36 @@ def _render(args: argparse.Namespace) -> None:
     from dinr.train.comm import Communicator
 
     settings = load_section(RenderSettings, args.settings)
-    stages.render(settings, args.model, args.sinogram, args.frame_times, args.out, Communicator())
+    stages.render(settings, args.model, args.sinogram, args.frame_times, args.out, Communicator(), args.chunk_mb)
+
+
+def _render_request(args: argparse.Namespace) -> None:
+    from dinr import stages
+    from dinr.train.comm import Communicator
+
+    settings = load_section(RenderingSettings, args.settings)
+    stages.render_request(settings, f"renderings.{args.name}", args.model, args.sinogram, args.out, Communicator(),
+                          args.chunk, args.chunk_mb)
+
+
+def _export(args: argparse.Namespace) -> None:
+    from dinr.io.export import export_imagej_tiff, export_ome_zarr
+
+    if args.zarr is None and args.tiff is None:
+        raise InputError("dinr export: give --zarr, --tiff or both")
+    for out in (args.zarr, args.tiff):
+        if out is not None:
+            out.parent.mkdir(parents=True, exist_ok=True)
+    if args.zarr is not None:
+        export_ome_zarr(args.volume, args.zarr, workers=args.threads)
+    if args.tiff is not None:
+        export_imagej_tiff(args.volume, args.tiff)
+
+
+def _movie(args: argparse.Namespace) -> None:
+    from dinr.evaluate.figures import plane_movie
+
+    plane_movie(args.volume, args.out, args.title, args.seconds_per_frame)
 
 
 def _baseline(args: argparse.Namespace) -> None:
@@ -220,6 +250,29 @@ def _add_pipeline_stages(stage: StageAdder) -> None:
     p.add_argument("--sinogram", type=Path, required=True, help="prepared scan (for its time axis)")
     p.add_argument("--frame-times", type=Path, help=FRAME_TIMES_HELP)
     p.add_argument("--out", type=Path, required=True, help="output 4D volume (HDF5 /recon, /time)")
+    _chunk_option(p)
+
+    p = stage("render-request", _render_request,
+              "Sample the trained field at a rendering request's instants, region, voxel size or plane.")
+    p.add_argument("--settings", type=Path, required=True, help="JSON of one 'renderings.<name>' entry")
+    p.add_argument("--name", required=True, help="the rendering's name (for messages)")
+    p.add_argument("--model", type=Path, required=True, help="trained model (from 'dinr train')")
+    p.add_argument("--sinogram", type=Path, required=True, help="prepared scan (its clock and pixel size)")
+    p.add_argument("--chunk", type=_positive_int, default=65536, help="points evaluated at once (render.chunk)")
+    p.add_argument("--out", type=Path, required=True, help="output 4D volume (HDF5 /recon, /time)")
+    _chunk_option(p)
+
+    p = stage("export", _export, "A 4D volume file as OME-Zarr (NGFF) and/or an ImageJ hyperstack TIFF.")
+    p.add_argument("--volume", type=Path, required=True, help="volume file (HDF5 /recon (t, z, y, x), /time)")
+    p.add_argument("--zarr", type=Path, help="output OME-Zarr folder (.ome.zarr)")
+    p.add_argument("--tiff", type=Path, help="output ImageJ TIFF (.tif)")
+    p.add_argument("--threads", type=_positive_int, default=1, help="threads computing the OME-Zarr pyramid")
+
+    p = stage("movie", _movie, "An animated GIF of a rendered plane (axial slice or vertical cut) over time.")
+    p.add_argument("--volume", type=Path, required=True, help="rendering of one plane (HDF5 /recon, /time)")
+    p.add_argument("--title", default="", help="title before the time of each frame")
+    p.add_argument("--seconds-per-frame", type=_positive_float, default=0.1, help="display time of a frame")
+    p.add_argument("--out", type=Path, required=True, help="output GIF")
 
     p = stage("baseline", _baseline, "A baseline reconstruction (FBP, MBIR or MACE4D) at the frame times.")
     p.add_argument("--settings", type=Path, required=True, help="JSON of the 'baselines' config section")

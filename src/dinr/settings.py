@@ -118,11 +118,30 @@ class TrainSettings:
 
 @dataclass(frozen=True)
 class RenderSettings:
-    """Frame times and chunking of the rendered 4D volume."""
+    """Frame times and chunking of the rendered 4D volume, and the formats it and every
+    rendering are exported to (``exports``)."""
 
     frames: int
     chunk: int
     supersample: int
+    exports: list[str]
+
+
+@dataclass(frozen=True)
+class RenderingSettings:
+    """One rendering of a trained field: its instants (``times``: a list of seconds,
+    ``{"count": N}``, or ``{"rate_hz": R, "start_s": a, "stop_s": b}``), a ``region``
+    of the scan's grid (``{"units": "voxels" | "mm", "z" | "y" | "x": [start, stop]}``,
+    or ``None`` for all of it), ``upsample`` voxels per detector pixel, ``supersample``
+    points per voxel side, and a ``plane`` (``volume``, ``axial``, ``vertical``) at
+    ``at`` voxels (see :mod:`dinr.rendering`)."""
+
+    times: list[float] | dict[str, Any]
+    region: dict[str, Any] | None
+    upsample: int
+    supersample: int
+    plane: str
+    at: float | None
 
 
 @dataclass(frozen=True)
@@ -161,6 +180,7 @@ S = TypeVar("S")
 SECTIONS: dict[type, str] = {
     SimulateSettings: "simulate", ConvertSettings: "convert", PrepareSettings: "prepare",
     TrainSettings: "train", RenderSettings: "render", BaselineSettings: "baselines", GeometrySettings: "geometry",
+    RenderingSettings: "rendering",
 }
 
 

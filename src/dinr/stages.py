@@ -36,9 +36,9 @@ from dinr.evaluate.report import metrics_table
 from dinr.evaluate.residuals import ResidualSum, field_prediction, volume_prediction
 from dinr.evaluate.time_to_quality import overtaking, snapshot_curve
 from dinr.frames import frame_times
-from dinr.geometry.resolve import beam_attributes, geometry_of
+from dinr.geometry.resolve import beam_attributes, geometry_of, voxel_size_mm
 from dinr.inr.rays import samples_per_ray
-from dinr.inr.render import SliceRenderer
+from dinr.inr.render import SliceRenderer, VoxelGrid
 from dinr.io.atomic import write_json, write_text
 from dinr.io.benchmarks import read_wall_seconds
 from dinr.io.canonical import (
@@ -60,6 +60,7 @@ from dinr.io.volume import (
     open_volume,
     read_times,
     read_volume,
+    static_volume_writer,
     volume_attribute,
     volume_writer,
     write_volume,
@@ -70,11 +71,13 @@ from dinr.prep.exposure import exposure_middles
 from dinr.prep.heldout import heldout_views
 from dinr.prep.normalize import minus_log, normalize, normalize_nf
 from dinr.provenance import provenance
+from dinr.rendering import request_grid, request_times, voxel_size_zyx
 from dinr.settings import (
     BaselineSettings,
     ConvertSettings,
     GeometrySettings,
     PrepareSettings,
+    RenderingSettings,
     RenderSettings,
     SimulateSettings,
     TrainSettings,
@@ -241,9 +244,11 @@ def baseline(settings: BaselineSettings, method: str, sinogram_path: Path, truth
     seconds, normalised = _frame_times(header.scan_time, truth_times_path, frames)
     attrs = provenance(method, {**dataclasses.asdict(settings), "frames": frames},
                        {"sinogram": str(sinogram_path), "truth": str(truth_times_path or "")})
+    voxel = (voxel_size_mm(header),) * 3
     if method in FBP_METHODS:
         attrs["backend"] = available_backend(settings.backend)
-        _fbp_in_blocks(settings, method, sinogram_path, normalised, seconds, attrs, out_path, chunk_mb, threads)
+        _fbp_in_blocks(settings, method, sinogram_path, normalised, seconds, attrs, out_path, chunk_mb, threads,
+                       voxel)
         log.info("%s (%s): %d frames", method, attrs["backend"], len(seconds))
         return
     sino = read_sinogram(sinogram_path, split=split)
@@ -252,9 +257,12 @@ def baseline(settings: BaselineSettings, method: str, sinogram_path: Path, truth
     if method in FDK_METHODS:
         if method == "fdk_static":
             volume = fdk_static(sino.projections, sino.theta, geometry)  # type: ignore[arg-type]
-            recon = np.broadcast_to(volume, (len(seconds), *volume.shape))
-        else:
-            recon = fdk_sliding(sino.projections, sino.theta, time_norm, normalised, geometry)  # type: ignore[arg-type]
+            attrs["backend"] = f"itk-rtk {importlib.metadata.version('itk-rtk')}"
+            with static_volume_writer(out_path, (len(seconds), *volume.shape), seconds, attrs, voxel) as static:
+                static[...] = volume
+            log.info("%s (%s): one volume for %d frames", method, attrs["backend"], len(seconds))
+            return
+        recon = fdk_sliding(sino.projections, sino.theta, time_norm, normalised, geometry)  # type: ignore[arg-type]
         attrs["backend"] = f"itk-rtk {importlib.metadata.version('itk-rtk')}"
     elif method == "mbir_sliding":
         recon = sliding_window_mbir(sino.projections, sino.theta, sino.heldout, time_norm, normalised,
@@ -265,24 +273,25 @@ def baseline(settings: BaselineSettings, method: str, sinogram_path: Path, truth
                        settings.mbir_sharpness, settings.mace4d_iterations, settings.mace4d_prior_weight,
                        cpu_devices=threads)
         attrs["backend"] = f"mbirjax {importlib.metadata.version('mbirjax')}"
-    write_volume(out_path, np.ascontiguousarray(recon), seconds, attrs)
+    write_volume(out_path, np.ascontiguousarray(recon), seconds, attrs, voxel_size_mm=voxel)
     log.info("%s (%s): %d frames", method, attrs["backend"], len(seconds))
 
 
 def _fbp_in_blocks(settings: BaselineSettings, method: str, sinogram_path: Path, normalised: np.ndarray,
                    seconds: np.ndarray, attrs: dict[str, object], out_path: Path, chunk_mb: float,
-                   threads: int) -> None:
+                   threads: int, voxel: tuple[float, float, float]) -> None:
     """``fbp_static`` or ``fbp_sliding`` of the training views, block of detector rows by
-    block, each block's slices written for every frame before the next is read."""
+    block, each block's slices written for every frame before the next is read
+    (``fbp_static``'s one volume once, shown at every frame time)."""
     views, rows, cols = read_scan_shape(sinogram_path)
     backend = str(attrs["backend"])
-    with volume_writer(out_path, (len(seconds), rows, cols, cols), seconds, attrs) as recon:
+    shape = (len(seconds), rows, cols, cols)
+    writer = static_volume_writer if method == "fbp_static" else volume_writer
+    with writer(out_path, shape, seconds, attrs, voxel_size_mm=voxel) as recon:
         for block in _progress(blocks(rows, 4 * (views * cols + cols * cols), chunk_mb), method):
             sino = read_sinogram(sinogram_path, split="train", rows=block)
             if method == "fbp_static":
-                volume = fbp(sino.projections, sino.theta, sino.center, settings.filter, backend, threads)
-                for frame in range(len(seconds)):
-                    recon[frame, block] = volume
+                recon[block] = fbp(sino.projections, sino.theta, sino.center, settings.filter, backend, threads)
             else:
                 for frame, volume in enumerate(sliding_window_fbp_frames(
                         sino.projections, sino.theta, sino.normalised_time(sino.time), normalised, sino.center,
@@ -314,27 +323,65 @@ def train(settings: TrainSettings, sinogram_path: Path, checkpoint_path: Path, m
 
 
 def render(settings: RenderSettings, model_path: Path, sinogram_path: Path, truth_times_path: Path | None,
-           out_path: Path, comm: Communicator) -> None:
-    """Sample the trained field at the frame times (as :func:`baseline` chooses them).
-    The (frame, slice) images are dealt to the ranks in rounds and rank 0 writes each
-    round into the output file, so no rank holds more than a round of slices."""
+           out_path: Path, comm: Communicator, chunk_mb: float = DEFAULT_CHUNK_MB) -> None:
+    """Sample the trained field on the scan's grid at the frame times (as
+    :func:`baseline` chooses them), as :func:`render_grid` does."""
     state = load_checkpoint(model_path)
+    seconds, normalised = _frame_times(read_scan_time(sinogram_path), truth_times_path, settings.frames)
+    grid = VoxelGrid.full(state.beam_geometry())
+    voxel = voxel_size_mm(read_sinogram(sinogram_path, rows=slice(0, 0)))
+    attrs = provenance("render", dataclasses.asdict(settings),
+                       {"model": str(model_path), "sinogram": str(sinogram_path)})
+    render_grid(state, grid, seconds, normalised, out_path, attrs, comm, settings.chunk, settings.supersample,
+                chunk_mb, voxel)
+
+
+def render_request(settings: RenderingSettings, where: str, model_path: Path, sinogram_path: Path, out_path: Path,
+                   comm: Communicator, chunk: int = 65536, chunk_mb: float = DEFAULT_CHUNK_MB) -> None:
+    """A rendering request (``where``: its config key, for errors): the field sampled at
+    the request's instants on its grid (:mod:`dinr.rendering`), as :func:`render_grid`
+    does."""
+    state = load_checkpoint(model_path)
+    header = read_sinogram(sinogram_path, rows=slice(0, 0))
+    voxel = voxel_size_mm(header)
+    seconds, normalised = request_times(settings, header.scan_time, where)
+    grid = request_grid(settings, state.beam_geometry(), voxel, where)
+    attrs = provenance("render", {**dataclasses.asdict(settings), "request": where},
+                       {"model": str(model_path), "sinogram": str(sinogram_path)})
+    render_grid(state, grid, seconds, normalised, out_path, attrs, comm, chunk, settings.supersample, chunk_mb,
+                voxel)
+
+
+def render_grid(state: TrainingState, grid: VoxelGrid, seconds: np.ndarray, normalised: np.ndarray, out_path: Path,
+                attrs: dict[str, object], comm: Communicator, chunk: int, supersample: int, chunk_mb: float,
+                pixel_mm: float) -> None:
+    """Sample the field of ``state`` on ``grid`` at ``normalised`` times (``seconds``
+    recorded) into a (t, z, y, x) volume file with its voxel size in mm (the scan's
+    voxel being ``pixel_mm``) and the grid's place in the scan (``/z_mm``, ``/y_mm``,
+    ``/x_mm``: voxel centres from the axis at mid-height, y and z up). The (frame,
+    slice, band of rows) images, each band at most about ``chunk_mb`` MiB, are dealt to the ranks in rounds and rank 0 writes each round into the output
+    file, so no rank holds more than a round of bands; progress shows rate and ETA."""
     geometry = state.beam_geometry()
     trained = state.train_settings()
     device = choose_device(trained.device, comm, trained.share_gpus)
-    render_slice = SliceRenderer(state.field().to(device), geometry, settings.chunk, settings.supersample, device)
-    seconds, normalised = _frame_times(read_scan_time(sinogram_path), truth_times_path, settings.frames)
-    shape = (len(normalised), geometry.rows, geometry.n, geometry.n)
-    items = [(f, r) for f in range(shape[0]) for r in range(shape[1])]
-    attrs = provenance("render", dataclasses.asdict(settings),
-                       {"model": str(model_path), "sinogram": str(sinogram_path)})
+    render_slice = SliceRenderer(state.field().to(device), geometry, chunk, supersample, device, grid)
+    band = render_slice.band_rows(chunk_mb)
+    nz, ny, nx = grid.shape
+    shape = (len(normalised), nz, ny, nx)
+    items = [(f, z, slice(y, min(y + band, ny))) for f in range(shape[0]) for z in range(nz)
+             for y in range(0, ny, band)]
     attrs["dinr_train_settings"] = json.dumps(state.settings, sort_keys=True)
-    writer = volume_writer(out_path, shape, seconds, attrs) if comm.rank == 0 else nullcontext()
+    voxel_size = voxel_size_zyx(grid, pixel_mm)
+    writer = volume_writer(out_path, shape, seconds, attrs, voxel_size_mm=voxel_size, chunk_rows=band) \
+        if comm.rank == 0 else nullcontext()
     with writer as dset:
-        images = comm.map_rounds(items, lambda item: render_slice(float(normalised[item[0]]), item[1]))
-        for item, image in tqdm(images, total=len(items), desc="render", unit="slice", mininterval=10,
-                                disable=comm.rank != 0):
-            dset[item] = image
+        if comm.rank == 0:
+            for axis in ("z", "y", "x"):
+                dset.file.create_dataset(f"{axis}_mm", data=getattr(grid, axis) * pixel_mm).attrs["units"] = "mm"
+        images = comm.map_rounds(items, lambda item: render_slice(float(normalised[item[0]]), item[1], item[2]))
+        for (frame, z, rows), image in tqdm(images, total=len(items), desc="render", unit="band", mininterval=10,
+                                            disable=comm.rank != 0):
+            dset[frame, z, rows] = image
     if comm.rank == 0:
         log.info("rendered %d frames of %d x %d x %d voxels", *shape)
 

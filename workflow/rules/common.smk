@@ -14,25 +14,27 @@ SCHEMA = Path(workflow.basedir) / "schemas" / "config.schema.yaml"
 SCHEMA_DOCUMENT = yaml.safe_load(SCHEMA.read_text())
 # The config sections are the schema's $defs (dinr.settings reads the same list).
 SECTION_SCHEMAS = SCHEMA_DOCUMENT["$defs"]
-SECTIONS = tuple(SECTION_SCHEMAS)
+SECTIONS = tuple(name for name in SECTION_SCHEMAS if name in SCHEMA_DOCUMENT["properties"])
 BASELINES = tuple(SECTION_SCHEMAS["baselines"]["properties"]["methods"]["items"]["enum"])
 MBIR_BASELINES = ("mbir_sliding", "mace4d")  # dinr.baselines.mbir.MBIR_METHODS
 DATASET_NAME = SCHEMA_DOCUMENT["properties"]["datasets"]["propertyNames"]["pattern"]
 
 
-def check_dataset_names(datasets):
-    """Dataset names become folder names, wildcards and command-line words: letters,
-    digits, '.', '_' and '-', starting with a letter or digit (config/README.md)."""
+def check_dataset_names(datasets, key="datasets"):
+    """Dataset (and rendering) names become folder names, wildcards and command-line
+    words: letters, digits, '.', '_' and '-', starting with a letter or digit
+    (config/README.md); ``key`` is where the names are in the config."""
     for name in datasets or {}:
         if not isinstance(name, str) or not re.fullmatch(DATASET_NAME, name):
             raise ValueError(
-                f"config key datasets.{name!r}: a dataset name may hold only letters, digits, '.', '_' and '-', "
+                f"config key {key}.{name!r}: a name may hold only letters, digits, '.', '_' and '-', "
                 f"and must start with a letter or digit (pattern {DATASET_NAME}); rename it, e.g. "
                 f"{re.sub('[^A-Za-z0-9._-]', '_', str(name)).lstrip('._-') or 'scan'!r}"
             )
 
 
 check_dataset_names(config.get("datasets"))
+check_dataset_names(config.get("renderings"), "renderings")
 validate(config, str(SCHEMA))
 
 
@@ -52,9 +54,51 @@ def dataset_settings(dataset, section):
     return merged
 
 
+def is_simulated(dataset):
+    return config["datasets"][dataset].get("simulated", False)
+
+
+# Renderings every dataset gets for its movies: the middle slice and the vertical cut
+# through the axis, at four times the frame rate of the metric frames.
+MOVIE_PLANES = ("axial", "vertical")
+
+
+def metric_frames(dataset):
+    """Frames of the metric volumes: the simulated truth's, else render.frames."""
+    if is_simulated(dataset):
+        return dataset_settings(dataset, "simulate")["frames"]
+    return dataset_settings(dataset, "render")["frames"]
+
+
+def dataset_renderings(dataset):
+    """Name -> request of every rendering of a dataset: the movies' planes, then the
+    global renderings section, then the dataset's own (each over the schema defaults)."""
+    movies = {f"movie_{plane}": {"plane": plane, "times": {"count": 4 * metric_frames(dataset)}}
+              for plane in MOVIE_PLANES}
+    requests = {**movies, **config.get("renderings", {}), **config["datasets"][dataset].get("renderings", {})}
+    defaults = {key: spec["default"] for key, spec in SECTION_SCHEMAS["rendering"]["properties"].items()}
+    resolved = {}
+    for name, request in requests.items():
+        merged = {**defaults, **request}
+        try:
+            jsonschema.validate(merged, _section_schema("rendering"))
+        except jsonschema.ValidationError as err:
+            where = ".".join(["datasets", dataset, "renderings", name, *map(str, err.absolute_path)])
+            raise ValueError(f"config key {where}: {err.message}") from None
+        resolved[name] = merged
+    return resolved
+
+
+def user_renderings(dataset):
+    """The renderings the config asks for (not the movies' own)."""
+    return [name for name in dataset_renderings(dataset) if not name.startswith("movie_")]
+
+
 for _name in config["datasets"]:
+    check_dataset_names(config["datasets"][_name].get("renderings"), f"datasets.{_name}.renderings")
     for _section in SECTIONS:
         dataset_settings(_name, _section)
+    dataset_renderings(_name)
 
 
 def any_of(names):
@@ -63,10 +107,16 @@ def any_of(names):
     return "|".join(re.escape(name) for name in names)
 
 
+RENDERINGS = sorted({name for dataset in config["datasets"] for name in dataset_renderings(dataset)})
+
+
 wildcard_constraints:
     dataset=any_of(config["datasets"]),
     section=any_of(SECTIONS),
     baseline=any_of(BASELINES),
+    rendering=any_of(RENDERINGS),
+    volume=any_of(["dinr", *BASELINES, *(f"renderings/{name}" for name in RENDERINGS)]),
+    plane=any_of(MOVIE_PLANES),
 
 
 def quoted(path):
@@ -90,7 +140,9 @@ SIMULATOR_VERSION = _load_simulator_version()
 def settings_record(dataset, section):
     """What the settings file of a section holds: the dataset's settings, and for
     ``simulate`` the simulator's code version too, so a scan made by other simulator
-    code is made again."""
+    code is made again; ``rendering_<name>`` is one rendering's request."""
+    if section.startswith("rendering_"):
+        return dataset_renderings(dataset)[section.removeprefix("rendering_")]
     settings = dataset_settings(dataset, section)
     if section == "simulate":
         return {**settings, SIMULATOR_VERSION.VERSION_KEY: SIMULATOR_VERSION.simulator_version()}
@@ -108,10 +160,6 @@ def method_settings(dataset, method):
         readers = properties[key].get("x-methods")
         record[key] = value if readers is None or method in readers else properties[key]["default"]
     return {**record, "methods": [method]}
-
-
-def is_simulated(dataset):
-    return config["datasets"][dataset].get("simulated", False)
 
 
 def raw_scan(wildcards):
@@ -269,7 +317,7 @@ def simulate_mem_mb(wildcards):
 # cost grows faster than their input), and at least RUNTIME_FLOOR_MIN.
 RUNTIME_FLOOR_MIN = 10
 RUNTIME_MARGIN = 3
-CORE_MIN_PER_GIB = {"convert": 0.15, "prepare": 0.7, "evaluate": 0.5, "figures": 0.5,
+CORE_MIN_PER_GIB = {"convert": 0.15, "prepare": 0.7, "evaluate": 0.5, "figures": 0.5, "export": 1,
                     "fbp_sliding": 14, "fbp_static": 55, "fdk_sliding": 14, "fdk_static": 14,
                     "mbir_sliding": 1400, "mace4d": 2900}
 SIMULATE_CORE_MIN_PER_GIB = 60  # of the scan's counts and truth (demo: 22 s for 1.5 + 2 MiB)
@@ -330,16 +378,53 @@ def render_runtime_min(wildcards, input, threads):
     return _minutes(voxels / RENDER_VOXELS_PER_CORE_S / 60, threads)
 
 
+def request_runtime_min(wildcards, input, threads):
+    """A rendering request's instants x voxels x supersampling, on the job's cores."""
+    request = dataset_renderings(wildcards.dataset)[wildcards.rendering]
+    _, rows, cols = scan_shape(input.sinogram, input.size_mb)
+    times = request["times"]
+    if isinstance(times, list):
+        instants = len(times)
+    elif "count" in times:
+        instants = times["count"]
+    else:  # a rate over at most the scan: bounded by the instants the rule allows
+        instants = 100_000
+    box = (request["region"] or {})
+    extent = [abs(box[axis][1] - box[axis][0]) if axis in box and box.get("units", "voxels") == "voxels" else full
+              for axis, full in (("z", rows), ("y", cols), ("x", cols))]
+    if request["plane"] != "volume":
+        extent[0 if request["plane"] == "axial" else 1] = 1 / request["upsample"]
+    voxels = math.prod(extent) * request["upsample"] ** 3 * request["supersample"] ** 2
+    return _minutes(instants * voxels / RENDER_VOXELS_PER_CORE_S / 60, threads)
+
+
+def export_options(wildcards, output):
+    """``dinr export``'s outputs in the export folder, as render.exports asks."""
+    formats = dataset_settings(wildcards.dataset, "render")["exports"]
+    names = {"ome_zarr": f"--zarr {quoted(Path(output[0]) / 'recon.ome.zarr')}",
+             "tiff": f"--tiff {quoted(Path(output[0]) / 'recon.tif')}"}
+    return " ".join(names[f] for f in formats)
+
+
 def paper_showcase():
     """The dataset whose time to quality and movie the paper shows: the config's first."""
     return next(iter(config["datasets"]))
 
 
+def export_folders(dataset):
+    """The export folders of DINR's volume and of the config's renderings (none when
+    render.exports is empty)."""
+    if not dataset_settings(dataset, "render")["exports"]:
+        return []
+    volumes = ["dinr", *(f"renderings/{name}" for name in user_renderings(dataset))]
+    return [f"results/{dataset}/{volume}/export" for volume in volumes]
+
+
 def all_outputs():
-    return expand(
-        [
-            "results/{dataset}/metrics.json",
-            "results/{dataset}/figures/slices.png",
-        ],
-        dataset=config["datasets"],
-    )
+    outputs = []
+    for dataset in config["datasets"]:
+        outputs += [f"results/{dataset}/metrics.json", f"results/{dataset}/figures/slices.png",
+                    *(f"results/{dataset}/figures/movie_{plane}.gif" for plane in MOVIE_PLANES),
+                    *(f"results/{dataset}/renderings/{name}/recon.h5" for name in user_renderings(dataset)),
+                    *export_folders(dataset)]
+    return outputs

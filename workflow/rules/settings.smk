@@ -29,3 +29,19 @@ rule baseline_settings:
         "../../envs/dinr.yaml"
     script:
         "../../scripts/write_settings.py"
+
+
+# One rendering's request (common.smk's dataset_renderings): it reruns only when its own
+# request changes.
+rule rendering_settings:
+    output:
+        "results/{dataset}/settings/rendering_{rendering}.json",
+    params:
+        settings=lambda wc: settings_record(wc.dataset, f"rendering_{wc.rendering}"),
+    log:
+        "logs/{dataset}/settings_rendering_{rendering}.log",
+    localrule: True
+    conda:
+        "../../envs/dinr.yaml"
+    script:
+        "../../scripts/write_settings.py"

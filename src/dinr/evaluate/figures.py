@@ -12,7 +12,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from dinr.errors import InputError  # noqa: E402
 from dinr.io.atomic import atomic_path  # noqa: E402
+from dinr.io.volume import finite_block, open_volume  # noqa: E402
 
 LABELS = {"truth": "truth", "fbp_static": "static FBP", "fbp_sliding": "sliding FBP", "dinr": "DINR",
           "mbir_sliding": "sliding MBIR", "mace4d": "MACE4D"}
@@ -83,6 +85,40 @@ def slice_movie(volumes: dict[str, np.ndarray], times_s: np.ndarray, path: Path,
         fig.suptitle(f"slice z = {z}, t = {times_s[f]:.3g} s")
         fig.canvas.draw()
         frames.append(Image.fromarray(np.asarray(fig.canvas.buffer_rgba())).convert("P", palette=Image.ADAPTIVE))
+    plt.close(fig)
+    with atomic_path(path) as tmp:
+        frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:],
+                       duration=int(1000 * seconds_per_frame), loop=0)
+
+
+def plane_movie(volume_path: Path, path: Path, title: str, seconds_per_frame: float = 0.1, width_in: float = 4.0) -> None:
+    """An animated GIF of a rendering of one plane ((t, z, y, x) with z or y of length
+    one: an axial slice or a vertical cut) over time, drawn to its voxels' aspect with
+    its extent in µm or mm, on the grey scale of its 0.5 and 99.5 percentiles, the
+    time (s) in the title; read a frame at a time, looping."""
+    with open_volume(volume_path) as (volume, times):
+        if 1 not in volume.shape[1:3]:
+            raise InputError(f"{volume_path}: /recon {volume.shape} is not one plane (z or y of length 1)")
+        axis = 1 if volume.shape[1] == 1 else 2
+        unit, factor = ("µm", 1000.0) if float(np.min(volume.attrs["voxel_size_mm"])) < 0.1 else ("mm", 1.0)
+        dz, dy, dx = np.asarray(volume.attrs["voxel_size_mm"], dtype=float) * factor
+        sample = np.stack([finite_block(volume, (t,)).squeeze(axis - 1) for t in
+                           np.unique(np.linspace(0, len(times) - 1, 8).round().astype(int))])
+        vmin, vmax = (float(v) for v in np.percentile(sample, [0.5, 99.5]))
+        first = sample[0]
+        height = first.shape[0] * (dy if axis == 1 else dz)
+        extent = (0.0, first.shape[1] * dx, 0.0, height)
+        aspect_height = width_in * first.shape[0] * (dy if axis == 1 else dz) / (first.shape[1] * dx)
+        fig, ax = plt.subplots(figsize=(width_in, max(1.2, aspect_height) + 0.6))
+        image = ax.imshow(first, cmap="gray", vmin=vmin, vmax=vmax, extent=extent)
+        ax.set_xlabel(f"x ({unit})")
+        ax.set_ylabel(f"y ({unit})" if axis == 1 else f"z ({unit})")
+        frames = []
+        for t in range(len(times)):
+            image.set_data(finite_block(volume, (t,)).squeeze(axis - 1))
+            ax.set_title(f"{title}, t = {times[t]:.3f} s", fontsize=9)
+            fig.canvas.draw()
+            frames.append(Image.fromarray(np.asarray(fig.canvas.buffer_rgba())).convert("P", palette=Image.ADAPTIVE))
     plt.close(fig)
     with atomic_path(path) as tmp:
         frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:],

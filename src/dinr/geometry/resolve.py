@@ -71,3 +71,11 @@ def geometry_of(sino: Sinogram, n: int | None = None) -> Geometry:
     beam = {"beam": sino.beam, "source_detector_mm": sino.source_detector_mm, "pixel_size_mm": sino.pixel_size_mm,
             "row_center": sino.row_center}
     return beam_geometry(beam, rows, cols, sino.center, cols if n is None else n)
+
+
+def voxel_size_mm(sino: Sinogram) -> float:
+    """The side of a reconstruction voxel in mm: the detector pixel in parallel beam,
+    demagnified to the rotation axis in cone beam (pitch x source-axis / source-detector)."""
+    if sino.beam == "cone":
+        return sino.pixel_size_mm * float(sino.source_axis_mm) / float(sino.source_detector_mm)  # type: ignore[arg-type]
+    return sino.pixel_size_mm

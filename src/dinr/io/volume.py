@@ -23,6 +23,17 @@ from dinr.io.hdf5 import open_hdf5, require_datasets
 AXES = "t,z,y,x"
 
 
+#: HDF5 filters of every volume: byte shuffle then deflate at its fastest level, which
+#: every HDF5 reader (h5py, Fiji's HDF5 plugin, ParaView, Dragonfly) decodes. The voxels
+#: outside the reconstruction cylinder (a fifth of each slice) are zero.
+COMPRESSION = {"compression": "gzip", "compression_opts": 1, "shuffle": True}
+
+
+def frame_interval(time_s: np.ndarray) -> float:
+    """The median step between frame times, seconds (0 for one frame)."""
+    return float(np.median(np.diff(time_s))) if len(time_s) > 1 else 0.0
+
+
 @contextmanager
 def volume_writer(
     path: str | os.PathLike[str],
@@ -30,22 +41,62 @@ def volume_writer(
     time_s: np.ndarray,
     attrs: dict[str, Any],
     name: str = "recon",
+    voxel_size_mm: tuple[float, float, float] | None = None,
+    chunk_rows: int | None = None,
 ) -> Iterator[h5py.Dataset]:
-    """An empty (t, z, y, x) float32 dataset, chunked per slice, to be filled slice by
-    slice (``dset[t, z] = image``), so a volume larger than memory can be written.
+    """An empty (t, z, y, x) float32 dataset, compressed (:data:`COMPRESSION`) and
+    chunked per slice (or per ``chunk_rows`` rows of a slice), to be filled slice by
+    slice (``dset[t, z] = image``), so a volume larger than memory can be written. The
+    dataset records its ``voxel_size_mm`` (z, y, x) when given and its
+    ``frame_interval_s``.
 
     The file exists under a temporary name until the block ends without error; only
     then is it renamed onto ``path`` (atomically, as :func:`~dinr.io.atomic.atomic_path`).
     """
     if len(shape) != 4 or shape[0] != len(time_s):
         raise ValueError(f"volume {shape} and {len(time_s)} frame times do not match")
+    rows = shape[2] if chunk_rows is None else max(1, min(chunk_rows, shape[2]))
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
-        dset = f.create_dataset(name, shape=shape, dtype=np.float32, chunks=(1, 1, *shape[2:]))
-        dset.attrs["axes"] = AXES
-        dset.attrs["units"] = "1/pixel"
+        dset = f.create_dataset(name, shape=shape, dtype=np.float32, chunks=(1, 1, rows, shape[3]), **COMPRESSION)
+        _describe(dset, np.asarray(time_s), voxel_size_mm)
         f.create_dataset("time", data=np.asarray(time_s, dtype=np.float64)).attrs["units"] = "s"
         f.attrs.update(attrs)
         yield dset
+
+
+def _describe(dset: h5py.Dataset, time_s: np.ndarray, voxel_size_mm: tuple[float, float, float] | None) -> None:
+    dset.attrs["axes"] = AXES
+    dset.attrs["units"] = "1/pixel"
+    dset.attrs["frame_interval_s"] = frame_interval(time_s)
+    if voxel_size_mm is not None:
+        dset.attrs["voxel_size_mm"] = np.asarray(voxel_size_mm, dtype=np.float64)
+
+
+@contextmanager
+def static_volume_writer(
+    path: str | os.PathLike[str],
+    shape: tuple[int, int, int, int],
+    time_s: np.ndarray,
+    attrs: dict[str, Any],
+    voxel_size_mm: tuple[float, float, float] | None = None,
+) -> Iterator[h5py.Dataset]:
+    """Like :func:`volume_writer` for a method whose volume does not change in time:
+    the one (z, y, x) volume, filled slice by slice (``dset[z] = image``), is stored
+    once as ``/recon_static``, and ``/recon`` is an HDF5 virtual dataset that shows it
+    at each of the ``shape[0]`` frame times, so readers see (t, z, y, x) as usual."""
+    if len(shape) != 4 or shape[0] != len(time_s):
+        raise ValueError(f"volume {shape} and {len(time_s)} frame times do not match")
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        static = f.create_dataset("recon_static", shape=shape[1:], dtype=np.float32, chunks=(1, *shape[2:]),
+                                  **COMPRESSION)
+        layout = h5py.VirtualLayout(shape=shape, dtype=np.float32)
+        source = h5py.VirtualSource(".", "recon_static", shape=shape[1:])  # ".": this file, whatever its name
+        for frame in range(shape[0]):
+            layout[frame] = source
+        _describe(f.create_virtual_dataset("recon", layout), np.asarray(time_s), voxel_size_mm)
+        f.create_dataset("time", data=np.asarray(time_s, dtype=np.float64)).attrs["units"] = "s"
+        f.attrs.update(attrs)
+        yield static
 
 
 def write_volume(
@@ -54,11 +105,12 @@ def write_volume(
     time_s: np.ndarray,
     attrs: dict[str, Any],
     name: str = "recon",
+    voxel_size_mm: tuple[float, float, float] | None = None,
 ) -> None:
     """Write a (t, z, y, x) volume held in memory and its frame times atomically."""
     if volume.ndim != 4:
         raise ValueError(f"volume {volume.shape} is not (t, z, y, x)")
-    with volume_writer(path, volume.shape, time_s, attrs, name) as dset:  # type: ignore[arg-type]
+    with volume_writer(path, volume.shape, time_s, attrs, name, voxel_size_mm) as dset:  # type: ignore[arg-type]
         dset[...] = volume.astype(np.float32)
 
 

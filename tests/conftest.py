@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -11,10 +12,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
-from dinr import stages
-from dinr.settings import GeometrySettings, PrepareSettings, SimulateSettings, TrainSettings, section_defaults
-from dinr.train.checkpoint import TrainingState
+# Triton's kernels run on CPU tensors through its interpreter where there is no GPU; the
+# flag is read when a kernel is defined, so it is set before any test imports one.
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
+from dinr import stages  # noqa: E402
+from dinr.settings import GeometrySettings, PrepareSettings, SimulateSettings, TrainSettings, section_defaults  # noqa: E402
+from dinr.train.checkpoint import TrainingState  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"

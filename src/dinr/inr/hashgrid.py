@@ -7,8 +7,11 @@ feature vector — directly when the level's grid fits in the table, through a s
 hash otherwise — and the corners are blended by quadrilinear weights (a static grid,
 with no cells in time, blends the 8 corners of its 3D cell). The levels' features are
 concatenated. On the CPU each level is one pass of a Numba kernel
-(:mod:`dinr.inr.hashgrid_cpu`); elsewhere the corners of all levels are built together
-and each level's table is read by one fused gather-and-blend (``embedding_bag``). Fine
+(:mod:`dinr.inr.hashgrid_cpu`); on CUDA one launch of a Triton kernel
+(:mod:`dinr.inr.hashgrid_triton`) per level and direction, the corners in registers;
+elsewhere (or without Triton) the corners of all levels are built together and each
+level's table is read by one fused gather-and-blend (``embedding_bag``), the reference
+the kernels are tested against. Fine
 levels resolve pixel-sharp edges that a band-limited Fourier encoding needs many steps
 (and a high bandwidth) to approach.
 """
@@ -87,6 +90,7 @@ class HashGridEncoding(nn.Module):
         initial = (torch.rand(int(sizes.sum()), features, generator=generator) * 2 - 1) * 1e-4
         self.tables = nn.ParameterList([nn.Parameter(part.clone()) for part in torch.split(initial, sizes.tolist())])
         self.out_features: int = self.levels * features
+        self._triton_specs: list[Any] | None = None
 
     def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any) -> None:
         """Fields trained before the tables were split per level held one flat ``table``
@@ -142,8 +146,13 @@ class HashGridEncoding(nn.Module):
     def forward(self, coords: torch.Tensor) -> torch.Tensor:
         shape = coords.shape[:-1]
         unit = self.unit_coordinates(coords.reshape(-1, 4).float())
-        on_cpu = unit.device.type == "cpu" and self.tables[0].dtype == torch.float32
-        features = self.encode_cpu(unit) if on_cpu else self.encode_torch(unit)
+        float32 = self.tables[0].dtype == torch.float32
+        if unit.device.type == "cpu" and float32:
+            features = self.encode_cpu(unit)
+        elif unit.device.type == "cuda" and float32 and triton_available():
+            features = self.encode_triton(unit)
+        else:
+            features = self.encode_torch(unit)
         return features.reshape(*shape, self.out_features)
 
     def encode_cpu(self, unit: torch.Tensor) -> torch.Tensor:
@@ -152,6 +161,28 @@ class HashGridEncoding(nn.Module):
         unit = unit.contiguous()
         levels = [CpuHashGridLevel.apply(table, unit, self, level) for level, table in enumerate(self.tables)]
         return torch.cat(levels, dim=1)
+
+    def encode_triton(self, unit: torch.Tensor) -> torch.Tensor:
+        """Features (points, levels * features) of unit-box coordinates (points, 4) by
+        the Triton kernels (CUDA tensors; CPU tensors under ``TRITON_INTERPRET=1``), one
+        autograd node per level; backward is order-fixed under PyTorch's deterministic
+        algorithms (``train.deterministic``), else atomic."""
+        unit = unit.contiguous()
+        if self._triton_specs is None:  # read from the buffers once: no host round trip per step
+            self._triton_specs = [self.level_spec(level) for level in range(self.levels)]
+        levels = [TritonHashGridLevel.apply(table, unit, spec) for table, spec in zip(self.tables, self._triton_specs)]
+        return torch.cat(levels, dim=1)
+
+    def level_spec(self, level: int) -> Any:
+        """Level ``level`` as :mod:`dinr.inr.hashgrid_triton`'s kernels take it."""
+        from dinr.inr.hashgrid_triton import LevelSpec
+
+        def row(values: torch.Tensor, kind: type) -> tuple[Any, ...]:
+            return tuple(kind(v) for v in values.tolist())
+
+        return LevelSpec(res=row(self.res[level], float), shift=row(self.shift, float),
+                         mult=row(self.multipliers[level], int), max_cell=row(self.max_cell_all[level], int),
+                         size=int(self.sizes[level]), dense=level < self.dense_levels, static=bool(self.axes))
 
     def encode_torch(self, unit: torch.Tensor) -> torch.Tensor:
         """The same features in PyTorch operations (any device), one gather per level."""
@@ -195,6 +226,37 @@ class CpuHashGridLevel(torch.autograd.Function):
         (unit,) = ctx.saved_tensors
         table_grad = hashgrid_cpu.encode_level_backward(unit.numpy(), grad.contiguous().numpy(), *ctx.arguments)
         return torch.from_numpy(table_grad), None, None, None
+
+
+def triton_available() -> bool:
+    """Whether Triton can be imported (it ships with PyTorch's CUDA wheels)."""
+    try:
+        import triton  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class TritonHashGridLevel(torch.autograd.Function):
+    """One level of the encoding by :mod:`dinr.inr.hashgrid_triton`'s kernels: (points,
+    features) from the level's table and unit-box coordinates (points, 4)."""
+
+    @staticmethod
+    def forward(ctx: torch.autograd.function.FunctionCtx, table: torch.Tensor, unit: torch.Tensor,
+                spec: Any) -> torch.Tensor:
+        from dinr.inr import hashgrid_triton
+
+        ctx.save_for_backward(unit)
+        ctx.spec = spec
+        return hashgrid_triton.encode_level(unit, table.detach().contiguous(), spec)
+
+    @staticmethod
+    def backward(ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        from dinr.inr import hashgrid_triton
+
+        (unit,) = ctx.saved_tensors
+        deterministic = torch.are_deterministic_algorithms_enabled()
+        return hashgrid_triton.encode_level_backward(unit, grad.contiguous(), ctx.spec, deterministic), None, None
 
 
 class GatherBlend(torch.autograd.Function):

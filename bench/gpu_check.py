@@ -15,9 +15,21 @@ workflow does (``mpiexec -n R``) and records:
 - ``throughput``: samples/s of the field's training step at 16K to 8M points per step,
   eager and under ``torch.compile``;
 - ``allreduce``: its share of a 2-rank step through host staging (``bench/throughput.py``);
-- ``render``: slices/s of the trained field on the device and on the CPU.
+- ``render``: slices/s of the trained field on the device and on the CPU;
+- ``encoding``: samples/s of the full training step (forward, backward, Adam) of the
+  demo field and of a beamline field (2048 columns, 256 rows, 4 turns) at 1 M and 8 M
+  points, with the hash encoding's Triton kernels against its PyTorch path (on the CPU:
+  the Numba kernels); the encoding's share of the step, its corner reads per second as
+  a fraction of the device's random-gather rate, and the deterministic variant's
+  slowdown;
+- ``fbp``: seconds per 2048-column slice of static FBP (1800 views) on the GPU (ASTRA's
+  CUDA FBP) and on one CPU core, and their relative difference;
+- ``demo_dag``: the demo's whole DAG (simulate to figures, ``mbir_sliding`` included)
+  with ``train.device``, ``baselines.device`` ``auto``: every stage's wall time, where
+  each ran, and DINR's PSNR against the CPU run's (``bench/results/generalisation.json``).
 
-``--cpu`` runs every part on the CPU at small sizes, so CI proves the script runs.
+``--cpu`` runs every part but the DAG on the CPU at small sizes, so CI proves the script
+runs. ``--parts`` runs some parts only.
 """
 
 from __future__ import annotations
@@ -35,6 +47,9 @@ from typing import Any
 import numpy as np
 
 HERE = Path(__file__).resolve()
+#: The parts of the check, in the order they run (the fastest first: a run stopped at its
+#: time limit keeps what it finished). ``training``: correctness to throughput below.
+PARTS = ("encoding", "fbp", "demo_dag", "training")
 sys.path.insert(0, str(HERE.parent))
 from distributed import launcher, machine  # noqa: E402
 
@@ -117,6 +132,168 @@ def step_throughput(device: str, points: list[int], compiled: bool) -> dict[str,
     return rates
 
 
+def _field(size: int, rows: int, device: str) -> Any:
+    """The default field of a scan of ``rows`` x ``size`` pixels over 4 turns."""
+    from dinr.geometry.parallel import ParallelGeometry
+    from dinr.inr.build import build_field, field_spec
+    from dinr.settings import TrainSettings, section_defaults
+
+    settings = TrainSettings(**section_defaults("train"))
+    geometry = ParallelGeometry(rows, size, size / 2.0, size)
+    return build_field(settings, field_spec(settings, geometry, 8 * np.pi, 0.01)).to(device)
+
+
+def _grids(field: Any) -> list[Any]:
+    from dinr.inr.hashgrid import HashGridEncoding
+
+    return [module for module in field.modules() if isinstance(module, HashGridEncoding)]
+
+
+def _median_seconds(work: Any, sync: Any, repeats: int = 4) -> float:
+    times = []
+    for _ in range(repeats):
+        sync()
+        start = time.perf_counter()
+        work()
+        sync()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times[1:]))
+
+
+def gather_rate(device: str, entries: int = 2**20, reads: int = 2**24) -> float:
+    """Random rows of 2 float32 features read per second from a table of ``entries``
+    rows: the device's gather rate, what the encoding's corner reads are measured against."""
+    import torch
+
+    table = torch.rand(entries, 2, device=device)
+    index = torch.randint(0, entries, (reads,), device=device)
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    return reads / _median_seconds(lambda: table[index].sum(), sync)
+
+
+def encoding_paths(device: str, points: list[int], fields: dict[str, tuple[int, int]]) -> dict[str, Any]:
+    """Per field and point count: samples/s of the full step with each implementation of
+    the hash encoding (Triton and PyTorch on CUDA; Numba and PyTorch on the CPU), the
+    encoding's share of the step, its corner reads per second as a fraction of the
+    gather rate, and the deterministic variant's slowdown (CUDA)."""
+    import torch
+
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    kernels = "triton" if device == "cuda" else "cpu"
+    gathers = gather_rate(device)
+    report: dict[str, Any] = {"gather_rows_per_s": gathers, "kernels": kernels}
+    for name, (size, rows) in fields.items():
+        field = _field(size, rows, device)
+        grids = _grids(field)
+        corners = sum(grid.levels * (8 if grid.axes else 16) for grid in grids)
+        optimizer = torch.optim.Adam(field.parameters(), lr=1e-3)
+        for n in points:
+            coords = torch.rand(n, 4, device=device) * 2 - 1
+            entry: dict[str, Any] = {}
+            try:
+                for path in (kernels, "torch"):
+                    for grid in grids:
+                        grid.path = path
+
+                    def step() -> None:
+                        optimizer.zero_grad()
+                        field(coords).square().mean().backward()
+                        optimizer.step()
+
+                    def encode() -> None:
+                        field.encoding(coords).square().mean().backward()
+
+                    step_s, encode_s = _median_seconds(step, sync), _median_seconds(encode, sync)
+                    entry[path] = {"samples_per_s": n / step_s, "encoding_share": encode_s / step_s,
+                                   "gather_fraction": n * corners / encode_s / gathers}
+                if device == "cuda":
+                    for grid in grids:
+                        grid.path = kernels
+                    torch.use_deterministic_algorithms(True)
+                    try:
+                        deterministic_s = _median_seconds(step, sync)
+                    finally:
+                        torch.use_deterministic_algorithms(False)
+                    entry["deterministic_slowdown"] = deterministic_s / (n / entry[kernels]["samples_per_s"])
+                entry["speedup"] = entry[kernels]["samples_per_s"] / entry["torch"]["samples_per_s"]
+            except Exception as exc:  # noqa: BLE001 - recorded: memory can run out on a device
+                entry["error"] = f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
+            report[f"{name}_{n}"] = entry
+        del field, optimizer
+        if device == "cuda":
+            torch.cuda.empty_cache()
+    return report
+
+
+def fbp_slice(cols: int, views: int) -> dict[str, Any]:
+    """Seconds per slice of static FBP of a ``cols``-column sinogram of ``views`` views
+    on the GPU (ASTRA's CUDA FBP, when there is one) and on one CPU core."""
+    from dinr.baselines.device import library_gpu
+    from dinr.baselines.fbp import fbp
+
+    rng = np.random.default_rng(0)
+    sinogram = rng.random((views, 1, cols), dtype=np.float32)
+    theta = np.linspace(0, np.pi, views, endpoint=False)
+    report: dict[str, Any] = {"cols": cols, "views": views}
+    volumes = {}
+    for device in ("cuda", "cpu"):
+        if device == "cuda" and not library_gpu("fbp_static", "astra")[1]:
+            report["cuda_s"] = "no GPU build of ASTRA or no GPU"
+            continue
+        if device == "cuda":
+            fbp(sinogram, theta, cols / 2.0, "shepp", "astra", 1, device)  # warm-up: CUDA's context and plans
+        start = time.perf_counter()
+        volumes[device] = fbp(sinogram, theta, cols / 2.0, "shepp", "astra", 1, device)
+        report[f"{device}_s"] = time.perf_counter() - start
+    if len(volumes) == 2:
+        report["relative_difference"] = float(np.linalg.norm(volumes["cuda"] - volumes["cpu"])
+                                              / np.linalg.norm(volumes["cpu"]))
+        report["speedup"] = report["cpu_s"] / report["cuda_s"]
+    return report
+
+
+def demo_dag(root: Path) -> dict[str, Any]:
+    """The demo's DAG (``config/config.yaml``) on this machine with every device key at
+    ``auto``: stage wall times, where each stage ran, DINR's PSNR against the CPU run's."""
+    import h5py
+
+    from dinr.train.checkpoint import load_checkpoint
+
+    work = root / "demo_dag"
+    work.mkdir()
+    start = time.perf_counter()
+    result = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "all", "-s",
+                             str(HERE.parents[1] / "workflow" / "Snakefile"), "--directory", str(work),
+                             "--configfile", str(HERE.parents[1] / "config" / "config.yaml")],
+                            capture_output=True, text=True)
+    report: dict[str, Any] = {"wall_s": time.perf_counter() - start}
+    if result.returncode != 0:
+        report["error"] = (result.stdout + result.stderr).strip().splitlines()[-20:]
+        return report
+    metrics = json.loads((work / "results/demo/metrics.json").read_text())
+    report["stage_wall_s"] = metrics["wall_s"]
+    ran = {"train": load_checkpoint(work / "results/demo/dinr/model.pt").launch.get("device", "?")}
+    for method in metrics["methods"]:
+        if method != "dinr":
+            with h5py.File(work / f"results/demo/{method}/recon.h5") as f:
+                ran[method] = str(f.attrs.get("device", "cpu"))
+    report["device"] = ran
+    report["psnr"] = {name: scores["psnr_mean"] for name, scores in metrics["methods"].items()}
+    reference = json.loads((HERE.parent / "results" / "generalisation.json").read_text())
+    cpu = _demo_reference_psnr(reference)
+    report["dinr_psnr_cpu_run"] = cpu
+    report["dinr_psnr_difference_db"] = report["psnr"]["dinr"] - cpu if cpu is not None else None
+    return report
+
+
+def _demo_reference_psnr(reference: dict[str, Any]) -> float | None:
+    """DINR's mean PSNR on the demo in the committed CPU table."""
+    for row in reference["datasets"]:
+        if row["dataset"] == "demo":
+            return float(row["methods"]["dinr"]["psnr_mean"])
+    return None
+
+
 def render_rate(model_path: Path, device: str, slices: int) -> float:
     """Slices/s of the trained field rendered on ``device``."""
     import torch
@@ -154,6 +331,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path("bench/results/gpu_check.json"))
     parser.add_argument("--cpu", action="store_true", help="the CPU half only, at small sizes (CI)")
+    parser.add_argument("--parts", nargs="*", choices=PARTS, default=list(PARTS), help="the parts to run")
     args = parser.parse_args()
     device = "cpu" if args.cpu else "cuda"
     steps = 60 if args.cpu else 600
@@ -172,6 +350,15 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
+        if "encoding" in args.parts:
+            fields = {"demo": (64, 8), "beamline": (256, 32) if args.cpu else (2048, 256)}
+            record("encoding", encoding_paths(device, [65_536] if args.cpu else [1_048_576, 8_388_608], fields))
+        if "fbp" in args.parts:
+            record("fbp", fbp_slice(256, 360) if args.cpu else fbp_slice(2048, 1800))
+        if "demo_dag" in args.parts and not args.cpu:
+            record("demo_dag", demo_dag(root))
+        if "training" not in args.parts:
+            return
         sinogram = simulate_scan(root, 32 if args.cpu else 64, 4 if args.cpu else 8, 240 if args.cpu else 720)
         common = {"steps": steps, "log_every": 20, "checkpoint_every": steps, "device": device, "share_gpus": True}
         cpu = train(root, "cpu", sinogram, 1, **{**common, "device": "cpu"})

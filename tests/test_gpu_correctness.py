@@ -16,7 +16,8 @@ from dinr.geometry.parallel import ParallelGeometry
 from dinr.inr.fourier import FourierFeatures
 from dinr.inr.rays import RayBatch, sample_along_rays
 from dinr.io.canonical import Sinogram
-from dinr.train.device import gpu_for_rank
+from dinr.baselines.device import nvidia_gpu_present, resolve_device
+from dinr.train.device import check_gpus_usable, gpu_for_rank
 from dinr.train.objective import rank_loss
 from dinr.train.reducer import check_mpi_support
 from dinr.train.sampler import RaySampler
@@ -171,3 +172,33 @@ def test_hash_grid_buckets_start_while_coarser_levels_still_run_backward() -> No
     started_before = [offset for what, offset in events[:coarsest_ready] if what == "bucket started"]
     assert any(start <= finest_start < end for start, end, _ in reducer.buckets if start in started_before), (
         events, reducer.buckets)
+
+
+@pytest.mark.parametrize("environ, requested, stops", [
+    ({"SLURM_JOB_GPUS": "0,1"}, "auto", True),
+    ({"CUDA_VISIBLE_DEVICES": "0"}, "auto", True),
+    ({"SLURM_GPUS_ON_NODE": "0", "CUDA_VISIBLE_DEVICES": ""}, "auto", False),
+    ({}, "auto", False),
+    ({}, "cuda", True),
+    ({"SLURM_JOB_GPUS": "0"}, "cpu", False),
+])
+def test_a_job_holding_gpus_it_cannot_use_stops_naming_the_key(environ: dict[str, str], requested: str,
+                                                               stops: bool) -> None:
+    if torch.cuda.is_available():
+        pytest.skip("this machine's torch can use its GPUs")
+    if stops:
+        with pytest.raises(InputError, match=r"train.device: .*CPU-only build.*cannot use them"):
+            check_gpus_usable(requested, environ)
+    else:
+        check_gpus_usable(requested, environ)
+
+
+@pytest.mark.parametrize("method", ["fbp_static", "fdk_sliding", "mbir_sliding"])
+def test_baselines_device_resolves_per_method_and_cuda_without_a_gpu_build_names_the_key(method: str) -> None:
+    if nvidia_gpu_present():
+        pytest.skip("this node has a GPU")
+    assert resolve_device("auto", method) == "cpu" and resolve_device("cpu", method) == "cpu"
+    with pytest.raises(InputError, match=r"baselines.device: 'cuda' for " + method + r", but .* no GPU build"):
+        resolve_device("cuda", method)
+    with pytest.raises(InputError, match=r"TomoPy's gridrec \(CPU only"):
+        resolve_device("cuda", "fbp_sliding", "tomopy")

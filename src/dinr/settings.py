@@ -163,11 +163,13 @@ class GeometrySettings:
 @dataclass(frozen=True)
 class BaselineSettings:
     """Baselines: the ``methods`` compared with DINR, FBP's backend (auto, tomopy, astra)
-    and filter, and the regularisation and iterations of the MBIR peers (mbirjax)."""
+    and filter, the ``device`` they run on (auto, cpu, cuda; :mod:`dinr.baselines.device`),
+    and the regularisation and iterations of the MBIR peers (mbirjax)."""
 
     backend: str
     filter: str
     methods: list[str]
+    device: str
     mbir_sharpness: float
     mbir_iterations: int
     mace4d_iterations: int

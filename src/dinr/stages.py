@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from dinr.baselines import FBP_METHODS, FDK_METHODS, METHODS_BY_BEAM
 from dinr.baselines import METHODS as BASELINE_METHODS
+from dinr.baselines.device import resolve_device
 from dinr.baselines.fdk import fdk_sliding, fdk_static
 from dinr.baselines.fbp import available_backend, fbp, sliding_window_fbp_frames
 from dinr.baselines.mbir import MBIR_METHODS, mace4d, sliding_window_mbir
@@ -245,41 +246,46 @@ def baseline(settings: BaselineSettings, method: str, sinogram_path: Path, truth
     attrs = provenance(method, {**dataclasses.asdict(settings), "frames": frames},
                        {"sinogram": str(sinogram_path), "truth": str(truth_times_path or "")})
     voxel = (voxel_size_mm(header),) * 3
+    backend = available_backend(settings.backend) if method in FBP_METHODS else ""
+    device = resolve_device(settings.device, method, backend)
+    attrs["device"] = device
     if method in FBP_METHODS:
-        attrs["backend"] = available_backend(settings.backend)
+        attrs["backend"] = backend
         _fbp_in_blocks(settings, method, sinogram_path, normalised, seconds, attrs, out_path, chunk_mb, threads,
-                       voxel)
-        log.info("%s (%s): %d frames", method, attrs["backend"], len(seconds))
+                       voxel, device)
+        log.info("%s (%s on %s): %d frames", method, backend, device, len(seconds))
         return
     sino = read_sinogram(sinogram_path, split=split)
     time_norm = sino.normalised_time(sino.time)
     geometry = geometry_of(sino)
     if method in FDK_METHODS:
         if method == "fdk_static":
-            volume = fdk_static(sino.projections, sino.theta, geometry)  # type: ignore[arg-type]
+            volume = fdk_static(sino.projections, sino.theta, geometry, device)  # type: ignore[arg-type]
             attrs["backend"] = f"itk-rtk {importlib.metadata.version('itk-rtk')}"
             with static_volume_writer(out_path, (len(seconds), *volume.shape), seconds, attrs, voxel) as static:
                 static[...] = volume
             log.info("%s (%s): one volume for %d frames", method, attrs["backend"], len(seconds))
             return
-        recon = fdk_sliding(sino.projections, sino.theta, time_norm, normalised, geometry)  # type: ignore[arg-type]
+        recon = fdk_sliding(sino.projections, sino.theta, time_norm, normalised, geometry,  # type: ignore[arg-type]
+                            device)
         attrs["backend"] = f"itk-rtk {importlib.metadata.version('itk-rtk')}"
     elif method == "mbir_sliding":
         recon = sliding_window_mbir(sino.projections, sino.theta, sino.heldout, time_norm, normalised,
-                                    geometry, settings.mbir_sharpness, settings.mbir_iterations, cpu_devices=threads)
+                                    geometry, settings.mbir_sharpness, settings.mbir_iterations, cpu_devices=threads,
+                                    device=device)
         attrs["backend"] = f"mbirjax {importlib.metadata.version('mbirjax')}"
     else:
         recon = mace4d(sino.projections, sino.theta, sino.heldout, time_norm, normalised, geometry,
                        settings.mbir_sharpness, settings.mace4d_iterations, settings.mace4d_prior_weight,
-                       cpu_devices=threads)
+                       cpu_devices=threads, device=device)
         attrs["backend"] = f"mbirjax {importlib.metadata.version('mbirjax')}"
     write_volume(out_path, np.ascontiguousarray(recon), seconds, attrs, voxel_size_mm=voxel)
-    log.info("%s (%s): %d frames", method, attrs["backend"], len(seconds))
+    log.info("%s (%s on %s): %d frames", method, attrs["backend"], device, len(seconds))
 
 
 def _fbp_in_blocks(settings: BaselineSettings, method: str, sinogram_path: Path, normalised: np.ndarray,
                    seconds: np.ndarray, attrs: dict[str, object], out_path: Path, chunk_mb: float,
-                   threads: int, voxel: tuple[float, float, float]) -> None:
+                   threads: int, voxel: tuple[float, float, float], device: str) -> None:
     """``fbp_static`` or ``fbp_sliding`` of the training views, block of detector rows by
     block, each block's slices written for every frame before the next is read
     (``fbp_static``'s one volume once, shown at every frame time)."""
@@ -291,11 +297,12 @@ def _fbp_in_blocks(settings: BaselineSettings, method: str, sinogram_path: Path,
         for block in _progress(blocks(rows, 4 * (views * cols + cols * cols), chunk_mb), method):
             sino = read_sinogram(sinogram_path, split="train", rows=block)
             if method == "fbp_static":
-                recon[block] = fbp(sino.projections, sino.theta, sino.center, settings.filter, backend, threads)
+                recon[block] = fbp(sino.projections, sino.theta, sino.center, settings.filter, backend, threads,
+                                   device)
             else:
                 for frame, volume in enumerate(sliding_window_fbp_frames(
                         sino.projections, sino.theta, sino.normalised_time(sino.time), normalised, sino.center,
-                        settings.filter, backend, threads)):
+                        settings.filter, backend, threads, device)):
                     recon[frame, block] = volume
 
 

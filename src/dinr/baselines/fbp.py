@@ -38,37 +38,40 @@ def available_backend(requested: str = "auto") -> str:
 
 
 def _astra_fbp(sinogram: np.ndarray, theta: np.ndarray, center: float, filter_name: str,
-               threads: int) -> np.ndarray:
+               threads: int, device: str = "cpu") -> np.ndarray:
     views, rows, cols = sinogram.shape
     offset = cols / 2.0 - center
     if offset != 0.0:
-        # ASTRA's CPU FBP only knows a centred detector: move the axis to the middle.
+        # ASTRA's FBP is given a centred detector: move the axis to the middle.
         sinogram = ndimage.shift(sinogram, (0, 0, offset), order=1, mode="nearest")
     out = np.empty((rows, cols, cols), dtype=np.float32)
-    groups = np.array_split(np.arange(rows), max(1, min(threads, rows)))
+    groups = np.array_split(np.arange(rows), 1 if device == "cuda" else max(1, min(threads, rows)))
     with ThreadPoolExecutor(len(groups)) as pool:  # ASTRA releases the GIL while it runs
-        futures = [pool.submit(_astra_fbp_rows, sinogram, theta, filter_name, g, out) for g in groups]
+        futures = [pool.submit(_astra_fbp_rows, sinogram, theta, filter_name, g, out, device) for g in groups]
         for future in futures:
             future.result()  # re-raises a slice's error
     return out
 
 
 def _astra_fbp_rows(sinogram: np.ndarray, theta: np.ndarray, filter_name: str, rows: np.ndarray,
-                    out: np.ndarray) -> None:
+                    out: np.ndarray, device: str = "cpu") -> None:
     """FBP of the centred ``sinogram``'s slices ``rows`` into ``out[rows]``, one slice at
-    a time with a projector of their own (one per thread)."""
+    a time, on the CPU with a projector of their own (one per thread) or by ASTRA's
+    CUDA FBP (``FBP_CUDA``, GPU 0 of the job)."""
     import astra
 
     cols = sinogram.shape[2]
     vol_geom = astra.create_vol_geom(cols, cols)
     proj_geom = astra.create_proj_geom("parallel", 1.0, cols, np.asarray(theta, dtype=np.float64))
-    projector = astra.create_projector("line", proj_geom, vol_geom)
+    projector = astra.create_projector("line", proj_geom, vol_geom) if device == "cpu" else None
     try:
         for r in rows:
             sino_id = astra.data2d.create("-sino", proj_geom, np.ascontiguousarray(sinogram[:, r, :]))
             rec_id = astra.data2d.create("-vol", vol_geom, 0.0)
-            cfg = astra.astra_dict("FBP")
-            cfg.update(ReconstructionDataId=rec_id, ProjectionDataId=sino_id, ProjectorId=projector)
+            cfg = astra.astra_dict("FBP" if device == "cpu" else "FBP_CUDA")
+            cfg.update(ReconstructionDataId=rec_id, ProjectionDataId=sino_id)
+            if projector is not None:
+                cfg["ProjectorId"] = projector
             cfg["FilterType"] = FILTERS[filter_name][0]
             alg = astra.algorithm.create(cfg)
             try:
@@ -78,7 +81,8 @@ def _astra_fbp_rows(sinogram: np.ndarray, theta: np.ndarray, filter_name: str, r
                 astra.algorithm.delete(alg)
                 astra.data2d.delete([sino_id, rec_id])
     finally:
-        astra.projector.delete(projector)
+        if projector is not None:
+            astra.projector.delete(projector)
 
 
 def _tomopy_fbp(sinogram: np.ndarray, theta: np.ndarray, center: float, filter_name: str,
@@ -93,19 +97,20 @@ def _tomopy_fbp(sinogram: np.ndarray, theta: np.ndarray, center: float, filter_n
 
 
 def fbp(sinogram: np.ndarray, theta: np.ndarray, center: float, filter_name: str = "ramlak",
-        backend: str = "auto", threads: int = 1) -> np.ndarray:
+        backend: str = "auto", threads: int = 1, device: str = "cpu") -> np.ndarray:
     """Reconstruct (rows, cols, cols) slices from a (views, rows, cols) sinogram.
 
     ``theta`` (views,) radians, any range (several turns are weighted correctly);
     ``center`` the rotation axis in detector columns (TomoPy's convention); ``backend``
     as :func:`available_backend` resolves it; ``threads`` slices are reconstructed at
-    once (the result does not depend on it).
+    once (the result does not depend on it); ``device`` ``cuda`` runs ASTRA's CUDA FBP
+    (:mod:`dinr.baselines.device` decides whether it can).
     """
     if filter_name not in FILTERS:
         raise ValueError(f"unknown FBP filter {filter_name!r}; use one of {sorted(FILTERS)}")
     if available_backend(backend) == "tomopy":
         return _tomopy_fbp(sinogram, theta, center, filter_name, threads)
-    return _astra_fbp(sinogram, theta, center, filter_name, threads)
+    return _astra_fbp(sinogram, theta, center, filter_name, threads, device)
 
 
 def window_bounds(theta: np.ndarray, time_norm: np.ndarray, frame_time: float, span: float) -> tuple[float, float]:
@@ -132,14 +137,14 @@ def half_turn_window(theta: np.ndarray, time_norm: np.ndarray, frame_time: float
 
 def sliding_window_fbp_frames(
     sinogram: np.ndarray, theta: np.ndarray, time_norm: np.ndarray, frame_times: np.ndarray,
-    center: float, filter_name: str = "ramlak", backend: str = "auto", threads: int = 1,
+    center: float, filter_name: str = "ramlak", backend: str = "auto", threads: int = 1, device: str = "cpu",
 ) -> Iterator[np.ndarray]:
     """One (rows, cols, cols) FBP per frame, in order, from its half-turn window of views."""
     if np.any(np.diff(theta) <= 0):
         raise ValueError("sliding-window FBP needs angles that increase with view order (continuous rotation)")
     for t in frame_times:
         idx = half_turn_window(theta, time_norm, float(t))
-        yield fbp(sinogram[idx], theta[idx], center, filter_name, backend, threads)
+        yield fbp(sinogram[idx], theta[idx], center, filter_name, backend, threads, device)
 
 
 def sliding_window_fbp(

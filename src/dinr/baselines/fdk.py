@@ -75,8 +75,19 @@ def _to_ours(rtk_volume: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.transpose(rtk_volume, (1, 0, 2)))
 
 
+def _to_gpu(itk: Any, rtk: Any, image: Any) -> Any:
+    """A CUDA image sharing ``image``'s buffer and geometry (RTK copies it to the GPU
+    when a CUDA filter reads it)."""
+    gpu = rtk.CudaImage[itk.F, 3].New()
+    gpu.SetPixelContainer(image.GetPixelContainer())
+    gpu.CopyInformation(image)
+    gpu.SetBufferedRegion(image.GetBufferedRegion())
+    gpu.SetRequestedRegion(image.GetRequestedRegion())
+    return gpu
+
+
 def _fdk_call(itk: Any, rtk: Any, projections: np.ndarray, theta: np.ndarray, geometry: ConeGeometry,
-              short_scan: bool) -> np.ndarray:
+              short_scan: bool, device: str = "cpu") -> np.ndarray:
     image_type = itk.Image[itk.F, 3]
     rtk_geometry = _rtk_geometry(rtk, geometry, theta)
     stack = _projections(itk, projections, geometry, PAD_ROWS)
@@ -87,7 +98,11 @@ def _fdk_call(itk: Any, rtk: Any, projections: np.ndarray, theta: np.ndarray, ge
         parker.Update()
         stack = parker.GetOutput()
     volume = _image(itk, np.zeros((geometry.n, geometry.rows, geometry.n)), _volume_origin(geometry), 1.0)
-    fdk = rtk.FDKConeBeamReconstructionFilter[image_type].New()
+    if device == "cuda":  # RTK's CUDA FDK (an itk-rtk-cuda* wheel): the same filter chain on the GPU
+        fdk = rtk.CudaFDKConeBeamReconstructionFilter.New()
+        volume, stack = _to_gpu(itk, rtk, volume), _to_gpu(itk, rtk, stack)
+    else:
+        fdk = rtk.FDKConeBeamReconstructionFilter[image_type].New()
     fdk.SetInput(0, volume)
     fdk.SetInput(1, stack)
     fdk.SetGeometry(rtk_geometry)
@@ -95,7 +110,7 @@ def _fdk_call(itk: Any, rtk: Any, projections: np.ndarray, theta: np.ndarray, ge
     return _to_ours(itk.array_from_image(fdk.GetOutput()))
 
 
-def fdk_static(projections: np.ndarray, theta: np.ndarray, geometry: ConeGeometry) -> np.ndarray:
+def fdk_static(projections: np.ndarray, theta: np.ndarray, geometry: ConeGeometry, device: str = "cpu") -> np.ndarray:
     """(rows, n, n) FDK of every view (attenuation per voxel): each full turn of
     ``theta`` (radians, increasing) reconstructed alone, the turns averaged (a last
     partial turn joins the one before it)."""
@@ -103,7 +118,7 @@ def fdk_static(projections: np.ndarray, theta: np.ndarray, geometry: ConeGeometr
     step = float(np.median(np.diff(theta))) if len(theta) > 1 else 0.0
     full_turns = int(np.floor((theta[-1] - theta[0] + step) / (2.0 * np.pi) + 1e-6))
     turn = np.minimum(np.floor((theta - theta[0]) / (2.0 * np.pi) + 1e-9).astype(int), max(full_turns - 1, 0))
-    volumes = [_fdk_call(itk, rtk, projections[turn == k], theta[turn == k], geometry, short_scan=False)
+    volumes = [_fdk_call(itk, rtk, projections[turn == k], theta[turn == k], geometry, False, device)
                for k in np.unique(turn)]
     return np.mean(volumes, axis=0)
 
@@ -123,14 +138,14 @@ def short_scan_window(theta: np.ndarray, time_norm: np.ndarray, frame_time: floa
 
 
 def fdk_sliding(projections: np.ndarray, theta: np.ndarray, time_norm: np.ndarray, frame_times: np.ndarray,
-                geometry: ConeGeometry) -> np.ndarray:
+                geometry: ConeGeometry, device: str = "cpu") -> np.ndarray:
     """(frames, rows, n, n): per frame, Parker-weighted FDK of the short scan (180
     degrees plus the fan angle, and one view to spare at each end) centred on its
     normalised time."""
     itk, rtk = import_rtk("baseline method 'fdk_sliding'")
     span = short_scan_span(geometry, theta)
     return np.stack([
-        _fdk_call(itk, rtk, projections[idx], theta[idx], geometry, short_scan=True)
+        _fdk_call(itk, rtk, projections[idx], theta[idx], geometry, True, device)
         for idx in (short_scan_window(theta, time_norm, float(t), span) for t in frame_times)
     ])
 

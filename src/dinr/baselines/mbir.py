@@ -52,14 +52,17 @@ MBIR_METHODS = ("mbir_sliding", "mace4d")
 CONE_MAGNIFICATION = 2.0
 
 
-def import_mbirjax(method: str, cpu_devices: int) -> ModuleType:
-    """mbirjax, or an :class:`InputError` naming ``method`` when it is not installed.
+def import_mbirjax(method: str, cpu_devices: int, device: str = "cpu") -> ModuleType:
+    """mbirjax, or an :class:`InputError` naming ``method`` when it is not installed;
+    JAX runs on ``device`` (``cuda``: its CUDA plugin; else the CPU), unless the
+    environment sets ``JAX_PLATFORMS``.
 
     On a CPU, JAX gets ``cpu_devices`` devices (mbirjax's ``MBIRJAX_NUM_CPU_DEVICES``
     unless the environment sets it; its own default is one per core): each keeps a thread
     busy, and they meet at every all-reduce, where XLA aborts a run after 40 s when one of
     them is starved by other jobs on the same cores. So a job uses the cores it holds."""
     os.environ.setdefault("MBIRJAX_NUM_CPU_DEVICES", str(cpu_devices))
+    os.environ.setdefault("JAX_PLATFORMS", "cuda" if device == "cuda" else "cpu")
     try:
         return importlib.import_module("mbirjax")
     except ImportError as err:
@@ -108,7 +111,7 @@ def _to_slices(volume) -> np.ndarray:
 def sliding_window_mbir(
     sinogram: np.ndarray, theta: np.ndarray, heldout: np.ndarray, time_norm: np.ndarray,
     frame_times: np.ndarray, geometry: Geometry, sharpness: float, iterations: int, seed: int = 0,
-    cpu_devices: int = 1,
+    cpu_devices: int = 1, device: str = "cpu",
 ) -> np.ndarray:
     """(frames, rows, cols, cols): one MBIR per frame from its window of views (half a
     turn, or a short scan in cone beam: :func:`frame_window`) in the scan's ``geometry``.
@@ -118,9 +121,9 @@ def sliding_window_mbir(
     ``frame_times`` normalised times; ``sharpness`` mbirjax's prior sharpness (0 its
     default, negative smoother, positive sharper); ``iterations`` exactly this many
     (no early stop). ``seed`` fixes mbirjax's random pixel partitions; ``cpu_devices``
-    JAX's CPU devices (:func:`import_mbirjax`).
+    JAX's CPU devices, ``device`` its platform (:func:`import_mbirjax`).
     """
-    mj = import_mbirjax("mbir_sliding", cpu_devices)
+    mj = import_mbirjax("mbir_sliding", cpu_devices, device)
     if np.any(np.diff(theta) <= 0):
         raise ValueError("sliding-window MBIR needs angles that increase with view order (continuous rotation)")
     frames = []
@@ -158,7 +161,7 @@ def mace4d_frames(theta: np.ndarray, time_norm: np.ndarray, frame_times: np.ndar
 def mace4d(
     sinogram: np.ndarray, theta: np.ndarray, heldout: np.ndarray, time_norm: np.ndarray,
     frame_times: np.ndarray, geometry: Geometry, sharpness: float, iterations: int, prior_weight: float,
-    seed: int = 0, cpu_devices: int = 1,
+    seed: int = 0, cpu_devices: int = 1, device: str = "cpu",
 ) -> np.ndarray:
     """(frames, rows, cols, cols): mbirjax MACE4D of the whole scan at ``frame_times``.
 
@@ -166,7 +169,7 @@ def mace4d(
     initial MBIR reconstructions run mbirjax's default count); ``prior_weight`` MACE's
     total weight of its three space-time prior agents (0..1).
     """
-    mj = import_mbirjax("mace4d", cpu_devices)
+    mj = import_mbirjax("mace4d", cpu_devices, device)
     span_angle = short_scan_span(geometry, theta) if isinstance(geometry, ConeGeometry) else np.pi
     first, stride, span = mace4d_frames(theta, time_norm, frame_times, span_angle)
     views = np.arange(first, len(theta))

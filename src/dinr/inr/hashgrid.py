@@ -91,6 +91,8 @@ class HashGridEncoding(nn.Module):
         self.tables = nn.ParameterList([nn.Parameter(part.clone()) for part in torch.split(initial, sizes.tolist())])
         self.out_features: int = self.levels * features
         self._triton_specs: list[Any] | None = None
+        #: The implementation of forward: auto (by device, :meth:`path_for`), cpu, triton or torch.
+        self.path = "auto"
 
     def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any) -> None:
         """Fields trained before the tables were split per level held one flat ``table``
@@ -146,14 +148,22 @@ class HashGridEncoding(nn.Module):
     def forward(self, coords: torch.Tensor) -> torch.Tensor:
         shape = coords.shape[:-1]
         unit = self.unit_coordinates(coords.reshape(-1, 4).float())
-        float32 = self.tables[0].dtype == torch.float32
-        if unit.device.type == "cpu" and float32:
-            features = self.encode_cpu(unit)
-        elif unit.device.type == "cuda" and float32 and triton_available():
-            features = self.encode_triton(unit)
-        else:
-            features = self.encode_torch(unit)
+        features = {"cpu": self.encode_cpu, "triton": self.encode_triton,
+                    "torch": self.encode_torch}[self.path_for(unit.device)](unit)
         return features.reshape(*shape, self.out_features)
+
+    def path_for(self, device: torch.device) -> str:
+        """The implementation :meth:`forward` uses on ``device``: ``self.path`` when it is
+        not ``auto`` (benchmarks compare them), else the Numba kernels on the CPU, the
+        Triton kernels on CUDA, PyTorch operations elsewhere or for other dtypes."""
+        if self.path != "auto":
+            return self.path
+        float32 = self.tables[0].dtype == torch.float32
+        if device.type == "cpu" and float32:
+            return "cpu"
+        if device.type == "cuda" and float32 and triton_available():
+            return "triton"
+        return "torch"
 
     def encode_cpu(self, unit: torch.Tensor) -> torch.Tensor:
         """Features (points, levels * features) of unit-box coordinates (points, 4) by

@@ -23,10 +23,19 @@ from dinr.io.hdf5 import open_hdf5, require_datasets
 AXES = "t,z,y,x"
 
 
-#: HDF5 filters of every volume: byte shuffle then deflate at its fastest level, which
+#: HDF5 filters of a volume's chunks: byte shuffle then deflate at its fastest level, which
 #: every HDF5 reader (h5py, Fiji's HDF5 plugin, ParaView, Dragonfly) decodes. The voxels
-#: outside the reconstruction cylinder (a fifth of each slice) are zero.
+#: outside the reconstruction cylinder (a fifth of each slice) are zero; the demo's volumes
+#: shrink to 0.69 (MBIR), 0.71 (DINR) and 0.88 (sliding FBP) of their size.
 COMPRESSION = {"compression": "gzip", "compression_opts": 1, "shuffle": True}
+
+#: Values a chunk must hold for compression to pay: a vertical cut's chunks of one row of
+#: 64 values grew by a fifth under it.
+COMPRESS_FROM_VALUES = 4096
+
+
+def _filters(chunk: tuple[int, ...]) -> dict[str, Any]:
+    return COMPRESSION if int(np.prod(chunk)) >= COMPRESS_FROM_VALUES else {}
 
 
 def frame_interval(time_s: np.ndarray) -> float:
@@ -44,8 +53,8 @@ def volume_writer(
     voxel_size_mm: tuple[float, float, float] | None = None,
     chunk_rows: int | None = None,
 ) -> Iterator[h5py.Dataset]:
-    """An empty (t, z, y, x) float32 dataset, compressed (:data:`COMPRESSION`) and
-    chunked per slice (or per ``chunk_rows`` rows of a slice), to be filled slice by
+    """An empty (t, z, y, x) float32 dataset, compressed (:data:`COMPRESSION`, where a
+    chunk is large enough for it to pay) and chunked per slice (or per ``chunk_rows`` rows of a slice), to be filled slice by
     slice (``dset[t, z] = image``), so a volume larger than memory can be written. The
     dataset records its ``voxel_size_mm`` (z, y, x) when given and its
     ``frame_interval_s``.
@@ -57,7 +66,8 @@ def volume_writer(
         raise ValueError(f"volume {shape} and {len(time_s)} frame times do not match")
     rows = shape[2] if chunk_rows is None else max(1, min(chunk_rows, shape[2]))
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
-        dset = f.create_dataset(name, shape=shape, dtype=np.float32, chunks=(1, 1, rows, shape[3]), **COMPRESSION)
+        chunk = (1, 1, rows, shape[3])
+        dset = f.create_dataset(name, shape=shape, dtype=np.float32, chunks=chunk, **_filters(chunk))
         _describe(dset, np.asarray(time_s), voxel_size_mm)
         f.create_dataset("time", data=np.asarray(time_s, dtype=np.float64)).attrs["units"] = "s"
         f.attrs.update(attrs)
@@ -87,8 +97,8 @@ def static_volume_writer(
     if len(shape) != 4 or shape[0] != len(time_s):
         raise ValueError(f"volume {shape} and {len(time_s)} frame times do not match")
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
-        static = f.create_dataset("recon_static", shape=shape[1:], dtype=np.float32, chunks=(1, *shape[2:]),
-                                  **COMPRESSION)
+        chunk = (1, *shape[2:])
+        static = f.create_dataset("recon_static", shape=shape[1:], dtype=np.float32, chunks=chunk, **_filters(chunk))
         layout = h5py.VirtualLayout(shape=shape, dtype=np.float32)
         source = h5py.VirtualSource(".", "recon_static", shape=shape[1:])  # ".": this file, whatever its name
         for frame in range(shape[0]):

@@ -420,11 +420,13 @@ def export_folders(dataset):
     return [f"results/{dataset}/{volume}/export" for volume in volumes]
 
 
+def dataset_outputs(dataset):
+    """Every output of one dataset: metrics, figures, movies, renderings and exports."""
+    return [f"results/{dataset}/metrics.json", f"results/{dataset}/figures/slices.png",
+            *(f"results/{dataset}/figures/movie_{plane}.gif" for plane in MOVIE_PLANES),
+            *(f"results/{dataset}/renderings/{name}/recon.h5" for name in user_renderings(dataset)),
+            *export_folders(dataset)]
+
+
 def all_outputs():
-    outputs = []
-    for dataset in config["datasets"]:
-        outputs += [f"results/{dataset}/metrics.json", f"results/{dataset}/figures/slices.png",
-                    *(f"results/{dataset}/figures/movie_{plane}.gif" for plane in MOVIE_PLANES),
-                    *(f"results/{dataset}/renderings/{name}/recon.h5" for name in user_renderings(dataset)),
-                    *export_folders(dataset)]
-    return outputs
+    return [f"results/{dataset}/outputs.txt" for dataset in config["datasets"]]

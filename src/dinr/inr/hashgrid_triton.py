@@ -105,18 +105,25 @@ def _cell(unit_ptr, points, mask, res_t, res_z, res_y, res_x, shift_t, shift_z, 
 
 
 @triton.jit
+def _block(n_points, features: tl.constexpr, features_pow2: tl.constexpr, block: tl.constexpr):
+    """This program's points, which of them exist, the feature columns, and the mask of
+    (point, column) pairs that exist."""
+    points = tl.program_id(0).to(tl.int64) * block + tl.arange(0, block)
+    mask = points < n_points
+    columns = tl.arange(0, features_pow2)
+    return points, mask, columns, mask[:, None] & (columns[None, :] < features)
+
+
+@triton.jit
 def _forward_kernel(unit_ptr, table_ptr, out_ptr, n_points, res_t, res_z, res_y, res_x,
                     shift_t, shift_z, shift_y, shift_x, mult_t, mult_z, mult_y, mult_x,
                     max_t, max_z, max_y, max_x, start, size,
                     dense: tl.constexpr, static: tl.constexpr, features: tl.constexpr,
                     features_pow2: tl.constexpr, block: tl.constexpr):
-    points = tl.program_id(0).to(tl.int64) * block + tl.arange(0, block)
-    mask = points < n_points
+    points, mask, columns, both = _block(n_points, features, features_pow2, block)
     node_t, frac_t, node_z, frac_z, node_y, frac_y, node_x, frac_x = _cell(
         unit_ptr, points, mask, res_t, res_z, res_y, res_x, shift_t, shift_z, shift_y, shift_x,
         max_t, max_z, max_y, max_x, static)
-    columns = tl.arange(0, features_pow2)
-    both = mask[:, None] & (columns[None, :] < features)
     total = tl.zeros((block, features_pow2), dtype=tl.float32)
     corners: tl.constexpr = 8 if static else 16
     for corner in tl.static_range(corners):
@@ -136,13 +143,10 @@ def _backward_kernel(unit_ptr, grad_ptr, table_grad_ptr, rows_ptr, parts_ptr, n_
     """``atomic``: add ``weight * grad`` into ``table_grad``; else write each corner's
     row to ``rows`` (corners, points) and its contribution to ``parts`` (corners, points,
     features) for an order-fixed sum."""
-    points = tl.program_id(0).to(tl.int64) * block + tl.arange(0, block)
-    mask = points < n_points
+    points, mask, columns, both = _block(n_points, features, features_pow2, block)
     node_t, frac_t, node_z, frac_z, node_y, frac_y, node_x, frac_x = _cell(
         unit_ptr, points, mask, res_t, res_z, res_y, res_x, shift_t, shift_z, shift_y, shift_x,
         max_t, max_z, max_y, max_x, static)
-    columns = tl.arange(0, features_pow2)
-    both = mask[:, None] & (columns[None, :] < features)
     grad = tl.load(grad_ptr + points[:, None] * features + columns[None, :], mask=both, other=0.0)
     corners: tl.constexpr = 8 if static else 16
     for corner in tl.static_range(corners):

@@ -91,7 +91,8 @@ def dataset_renderings(dataset):
 
 def user_renderings(dataset):
     """The renderings the config asks for (not the movies' own)."""
-    return [name for name in dataset_renderings(dataset) if not name.startswith("movie_")]
+    movies = {f"movie_{plane}" for plane in MOVIE_PLANES}
+    return [name for name in dataset_renderings(dataset) if name not in movies]
 
 
 for _name in config["datasets"]:

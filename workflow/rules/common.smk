@@ -64,9 +64,20 @@ MOVIE_PLANES = ("axial", "vertical")
 
 
 def metric_frames(dataset):
-    """Frames of the metric volumes: the simulated truth's, else render.frames."""
+    """Frames of the metric volumes: the simulated truth's, a given truth's (its /time,
+    read when the workflow's Python has h5py), else render.frames."""
     if is_simulated(dataset):
         return dataset_settings(dataset, "simulate")["frames"]
+    truth = config["datasets"][dataset].get("truth")
+    if truth and Path(truth).is_file():
+        try:
+            import h5py
+        except ImportError:
+            pass
+        else:
+            with h5py.File(truth, "r") as f:
+                if "time" in f:
+                    return len(f["time"])
     return dataset_settings(dataset, "render")["frames"]
 
 
@@ -375,7 +386,7 @@ def render_runtime_min(wildcards, input, threads):
     """Frames x slices x pixels x supersampling, on the job's cores."""
     render = dataset_settings(wildcards.dataset, "render")
     _, rows, cols = scan_shape(input.sinogram, input.size_mb)
-    voxels = frame_count(wildcards) * rows * cols**2 * render["supersample"] ** 3
+    voxels = metric_frames(wildcards.dataset) * rows * cols**2 * render["supersample"] ** 2
     return _minutes(voxels / RENDER_VOXELS_PER_CORE_S / 60, threads)
 
 

@@ -180,7 +180,7 @@ def encoding_paths(device: str, points: list[int], fields: dict[str, tuple[int, 
 
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     kernels = "triton" if device == "cuda" else "cpu"
-    gathers = gather_rate(device)
+    gathers = gather_rate(device, reads=2**24 if device == "cuda" else 2**20)
     report: dict[str, Any] = {"gather_rows_per_s": gathers, "kernels": kernels}
     for name, (size, rows) in fields.items():
         field = _field(size, rows, device)
@@ -352,7 +352,7 @@ def main() -> None:
         root = Path(tmp)
         if "encoding" in args.parts:
             fields = {"demo": (64, 8), "beamline": (256, 32) if args.cpu else (2048, 256)}
-            record("encoding", encoding_paths(device, [65_536] if args.cpu else [1_048_576, 8_388_608], fields))
+            record("encoding", encoding_paths(device, [16_384] if args.cpu else [1_048_576, 8_388_608], fields))
         if "fbp" in args.parts:
             record("fbp", fbp_slice(256, 360) if args.cpu else fbp_slice(2048, 1800))
         if "demo_dag" in args.parts and not args.cpu:

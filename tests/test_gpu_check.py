@@ -32,7 +32,7 @@ def test_gpu_check_cpu_half_reports_every_part(tmp_path: Path) -> None:
         assert all(isinstance(r, float) and r > 0 for r in rates.values()), rates
     assert 0 <= report["allreduce"]["share"] < 1
     assert report["render"]["device_slices_per_s"] > 0 and math.isfinite(report["render"]["cpu_slices_per_s"])
-    for field in ("demo_65536", "beamline_65536"):  # the Numba kernels against the PyTorch path
+    for field in ("demo_16384", "beamline_16384"):  # the Numba kernels against the PyTorch path
         entry = report["encoding"][field]
         assert entry["cpu"]["samples_per_s"] > 0 and entry["torch"]["samples_per_s"] > 0
         assert 0 < entry["cpu"]["encoding_share"] < 1.5 and entry["speedup"] > 0

@@ -56,6 +56,8 @@ STAGES = {
     "evaluate": "metrics.json",
 }
 BASELINES = ("fbp_sliding", "fbp_static")
+#: Log and benchmark names of stages whose rule names them otherwise (the rest: the stage's).
+RECORD_NAMES = {"export": "export_dinr"}
 FLAT_COUNTS = 20_000
 DARK_COUNTS = 100
 PEAK = re.compile(r"peak resident memory (\d+) MiB \(rank (\d+)\)")
@@ -199,13 +201,14 @@ def stage_record(workdir: Path, stage: str, wall_s: float, stopped_peaks: dict[i
     """Wall time (Snakemake's benchmark file) and the peak memory each rank logged; for a
     stage stopped at the time limit, the peaks sampled from /proc and how far it got
     (the last progress line of its log)."""
-    log = (workdir / "logs" / "large" / f"{stage}.log").read_text()
+    name = RECORD_NAMES.get(stage, stage)
+    log = (workdir / "logs" / "large" / f"{name}.log").read_text()
     if stopped_peaks is not None:
         progress = [line.strip() for line in re.split(r"[\r\n]", log) if "it/s" in line or "block" in line]
         return {"wall_s": wall_s, "stopped_at_limit": True, "peak_mib_per_rank": sorted(stopped_peaks.values()),
                 "progress": progress[-1] if progress else ""}
     peaks = {int(rank): int(mib) for mib, rank in PEAK.findall(log)}
-    benchmark = workdir / "results" / "large" / "benchmarks" / f"{stage}.tsv"
+    benchmark = workdir / "results" / "large" / "benchmarks" / f"{name}.tsv"
     seconds = float(benchmark.read_text().splitlines()[1].split("\t")[0]) if benchmark.exists() else wall_s
     return {"wall_s": seconds, "peak_mib_per_rank": [peaks[r] for r in sorted(peaks)]}
 

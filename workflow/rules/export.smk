@@ -46,6 +46,8 @@ rule export:
         formats=export_options,
     log:
         "logs/{dataset}/export_{volume}.log",
+    benchmark:
+        "results/{dataset}/benchmarks/export_{volume}.tsv"
     threads: 1
     resources:
         mem_mb=streaming_mem_mb,

@@ -54,32 +54,41 @@ def volume_writer(
     chunk_rows: int | None = None,
 ) -> Iterator[h5py.Dataset]:
     """An empty (t, z, y, x) float32 dataset, compressed (:data:`COMPRESSION`, where a
-    chunk is large enough for it to pay) and chunked per slice (or per ``chunk_rows`` rows of a slice), to be filled slice by
-    slice (``dset[t, z] = image``), so a volume larger than memory can be written. The
+    chunk is large enough for it to pay) and chunked per slice (or per ``chunk_rows``
+    rows of a slice), to be filled slice by slice (``dset[t, z] = image``), so a volume
+    larger than memory can be written. The
     dataset records its ``voxel_size_mm`` (z, y, x) when given and its
     ``frame_interval_s``.
 
     The file exists under a temporary name until the block ends without error; only
     then is it renamed onto ``path`` (atomically, as :func:`~dinr.io.atomic.atomic_path`).
     """
-    if len(shape) != 4 or shape[0] != len(time_s):
-        raise ValueError(f"volume {shape} and {len(time_s)} frame times do not match")
+    _check_frames(shape, time_s)
     rows = shape[2] if chunk_rows is None else max(1, min(chunk_rows, shape[2]))
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         chunk = (1, 1, rows, shape[3])
         dset = f.create_dataset(name, shape=shape, dtype=np.float32, chunks=chunk, **_filters(chunk))
-        _describe(dset, np.asarray(time_s), voxel_size_mm)
-        f.create_dataset("time", data=np.asarray(time_s, dtype=np.float64)).attrs["units"] = "s"
-        f.attrs.update(attrs)
+        _describe(f, dset, time_s, attrs, voxel_size_mm)
         yield dset
 
 
-def _describe(dset: h5py.Dataset, time_s: np.ndarray, voxel_size_mm: tuple[float, float, float] | None) -> None:
+def _check_frames(shape: tuple[int, ...], time_s: np.ndarray) -> None:
+    if len(shape) != 4 or shape[0] != len(time_s):
+        raise ValueError(f"volume {shape} and {len(time_s)} frame times do not match")
+
+
+def _describe(f: h5py.File, dset: h5py.Dataset, time_s: np.ndarray, attrs: dict[str, Any],
+              voxel_size_mm: tuple[float, float, float] | None) -> None:
+    """The volume dataset's axes, unit, frame interval and voxel size, the file's
+    ``/time`` and its attributes ``attrs``."""
+    time_s = np.asarray(time_s, dtype=np.float64)
     dset.attrs["axes"] = AXES
     dset.attrs["units"] = "1/pixel"
     dset.attrs["frame_interval_s"] = frame_interval(time_s)
     if voxel_size_mm is not None:
         dset.attrs["voxel_size_mm"] = np.asarray(voxel_size_mm, dtype=np.float64)
+    f.create_dataset("time", data=time_s).attrs["units"] = "s"
+    f.attrs.update(attrs)
 
 
 @contextmanager
@@ -94,8 +103,7 @@ def static_volume_writer(
     the one (z, y, x) volume, filled slice by slice (``dset[z] = image``), is stored
     once as ``/recon_static``, and ``/recon`` is an HDF5 virtual dataset that shows it
     at each of the ``shape[0]`` frame times, so readers see (t, z, y, x) as usual."""
-    if len(shape) != 4 or shape[0] != len(time_s):
-        raise ValueError(f"volume {shape} and {len(time_s)} frame times do not match")
+    _check_frames(shape, time_s)
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         chunk = (1, *shape[2:])
         static = f.create_dataset("recon_static", shape=shape[1:], dtype=np.float32, chunks=chunk, **_filters(chunk))
@@ -103,9 +111,7 @@ def static_volume_writer(
         source = h5py.VirtualSource(".", "recon_static", shape=shape[1:])  # ".": this file, whatever its name
         for frame in range(shape[0]):
             layout[frame] = source
-        _describe(f.create_virtual_dataset("recon", layout), np.asarray(time_s), voxel_size_mm)
-        f.create_dataset("time", data=np.asarray(time_s, dtype=np.float64)).attrs["units"] = "s"
-        f.attrs.update(attrs)
+        _describe(f, f.create_virtual_dataset("recon", layout), time_s, attrs, voxel_size_mm)
         yield static
 
 

@@ -63,6 +63,7 @@ def test_demo_dag_runs_end_to_end_with_and_without_truth(tiny_scan: dict[str, Pa
     for metrics in tiny["methods"].values():
         assert len(metrics["per_frame"]) == 4 and metrics["psnr_mean"] > 15
     assert tiny["wall_s"]["train"] > 0 and tiny["backend"]["fbp_static"] in ("astra", "tomopy")
+    assert len(tiny["dinr_margin"]["per_frame"]) == 4 and tiny["dinr_margin"]["best_mean_peer"] == "fbp_sliding"
 
     scan = json.loads((workdir / f"results/{user}/metrics.json").read_text())
     assert set(scan["methods"]) == {"dinr", "fbp_static"} and not (workdir / f"results/{user}/fbp_sliding").exists()

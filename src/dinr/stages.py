@@ -30,8 +30,9 @@ from dinr.evaluate.figures import metrics_over_time, slice_movie, slices_over_ti
 from dinr.evaluate.figures import memory as plot_memory
 from dinr.evaluate.figures import scaling as plot_scaling
 from dinr.evaluate.figures import time_to_quality as plot_time_to_quality
+from dinr.evaluate.frames import margins
 from dinr.evaluate.metrics import volume_metrics
-from dinr.evaluate.paper import latex_table, markdown_table
+from dinr.evaluate.paper import frames_table, latex_table, markdown_table
 from dinr.evaluate.quality import image_quality
 from dinr.evaluate.report import metrics_table
 from dinr.evaluate.residuals import ResidualSum, field_prediction, volume_prediction
@@ -424,10 +425,12 @@ def evaluate(dataset: str, sinogram_path: Path, truth_path: Path | None, recons:
                                        available_backend(baselines.backend))
         for name, (volume, _) in volumes.items():
             methods[name].update(image_quality(volume))
+    margin = margins(methods)
     report = {
         "dataset": dataset,
         **({"center": center} if center else {}),
         "methods": methods,
+        **({"dinr_margin": margin} if margin else {}),
         "wall_s": read_wall_seconds(benchmarks),
         "backend": {name: volume_attribute(path, "backend", "torch") for name, path in recons.items()},
         "provenance": provenance("evaluate", None, {k: str(v) for k, v in recons.items()}),
@@ -518,7 +521,7 @@ def paper(metrics_paths: list[Path], distributed_path: Path, memory_path: Path, 
     """The paper's comparison table (Markdown and LaTeX) from every scan's metrics, and
     its scaling and memory figures from the benchmarks' JSON."""
     reports = [json.loads(Path(path).read_text()) for path in metrics_paths]
-    write_text(out_md, markdown_table(reports))
+    write_text(out_md, markdown_table(reports) + "\n" + frames_table(reports))
     write_text(out_tex, latex_table(reports))
     plot_scaling(json.loads(Path(distributed_path).read_text()), out_scaling)
     plot_memory(json.loads(Path(memory_path).read_text()), out_memory)

@@ -23,6 +23,7 @@ import numpy as np
 from skimage.metrics import structural_similarity
 from tqdm import tqdm
 
+from dinr.evaluate.frames import frame_summary
 from dinr.io.blocks import DEFAULT_CHUNK_MB
 
 #: Bytes per voxel of a tile while SSIM runs: both inputs in float64 and scikit-image's
@@ -117,7 +118,8 @@ def frame_metrics(truth: Any, recon: Any, frame: int, mask: np.ndarray, value_ra
 
 def volume_metrics(truth: Any, recon: Any, mask: np.ndarray, chunk_mb: float = DEFAULT_CHUNK_MB) -> dict[str, object]:
     """Per-frame and mean metrics of (t, z, y, x) ``recon`` against ``truth`` (arrays or
-    HDF5 datasets, read in tiles of at most about ``chunk_mb`` MiB of working memory)."""
+    HDF5 datasets, read in tiles of at most about ``chunk_mb`` MiB of working memory),
+    with the worst, first and last frame's PSNR (:func:`dinr.evaluate.frames.frame_summary`)."""
     if tuple(truth.shape) != tuple(recon.shape):
         raise ValueError(f"reconstruction {recon.shape} and truth {truth.shape} differ in shape")
     value_range = data_range(truth, chunk_mb)
@@ -126,5 +128,6 @@ def volume_metrics(truth: Any, recon: Any, mask: np.ndarray, chunk_mb: float = D
         "psnr_mean": float(np.mean([m["psnr"] for m in per_frame])),
         "ssim_mean": float(np.mean([m["ssim"] for m in per_frame])),
         "mae_mean": float(np.mean([m["mae"] for m in per_frame])),
+        **frame_summary(per_frame),
         "per_frame": per_frame,
     }

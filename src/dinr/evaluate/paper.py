@@ -1,5 +1,7 @@
-"""The paper's comparison table: mean PSNR / SSIM / wall time per method per scan, as
-Markdown and as LaTeX (booktabs), from the scans' ``metrics.json`` reports."""
+"""The paper's comparison tables, from the scans' ``metrics.json`` reports: mean PSNR /
+SSIM / wall time per method per scan, as Markdown and as LaTeX (booktabs), and frame by
+frame (each method's worst, first and last frame, DINR's margin over the best peer on
+the mean and in its worst frame) as Markdown."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from dinr.evaluate.figures import LABELS
+from dinr.evaluate.frames import OURS, margins
 
 
 def method_wall(wall: dict[str, float], method: str) -> float:
@@ -62,3 +65,25 @@ def latex_table(reports: list[dict[str, Any]]) -> str:
         lines.append(f"{name} & " + " & ".join(cells) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}"]
     return "\n".join(lines) + "\n"
+
+
+def frames_table(reports: list[dict[str, Any]]) -> str:
+    """One line per scan with truth: each method's worst / first / last frame PSNR (dB)
+    and DINR's margin over the best peer, on the mean and in its worst frame (against
+    that frame's best peer, :func:`dinr.evaluate.frames.margins`); empty without truth."""
+    scored = [r for r in reports if margins(r["methods"])]
+    if not scored:
+        return ""
+    methods = [m for m in scored[0]["methods"] if "psnr_worst" in scored[0]["methods"][m]]
+    lines = ["| scan | " + " | ".join(LABELS.get(m, m) for m in methods) + " | DINR - best: mean | worst frame |",
+             "|---" * (len(methods) + 3) + "|"]
+    for report in scored:
+        scores = report["methods"]
+        cells = [f"{scores[m]['psnr_worst']:.2f} / {scores[m]['psnr_first']:.2f} / {scores[m]['psnr_last']:.2f}"
+                 if m in scores else "–" for m in methods]
+        margin = margins(scores)
+        lines.append(f"| {report['dataset']} | " + " | ".join(cells)
+                     + f" | {margin['mean']:+.2f} | {margin['worst_frame']:+.2f} (frame {margin['worst_frame_index']}) |")
+    return "\n".join(lines) + (f"\n\nPSNR (dB) of each method's worst / first / last frame; {LABELS.get(OURS, OURS)}'s "
+                               "margin over the best peer on the mean, and in its worst frame over the best peer of "
+                               "that frame.\n")

@@ -93,7 +93,12 @@ class TrainSettings:
     hidden_layers: int
     output_scale: float | str
     nonnegative: bool
-    steps: int
+    steps: int | str
+    max_epochs: float
+    max_wall_s: float | None
+    validate_every_epochs: float
+    patience: int
+    validation_rays: int
     batch_rays: int
     ray_shards: int | str
     samples_per_ray: int | str

@@ -310,7 +310,8 @@ def _fbp_in_blocks(settings: BaselineSettings, method: str, sinogram_path: Path,
 def train(settings: TrainSettings, sinogram_path: Path, checkpoint_path: Path, model_path: Path,
           comm: Communicator, other_settings: str = "refuse", snapshot_dir: Path | None = None,
           snapshot_every: int = 0) -> TrainingState:
-    """Distributed training on this rank's ray shards of the scan's training views;
+    """Distributed training on this rank's ray shards of the scan's training views,
+    steered by the residual of its shards' held-out views (:mod:`dinr.train.schedule`);
     rank 0 writes the final model (a complete checkpoint with provenance), and with
     ``snapshot_dir`` the field every ``snapshot_every`` steps; a checkpoint made with
     other settings is treated by ``other_settings`` (:func:`dinr.train.loop.resume`).
@@ -321,9 +322,12 @@ def train(settings: TrainSettings, sinogram_path: Path, checkpoint_path: Path, m
     for shard, indices in views.items():  # the peak is taken in place on a first read: no second copy
         peaks.append(line_integral_peak(read_sinogram(sinogram_path, views=indices).projections, overwrite=True))
         shards[shard] = read_sinogram(sinogram_path, views=indices)
+    held_out = training_views(sinogram_path, heldout=True)
+    heldout = {shard: read_sinogram(sinogram_path, views=held_out[shard::n_shards]) for shard in views
+               if len(held_out[shard::n_shards])}
     noise = read_noise_variance(sinogram_path, settings.loss_weights == "transmission")
     state = loop.train(settings, shards, n_shards, noise, checkpoint_path, comm, other_settings,
-                       snapshot_dir, snapshot_every, max(peaks))
+                       snapshot_dir, snapshot_every, max(peaks), heldout)
     if comm.rank == 0:
         state.provenance = provenance("train", dataclasses.asdict(settings), {"sinogram": str(sinogram_path)})
         save_checkpoint(model_path, state)

@@ -190,11 +190,12 @@ def read_noise_variance(path: str | os.PathLike[str], transmission_weighted: boo
         return float(f.attrs[key])
 
 
-def training_views(path: str | os.PathLike[str]) -> np.ndarray:
-    """Indices (ascending) of the views not held out of training."""
+def training_views(path: str | os.PathLike[str], heldout: bool = False) -> np.ndarray:
+    """Indices (ascending) of the views not held out of training (with ``heldout``: of
+    those held out)."""
     with open_hdf5(path) as f:
         require_datasets(f, ("heldout",), _NOT_PREPARED)
-        return np.flatnonzero(~np.asarray(f["heldout"][()], dtype=bool))
+        return np.flatnonzero(np.asarray(f["heldout"][()], dtype=bool) == heldout)
 
 
 def has_heldout_views(path: str | os.PathLike[str]) -> bool:

@@ -43,7 +43,11 @@ class TrainingState:
     beam geometry (:mod:`dinr.geometry`) as a dict; ``scan_time`` (first,
     last) view time in seconds; ``launch`` ranks, device and Slurm step; ``lr_scale`` the
     learning-rate factor left by skipped steps, listed in ``skipped_steps``; ``prior`` the
-    TV weight and the noise variance it came from; ``provenance`` (final model only).
+    TV weight and the noise variance it came from; ``validation`` rows of (step, held-out
+    relative residual, learning rate); ``plateau`` the state of ``steps: auto``
+    (:class:`dinr.train.schedule.Plateau` as a dict); ``train_seconds`` the training wall
+    time summed over resumes; ``stop_reason`` why the run ended (empty while it runs);
+    ``provenance`` (final model only).
     """
 
     model: dict[str, torch.Tensor]
@@ -61,6 +65,10 @@ class TrainingState:
     lr_scale: float
     skipped_steps: list[int]
     prior: dict[str, float]
+    validation: list[list[float]] = dataclasses.field(default_factory=list)
+    plateau: dict[str, float] = dataclasses.field(default_factory=dict)
+    train_seconds: float = 0.0
+    stop_reason: str = ""
     provenance: dict[str, str] | None = None
 
     def completed_settings(self) -> dict[str, Any]:
@@ -87,7 +95,7 @@ class TrainingState:
 
 #: The fields every checkpoint must hold (all but the optional ones).
 REQUIRED_KEYS = tuple(f.name for f in dataclasses.fields(TrainingState)
-                      if f.default is dataclasses.MISSING)
+                      if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING)
 
 
 def settings_hash(settings: dict[str, Any]) -> str:

@@ -33,7 +33,8 @@ from dinr.train.progress import Progress
 from dinr.train.setup import TrainingRun, set_up
 from dinr.train.signals import Interrupted, stop_on_signals
 from dinr.train.snapshots import save_snapshot
-from dinr.train.step import learning_rate, train_step
+from dinr.train.schedule import MIN_IMPROVEMENT, Plateau, learning_rate
+from dinr.train.step import MAX_POINTS_PER_PASS, train_step
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +95,8 @@ def resume(run: TrainingRun, state: TrainingState, checkpoint_path: Path, other_
     run.optimizer.load_state_dict(saved.optimizer)
     state.step, state.history = int(saved.step), list(saved.history)
     state.lr_scale, state.skipped_steps = float(saved.lr_scale), list(saved.skipped_steps)
+    state.validation, state.plateau = list(saved.validation), dict(saved.plateau)
+    state.train_seconds, state.stop_reason = float(saved.train_seconds), saved.stop_reason
     if run.comm.rank == 0:
         log.info("resuming from %s at step %d", checkpoint_path, state.step)
 
@@ -132,52 +135,116 @@ def _log_start(run: TrainingRun) -> None:
         log.info("TV prior weights %.4g in space, %.4g in time over %.4g of the scan (measurement noise "
                  "variance %.3g)", run.prior["tv_weight"], run.prior["tv_time_weight"], run.prior["time_step"],
                  run.prior["noise_variance"])
+        budget, settings = run.budget, run.settings
+        if budget.adaptive:
+            log.info("steps auto: until the held-out residual stops improving, at most %d steps (%g epochs of "
+                     "%.0f steps); residual of %d held-out rays every %d steps", budget.steps, settings.max_epochs,
+                     budget.epoch_steps, int(run.comm.allreduce_sum(float(len(run.heldout)))), budget.validate_every)
+        elif settings.steps == "auto":
+            log.warning("steps auto without held-out views (prepare.heldout_every is 0): training runs the cap of "
+                        "train.max_epochs %g epochs, %d steps", settings.max_epochs, budget.steps)
+        else:
+            log.info("%d steps (%.1f epochs of %.0f steps)", budget.steps, budget.steps / budget.epoch_steps,
+                     budget.epoch_steps)
+
+
+def validate(run: TrainingRun, state: TrainingState, plateau: Plateau, done: int, lr: float) -> str:
+    """Measure the held-out residual after step ``done`` (taken at rate ``lr``), record it
+    in ``state.validation`` and, for an adaptive budget, take it into ``plateau``; return
+    why training must stop now, or an empty string."""
+    residual = run.heldout.relative_residual(run.field, run.samples, run.comm, MAX_POINTS_PER_PASS)
+    state.validation.append([done, residual, lr])
+    if not run.budget.adaptive:
+        return ""
+    outcome = plateau.update(residual, run.settings, done)
+    state.plateau = plateau.as_dict()
+    if run.comm.rank == 0:
+        log.info("step %d held-out residual %.6g (best %.6g, %d evaluation(s) since): %s", done, residual,
+                 plateau.best, plateau.since_best, outcome)
+    if outcome == "converged":
+        return (f"converged: the held-out residual did not improve on {plateau.best:.6g} by "
+                f"{MIN_IMPROVEMENT:g} in {run.settings.patience} evaluations at the lowest learning rate")
+    return ""
+
+
+def budget_reason(run: TrainingRun, state: TrainingState, done: int) -> str:
+    """Why the run stops at step ``done`` for its budget (steps, epochs or wall time), or
+    an empty string; the wall time is agreed across ranks (the slowest rank's)."""
+    settings, budget = run.settings, run.budget
+    if settings.steps == "auto" and settings.max_wall_s is not None and \
+            run.comm.allreduce_max(state.train_seconds) >= settings.max_wall_s:
+        return f"max_wall_s: {state.train_seconds:.0f} s of training reached the limit of {settings.max_wall_s:g} s"
+    if done < budget.steps:
+        return ""
+    if settings.steps == "auto":
+        return f"max_epochs: {settings.max_epochs:g} epochs ({budget.steps} steps) reached"
+    return f"steps: the configured {budget.steps} steps done"
 
 
 def train(settings: TrainSettings, shards: dict[int, Sinogram], n_shards: int, noise_variance: float,
           checkpoint_path: str | Path, comm: Communicator, other_settings: str = "refuse",
-          snapshot_dir: Path | None = None, snapshot_every: int = 0, local_peak: float | None = None) -> TrainingState:
+          snapshot_dir: Path | None = None, snapshot_every: int = 0, local_peak: float | None = None,
+          heldout: dict[int, Sinogram] | None = None) -> TrainingState:
     """Train the field on this rank's ray ``shards`` (shard index -> its training views)
     of ``n_shards``, with the scan's ``noise_variance`` for the prior (``local_peak``: the
-    shards' line-integral peak, if already measured); return the final
-    state (as checkpointed). Resumes from ``checkpoint_path`` (see :func:`resume`, which
-    treats a checkpoint made with other settings by ``other_settings``). With
-    ``snapshot_dir``, rank 0 also saves the field every ``snapshot_every`` steps and at
-    the end (:mod:`dinr.train.snapshots`), with the wall time since this process's first step."""
+    shards' line-integral peak, if already measured) and ``heldout`` (shard index -> its
+    held-out views) for the stopping rule (:mod:`dinr.train.schedule`); return the final
+    state (as checkpointed), whose ``stop_reason`` says why it ended. Resumes from
+    ``checkpoint_path`` (see :func:`resume`, which treats a checkpoint made with other
+    settings by ``other_settings``). With ``snapshot_dir``, rank 0 also saves the field
+    every ``snapshot_every`` steps and at the end (:mod:`dinr.train.snapshots`), with the
+    wall time since this process's first step."""
     checkpoint_path = Path(checkpoint_path)
-    run = set_up(settings, shards, n_shards, noise_variance, comm, local_peak)
+    run = set_up(settings, shards, n_shards, noise_variance, comm, local_peak, heldout)
     state = initial_state(run)
     resume(run, state, checkpoint_path, other_settings)
     comm.check_identical(run.field, state.step)
-    progress = Progress(settings.steps, state.step, run.global_rays)
+    plateau = Plateau(**state.plateau)
+    budget = run.budget
+    progress = Progress(budget.steps, state.step, run.global_rays, bound=settings.steps == "auto")
+    seconds_before = state.train_seconds
     _log_start(run)
     run.field.train()
+    done = state.step
     with stop_on_signals() as stop:
-        for step in range(state.step, settings.steps):
-            lr = learning_rate(run, step) * state.lr_scale
+        for step in range(state.step, budget.steps if not state.stop_reason else state.step):
+            lr = learning_rate(settings, budget, step, plateau.reductions) * state.lr_scale
             outcome = train_step(run, step, lr, stop.requested)
             done = step + 1
+            state.train_seconds = seconds_before + progress.elapsed()
             if not outcome.finite:
                 state.lr_scale = skip_nonfinite_step(done, state.skipped_steps, state.lr_scale,
                                                      settings.nonfinite_retries, comm.rank)
-            if done % settings.log_every == 0 or done == settings.steps:
+            reason = validate(run, state, plateau, done, lr) if budget.validate_every and \
+                done % budget.validate_every == 0 else ""
+            logged = done % settings.log_every == 0
+            reason = reason or (budget_reason(run, state, done) if logged or done == budget.steps else "")
+            if logged or reason:
                 mean_loss = comm.allreduce_sum(outcome.loss.item()) / comm.size
                 text, rays_per_s = progress.line(step, mean_loss, lr)
                 state.history.append([done, mean_loss, rays_per_s])
                 if comm.rank == 0:
                     log.info(text)
-            if done % settings.checksum_every == 0 or done == settings.steps:
+            if done % settings.checksum_every == 0 or reason:
                 comm.check_identical(run.field, done)
             if outcome.stop_requested:
                 if comm.rank == 0:
                     save_checkpoint(checkpoint_path, snapshot(run, state, done, checkpoint_path))
                 comm.barrier()
                 raise Interrupted(stop.signal_name or "a signal to another rank", done, str(checkpoint_path))
-            if done % settings.checkpoint_every == 0 and done < settings.steps and comm.rank == 0:
+            if reason:
+                state.stop_reason = reason
+                if comm.rank == 0:
+                    log.info("training stopped at step %d (%.2f epochs, %.0f s): %s", done,
+                             done / budget.epoch_steps, state.train_seconds, reason)
+                break
+            if done % settings.checkpoint_every == 0 and comm.rank == 0:
                 save_checkpoint(checkpoint_path, snapshot(run, state, done, checkpoint_path))
-            if snapshot_dir is not None and (done % snapshot_every == 0 or done == settings.steps) and comm.rank == 0:
+            if snapshot_dir is not None and done % snapshot_every == 0 and comm.rank == 0:
                 save_snapshot(snapshot_dir, done, progress.elapsed(), run.field.state_dict())
-    final = snapshot(run, state, settings.steps, checkpoint_path)
+    if snapshot_dir is not None and comm.rank == 0 and done > 0:
+        save_snapshot(snapshot_dir, done, progress.elapsed(), run.field.state_dict())
+    final = snapshot(run, state, done, checkpoint_path)
     if comm.rank == 0:
         save_checkpoint(checkpoint_path, final)
     comm.barrier()

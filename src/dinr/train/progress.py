@@ -7,10 +7,11 @@ import time
 
 
 class Progress:
-    """Rate and ETA of steps ``start`` .. ``total``, ``rays_per_step`` rays each."""
+    """Rate and ETA of steps ``start`` .. ``total``, ``rays_per_step`` rays each;
+    ``bound``: ``total`` is a cap the run may stop before (the ETA is an upper bound)."""
 
-    def __init__(self, total: int, start: int, rays_per_step: int) -> None:
-        self.total, self.start, self.rays_per_step = total, start, rays_per_step
+    def __init__(self, total: int, start: int, rays_per_step: int, bound: bool = False) -> None:
+        self.total, self.start, self.rays_per_step, self.bound = total, start, rays_per_step, bound
         self.t0 = time.perf_counter()
 
     def elapsed(self) -> float:
@@ -25,5 +26,5 @@ class Progress:
         eta = (self.total - step - 1) / rate if rate > 0 else math.inf
         rays = rate * self.rays_per_step
         text = (f"step {step + 1}/{self.total} loss {loss:.4e} lr {lr:.2e} "
-                f"{rays:,.0f} rays/s elapsed {elapsed:.0f}s ETA {eta:.0f}s")
+                f"{rays:,.0f} rays/s elapsed {elapsed:.0f}s ETA {'<= ' if self.bound else ''}{eta:.0f}s")
         return text, rays

@@ -1,5 +1,5 @@
-"""Setting up a training run: device, geometry, field, optimizer, reducer and sampler
-from the settings and this rank's ray shards.
+"""Setting up a training run: device, geometry, field, optimizer, reducer, sampler,
+budget and held-out rays from the settings and this rank's ray shards.
 
 Every value derived from the scan (output scale, angular span, TV weight) is agreed
 across ranks by a collective, so all ranks build the same field.
@@ -30,6 +30,8 @@ from dinr.train.device import choose_device
 from dinr.train.objective import tv_time_weight, tv_weight
 from dinr.train.reducer import GradientReducer
 from dinr.train.sampler import RaySampler, ShardedSampler
+from dinr.train.schedule import Budget, budget
+from dinr.train.validation import HeldoutRays
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +43,10 @@ STOP_SLOT, NONFINITE_SLOT = -2, -1
 class TrainingRun:
     """What a run holds for its whole length: the settings (and as a dict, hashed with
     the shard count), the ranks, the scan's geometry and time span, the field and its
-    optimizer, the gradient reducer, the ray sampler and the resolved quantities
-    (``spec``, ``prior``, ``samples`` per ray, ``global_rays`` per step); the settings as a
-    dict and the run's hash derive from them."""
+    optimizer, the gradient reducer, the ray sampler, the resolved quantities
+    (``spec``, ``prior``, ``samples`` per ray, ``global_rays`` per step, the ``budget``)
+    and this rank's held-out rays (``heldout``, :mod:`dinr.train.validation`); the
+    settings as a dict and the run's hash derive from them."""
 
     settings: TrainSettings
     comm: Communicator
@@ -60,6 +63,8 @@ class TrainingRun:
     samples: int
     global_rays: int
     launch: dict[str, str]
+    budget: Budget
+    heldout: HeldoutRays
 
     @property
     def config(self) -> dict[str, Any]:
@@ -104,14 +109,13 @@ def launch_record(comm: Communicator, device: torch.device) -> dict[str, str]:
     return {"ranks": str(comm.size), "device": str(device), **slurm}
 
 
-def prior_record(settings: TrainSettings, noise_variance: float, shards: list[Sinogram],
-                 geometry: Geometry, spec: dict[str, Any], comm: Communicator) -> dict[str, float]:
+def prior_record(settings: TrainSettings, noise_variance: float, views: int,
+                 geometry: Geometry, spec: dict[str, Any]) -> dict[str, float]:
     """The TV priors' weights in space and time, the temporal prior's step (one cell of
     the finest time level, normalised time; 0 for a static field) and the scan's noise
     variance they were derived from. The priors count the finest level's cells at its
     resolution across the whole scan (a grid spanning part of the scan, see
-    :func:`dinr.inr.build.field_spec`, has fewer)."""
-    views = int(comm.allreduce_sum(float(sum(len(shard.theta) for shard in shards))))
+    :func:`dinr.inr.build.field_spec`, has fewer); ``views``: the scan's training views."""
     start, end = spec_time_span(spec)
     time_step = (end - start) / spec["time_resolution"] if spec["time_resolution"] else 0.0
     time_cells = round(1.0 / time_step) if time_step else 0
@@ -132,10 +136,12 @@ def warn_if_motion_unresolved(settings: TrainSettings, spec: dict[str, Any], spa
 
 
 def set_up(settings: TrainSettings, shards: dict[int, Sinogram], n_shards: int, noise_variance: float,
-           comm: Communicator, local_peak: float | None = None) -> TrainingRun:
+           comm: Communicator, local_peak: float | None = None,
+           heldout: dict[int, Sinogram] | None = None) -> TrainingRun:
     """A run on this rank's ``shards`` (shard index -> its views) of ``n_shards``, with
     the scan's ``noise_variance`` for the prior; parameters broadcast from rank 0.
-    ``local_peak``: the shards' :func:`line_integral_peak`, if already measured."""
+    ``local_peak``: the shards' :func:`line_integral_peak`, if already measured;
+    ``heldout``: shard index -> its held-out views (none: the run cannot validate)."""
     held = list(shards.values())
     geometry = geometry_of(held[0])
     device = choose_device(settings.device, comm, settings.share_gpus)
@@ -148,16 +154,22 @@ def set_up(settings: TrainSettings, shards: dict[int, Sinogram], n_shards: int, 
     if comm.rank == 0:
         warn_if_motion_unresolved(settings, spec, span)
     field = build_field(settings, spec).to(device)
-    prior = prior_record(settings, noise_variance, held, geometry, spec, comm)
+    views = int(comm.allreduce_sum(float(sum(len(shard.theta) for shard in held))))
+    prior = prior_record(settings, noise_variance, views, geometry, spec)
     comm.broadcast_module(field)
     optimizer = torch.optim.Adam(field.parameters(), lr=settings.lr, fused=device.type in ("cpu", "cuda"))
     reducer = GradientReducer(field, comm, control_slots=2, buckets=settings.allreduce_buckets,
                               cuda_aware=settings.cuda_aware_mpi)
     sampler = ShardedSampler([RaySampler(shard, geometry, shard=index, seed=settings.seed, device=device)
                               for index, shard in shards.items()])
+    validation = HeldoutRays(heldout or {}, geometry, settings.validation_rays // n_shards, settings.seed, device,
+                             settings.loss_weights == "transmission")
+    has_heldout = comm.allreduce_sum(float(len(validation))) > 0
+    training_rays = views * geometry.rows * int(np.count_nonzero(geometry.column_mask()))
     return TrainingRun(
         settings=settings, comm=comm, device=device, n_shards=n_shards, geometry=geometry, scan_time=held[0].scan_time, spec=spec,
         prior=prior, field=field, optimizer=optimizer, reducer=reducer, sampler=sampler,
         samples=samples_per_ray(settings.samples_per_ray, geometry.n),
         global_rays=settings.batch_rays * n_shards, launch=launch_record(comm, device),
+        budget=budget(settings, training_rays, settings.batch_rays * n_shards, has_heldout), heldout=validation,
     )

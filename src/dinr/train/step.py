@@ -28,15 +28,6 @@ class StepOutcome:
     stop_requested: bool
 
 
-def learning_rate(run: TrainingRun, step: int) -> float:
-    """Linear warm-up, then exponential decay from ``lr`` to ``lr_final`` at the last step."""
-    settings = run.settings
-    if step < settings.warmup_steps:
-        return settings.lr * (step + 1) / settings.warmup_steps
-    progress = (step - settings.warmup_steps) / max(1, settings.steps - settings.warmup_steps)
-    return settings.lr * (settings.lr_final / settings.lr) ** progress
-
-
 #: Field evaluations in one forward and backward pass. A step with more points (a wide
 #: detector: ``batch_rays x samples_per_ray`` grows with it) is taken in passes of whole
 #: rays whose gradients add up, so a step's working memory stays bounded; the objective

@@ -1,0 +1,67 @@
+"""The held-out residual a run is steered by: a fixed set of rays of the views held out
+of training, projected through the field at regular intervals.
+
+The held-out views are dealt to ray shards as the training views are (view ``k`` of
+them to shard ``k % shards``), and each shard draws its share of ``validation_rays``
+once, from a generator seeded by the run's seed and the shard alone, so the set is the
+same at every evaluation, on every number of ranks and after a resume. Each ray is
+integrated at the midpoints of its strata (no jitter), so two evaluations differ only
+by what the field learned in between. The figure is the relative residual
+``sqrt(sum w (p - m)^2 / sum w m^2)`` over the set (``w`` the training loss's ray
+weights), summed over ranks by one allreduce.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from dinr.geometry import Geometry
+from dinr.inr.field import AttenuationField
+from dinr.inr.rays import RayBatch, integrate_rays
+from dinr.io.canonical import Sinogram
+from dinr.train.comm import Communicator
+from dinr.train.objective import ray_weights
+from dinr.train.sampler import RaySampler
+
+#: The step number whose generator draws a shard's validation rays: beyond any training
+#: step, so the set shares no draws with the training batches.
+VALIDATION_DRAW = 2**31 - 1
+
+
+class HeldoutRays:
+    """This rank's validation rays: ``rays_per_shard`` from each of its shards' held-out
+    views (``shards``: shard index -> its held-out views; a shard without any adds none)."""
+
+    def __init__(self, shards: dict[int, Sinogram], geometry: Geometry, rays_per_shard: int, seed: int,
+                 device: torch.device, transmission_weights: bool) -> None:
+        self.geometry = geometry
+        batches = [RaySampler(sino, geometry, shard=index, seed=seed, device=device)
+                   .sample(VALIDATION_DRAW, rays_per_shard, 1)[0]
+                   for index, sino in shards.items() if len(sino.theta)]
+        self.rays = RayBatch(*(torch.cat([getattr(b, name) for b in batches]) if batches else
+                               torch.zeros(0, device=device)
+                               for name in ("theta", "u", "z", "t", "measured")))
+        measured = self.rays.measured.double()
+        self.weights = ray_weights(measured) if transmission_weights else torch.ones_like(measured)
+
+    def __len__(self) -> int:
+        return len(self.rays.measured)
+
+    def relative_residual(self, field: AttenuationField, samples: int, comm: Communicator,
+                          points_per_pass: int) -> float:
+        """The set's relative residual (module note) with ``samples`` points per ray, in
+        passes of at most ``points_per_pass`` points; NaN when no rank holds a ray."""
+        error = norm = 0.0
+        per_pass = max(1, points_per_pass // samples)
+        with torch.no_grad():
+            for start in range(0, len(self), per_pass):
+                part = slice(start, start + per_pass)
+                rays = self.rays.select(part)
+                midpoints = torch.full((len(rays.measured), samples), 0.5, device=rays.measured.device)
+                predicted = integrate_rays(field, rays, self.geometry, samples, midpoints).double()
+                measured, weights = rays.measured.double(), self.weights[part]
+                error += float(torch.sum(weights * (predicted - measured) ** 2))
+                norm += float(torch.sum(weights * measured ** 2))
+        error, norm = comm.allreduce_sum(error), comm.allreduce_sum(norm)
+        return float(np.sqrt(error / norm)) if norm > 0 else float("nan")

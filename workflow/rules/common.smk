@@ -372,13 +372,18 @@ def scan_shape(sinogram, size_mb):
 
 
 def train_runtime_min(wildcards, input, threads):
-    """Steps x rays a step x samples a ray, on the job's cores (samples: one per
-    detector column under samples_per_ray auto)."""
+    """Rays trained on x samples a ray, on the job's cores (samples: one per detector
+    column under samples_per_ray auto; rays: steps x rays a step, or under steps auto
+    the cap of max_epochs passes over every ray of the scan)."""
     train = dataset_settings(wildcards.dataset, "train")
-    cols = scan_shape(input.sinogram, input.size_mb)[2]
+    views, rows, cols = scan_shape(input.sinogram, input.size_mb)
     samples = cols if train["samples_per_ray"] == "auto" else train["samples_per_ray"]
     shards = config["resources"]["train_tasks"] if train["ray_shards"] == "auto" else train["ray_shards"]
-    evaluations = train["steps"] * train["batch_rays"] * shards * samples
+    if train["steps"] == "auto":
+        rays = train["max_epochs"] * views * rows * cols
+    else:
+        rays = train["steps"] * train["batch_rays"] * shards
+    evaluations = rays * samples
     return _minutes(evaluations / TRAIN_SAMPLES_PER_CORE_S / 60, threads)
 
 

@@ -77,3 +77,10 @@ def test_slurm_profile_sizes_every_job_from_the_config(tmp_path: Path) -> None:
     assert len(fbp) == 2 and all("threads: 8" in block and "--threads 8" in block for block in fbp), fbp
     for rule in ("simulate", "convert", "prepare", "baseline", "train", "render", "evaluate", "figures"):
         assert all("runtime=" in block for block in jobs[rule]), rule
+
+
+def test_the_workflows_schema_is_the_packages() -> None:
+    """The workflow validates with its copy, the package's stages fill defaults from
+    theirs: the two must be the same file."""
+    packaged = REPO / "src" / "dinr" / "schemas" / "config.schema.yaml"
+    assert Path(SCHEMA).read_bytes() == packaged.read_bytes(), f"{SCHEMA} and {packaged} differ"

@@ -50,6 +50,7 @@ from dinr.io.canonical import (
     read_scan_shape,
     read_scan_time,
     read_sinogram,
+    sinogram_id,
     sinogram_writer,
     training_views,
     write_scan_description,
@@ -327,7 +328,7 @@ def train(settings: TrainSettings, sinogram_path: Path, checkpoint_path: Path, m
                if len(held_out[shard::n_shards])}
     noise = read_noise_variance(sinogram_path, settings.loss_weights == "transmission")
     state = loop.train(settings, shards, n_shards, noise, checkpoint_path, comm, other_settings,
-                       snapshot_dir, snapshot_every, max(peaks), heldout)
+                       snapshot_dir, snapshot_every, max(peaks), heldout, sinogram_id(sinogram_path))
     if comm.rank == 0:
         state.provenance = provenance("train", dataclasses.asdict(settings), {"sinogram": str(sinogram_path)})
         save_checkpoint(model_path, state)

@@ -21,6 +21,7 @@ rank of a training job holds its ray shards' projections and no others.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -196,6 +197,23 @@ def training_views(path: str | os.PathLike[str], heldout: bool = False) -> np.nd
     with open_hdf5(path) as f:
         require_datasets(f, ("heldout",), _NOT_PREPARED)
         return np.flatnonzero(np.asarray(f["heldout"][()], dtype=bool) == heldout)
+
+
+def sinogram_id(path: str | os.PathLike[str]) -> str:
+    """A fingerprint of a prepared scan (SHA-256, hex): its shape, angles, times,
+    held-out mask and the attributes measured from its projections (noise variances,
+    centre, geometry), without reading the projections. A checkpoint records it, so
+    training never resumes on other data under the same settings."""
+    digest = hashlib.sha256()
+    with open_hdf5(path) as f:
+        require_datasets(f, ("projections", "theta", "time", "heldout"), _NOT_PREPARED)
+        digest.update(repr(f["projections"].shape).encode())
+        for name in ("theta", "time", "heldout"):
+            digest.update(np.ascontiguousarray(f[name][()]).tobytes())
+        for key in sorted(f.attrs):
+            if key != "provenance":
+                digest.update(f"{key}={np.asarray(f.attrs[key]).tolist()!r}".encode())
+    return digest.hexdigest()
 
 
 def has_heldout_views(path: str | os.PathLike[str]) -> bool:

@@ -47,7 +47,9 @@ class TrainingState:
     relative residual, learning rate); ``plateau`` the state of ``steps: auto``
     (:class:`dinr.train.schedule.Plateau` as a dict); ``train_seconds`` the training wall
     time summed over resumes; ``stop_reason`` why the run ended (empty while it runs);
-    ``provenance`` (final model only).
+    ``sinogram_id`` the fingerprint of the prepared scan it was trained on
+    (:func:`dinr.io.canonical.sinogram_id`; empty when unknown); ``provenance`` (final
+    model only).
     """
 
     model: dict[str, torch.Tensor]
@@ -69,6 +71,7 @@ class TrainingState:
     plateau: dict[str, float] = dataclasses.field(default_factory=dict)
     train_seconds: float = 0.0
     stop_reason: str = ""
+    sinogram_id: str = ""
     provenance: dict[str, str] | None = None
 
     def completed_settings(self) -> dict[str, Any]:

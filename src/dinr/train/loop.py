@@ -49,6 +49,7 @@ def initial_state(run: TrainingRun) -> TrainingState:
         model={}, optimizer={}, step=0, settings=run.config, settings_hash=run.run_hash, ranks=run.comm.size,
         ray_shards=run.n_shards, field_spec=run.spec, history=[], geometry=dataclasses.asdict(run.geometry),
         scan_time=run.scan_time, launch=run.launch, lr_scale=1.0, skipped_steps=[], prior=run.prior,
+        sinogram_id=run.sinogram_id,
     )
 
 
@@ -77,10 +78,10 @@ def resume(run: TrainingRun, state: TrainingState, checkpoint_path: Path, other_
     if not checkpoint_path.exists():
         return
     saved = load_checkpoint(checkpoint_path)
-    stored = {**saved.completed_settings(), "ray_shards": saved.ray_shards}
+    stored = {**saved.completed_settings(), "ray_shards": saved.ray_shards, "sinogram": saved.sinogram_id}
     saved_hash = settings_hash(stored)
     if saved_hash != run.run_hash and other_settings != "reuse":
-        keys = ", ".join(differing_keys(stored, {**run.config, "ray_shards": run.n_shards})) or "hash only"
+        keys = ", ".join(differing_keys(stored, run.identity)) or "hash only"
         if other_settings == "refuse":
             raise InputError(f"{checkpoint_path}: checkpoint was made with other settings (differing: {keys}); "
                              "delete it or pass --reuse-checkpoint or --restart-on-other-settings")
@@ -185,18 +186,19 @@ def budget_reason(run: TrainingRun, state: TrainingState, done: int) -> str:
 def train(settings: TrainSettings, shards: dict[int, Sinogram], n_shards: int, noise_variance: float,
           checkpoint_path: str | Path, comm: Communicator, other_settings: str = "refuse",
           snapshot_dir: Path | None = None, snapshot_every: int = 0, local_peak: float | None = None,
-          heldout: dict[int, Sinogram] | None = None) -> TrainingState:
+          heldout: dict[int, Sinogram] | None = None, sinogram_id: str = "") -> TrainingState:
     """Train the field on this rank's ray ``shards`` (shard index -> its training views)
     of ``n_shards``, with the scan's ``noise_variance`` for the prior (``local_peak``: the
     shards' line-integral peak, if already measured) and ``heldout`` (shard index -> its
-    held-out views) for the stopping rule (:mod:`dinr.train.schedule`); return the final
+    held-out views) for the stopping rule (:mod:`dinr.train.schedule`) and the scan's
+    ``sinogram_id`` (a checkpoint of another scan is one of other settings); return the final
     state (as checkpointed), whose ``stop_reason`` says why it ended. Resumes from
     ``checkpoint_path`` (see :func:`resume`, which treats a checkpoint made with other
     settings by ``other_settings``). With ``snapshot_dir``, rank 0 also saves the field
     every ``snapshot_every`` steps and at the end (:mod:`dinr.train.snapshots`), with the
     wall time since this process's first step."""
     checkpoint_path = Path(checkpoint_path)
-    run = set_up(settings, shards, n_shards, noise_variance, comm, local_peak, heldout)
+    run = set_up(settings, shards, n_shards, noise_variance, comm, local_peak, heldout, sinogram_id)
     state = initial_state(run)
     resume(run, state, checkpoint_path, other_settings)
     comm.check_identical(run.field, state.step)

@@ -65,6 +65,7 @@ class TrainingRun:
     launch: dict[str, str]
     budget: Budget
     heldout: HeldoutRays
+    sinogram_id: str = ""
 
     @property
     def config(self) -> dict[str, Any]:
@@ -73,8 +74,14 @@ class TrainingRun:
 
     @property
     def run_hash(self) -> str:
-        """The hash that identifies the run: its settings and its ray-shard count."""
-        return settings_hash({**self.config, "ray_shards": self.n_shards})
+        """The hash that identifies the run: its settings, its ray-shard count and the
+        fingerprint of its scan (``sinogram``)."""
+        return settings_hash(self.identity)
+
+    @property
+    def identity(self) -> dict[str, Any]:
+        """What :attr:`run_hash` hashes."""
+        return {**self.config, "ray_shards": self.n_shards, "sinogram": self.sinogram_id}
 
 
 def line_integral_peak(projections: np.ndarray, overwrite: bool = False) -> float:
@@ -137,11 +144,12 @@ def warn_if_motion_unresolved(settings: TrainSettings, spec: dict[str, Any], spa
 
 def set_up(settings: TrainSettings, shards: dict[int, Sinogram], n_shards: int, noise_variance: float,
            comm: Communicator, local_peak: float | None = None,
-           heldout: dict[int, Sinogram] | None = None) -> TrainingRun:
+           heldout: dict[int, Sinogram] | None = None, sinogram_id: str = "") -> TrainingRun:
     """A run on this rank's ``shards`` (shard index -> its views) of ``n_shards``, with
     the scan's ``noise_variance`` for the prior; parameters broadcast from rank 0.
     ``local_peak``: the shards' :func:`line_integral_peak`, if already measured;
-    ``heldout``: shard index -> its held-out views (none: the run cannot validate)."""
+    ``heldout``: shard index -> its held-out views (none: the run cannot validate);
+    ``sinogram_id``: the scan's fingerprint, part of the run's identity."""
     held = list(shards.values())
     geometry = geometry_of(held[0])
     device = choose_device(settings.device, comm, settings.share_gpus)
@@ -172,4 +180,5 @@ def set_up(settings: TrainSettings, shards: dict[int, Sinogram], n_shards: int, 
         samples=samples_per_ray(settings.samples_per_ray, geometry.n),
         global_rays=settings.batch_rays * n_shards, launch=launch_record(comm, device),
         budget=budget(settings, training_rays, settings.batch_rays * n_shards, has_heldout), heldout=validation,
+        sinogram_id=sinogram_id,
     )

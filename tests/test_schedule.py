@@ -1,0 +1,122 @@
+"""train.steps auto: the held-out residual steers the learning rate and stops training;
+the caps; exact resume; and a checkpoint never resumed on another scan."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import TINY_SIMULATE, TINY_TRAIN, dinr_command, geometry_settings, prepare_settings, train, write_settings
+from dinr import stages
+from dinr.errors import InputError
+from dinr.train.checkpoint import load_checkpoint
+from dinr.train.comm import Communicator
+from dinr.train.schedule import Budget, Plateau, budget, learning_rate
+
+#: Converges in a few hundred steps: one halving of the rate allowed (lr_final a third of lr).
+AUTO = dataclasses.replace(TINY_TRAIN, steps="auto", max_epochs=400, lr=1e-2, lr_final=3e-3, patience=2,
+                           validate_every_epochs=0.5, checkpoint_every=10, log_every=50)
+
+
+def test_plateau_halves_the_rate_then_converges() -> None:
+    settings = dataclasses.replace(TINY_TRAIN, lr=1e-2, lr_final=2e-3, patience=2, warmup_steps=5)
+    plateau = Plateau()
+    outcomes = [plateau.update(r, settings, step) for step, r in
+                enumerate([1.0, 0.9, 0.9, 0.8995, 0.95, 0.7, 0.7, 0.71, 0.7, 0.7], start=10)]
+    # 0.8995 is not 0.1 % below 0.9; two evaluations without improvement halve the rate
+    # (0.01 -> 0.005 -> 0.0025); a third halving would go below lr_final: converged.
+    assert outcomes == ["improved", "improved", "waiting", "reduced", "waiting", "improved", "waiting", "reduced",
+                        "waiting", "converged"]
+    assert plateau.reductions == 2 and plateau.best == 0.7
+
+
+def test_no_plateau_counts_during_warm_up() -> None:
+    settings = dataclasses.replace(TINY_TRAIN, patience=1, warmup_steps=100)
+    plateau = Plateau()
+    assert [plateau.update(1.0, settings, step) for step in (10, 20, 30)] == ["improved", "waiting", "waiting"]
+    assert plateau.update(1.0, settings, 100) == "reduced"
+
+
+def test_budget_follows_the_scan() -> None:
+    auto = dataclasses.replace(TINY_TRAIN, steps="auto", max_epochs=10, validate_every_epochs=0.25, warmup_steps=5)
+    assert budget(auto, training_rays=100_000, rays_per_step=1000, has_heldout=True) == Budget(1000, 25, True, 100.0)
+    # twice the rays: twice the cap, evaluations twice as far apart
+    assert budget(auto, training_rays=200_000, rays_per_step=1000, has_heldout=True) == Budget(2000, 50, True, 200.0)
+    # no held-out views: the cap, on the exponential schedule, no evaluations
+    assert budget(auto, 100_000, 1000, has_heldout=False) == Budget(1000, 0, False, 100.0)
+    fixed = dataclasses.replace(auto, steps=300)
+    assert budget(fixed, 100_000, 1000, True) == Budget(300, 25, False, 100.0)
+    plan = budget(fixed, 100_000, 1000, True)
+    assert learning_rate(fixed, plan, 300, 0) == pytest.approx(fixed.lr_final)
+    assert learning_rate(auto, budget(auto, 100_000, 1000, True), 500, 2) == pytest.approx(auto.lr / 4)
+
+
+def test_a_converged_run_stops_early_and_says_why(tiny_scan: dict[str, Path], tmp_path: Path) -> None:
+    state = train(AUTO, tiny_scan["sinogram"], tmp_path / "ck.pt", Communicator(use_mpi=False))
+    model = load_checkpoint(tmp_path / "ck-model.pt")
+    assert state.stop_reason.startswith("converged"), state.stop_reason
+    assert model.stop_reason == state.stop_reason and model.step == state.step
+    cap = math.ceil(AUTO.max_epochs * (TINY_SIMULATE.views * 19 // 20) * TINY_SIMULATE.rows * TINY_SIMULATE.size
+                    / AUTO.batch_rays)
+    assert 0 < state.step < cap / 4, (state.step, cap)
+    residuals = [r for _, r, _ in state.validation]
+    assert min(residuals) < 0.8 * residuals[0], state.validation  # the held-out views are predicted better
+    assert state.plateau["reductions"] == 1 and {lr for *_, lr in state.validation} == {AUTO.lr, AUTO.lr / 2}
+    assert state.train_seconds > 0
+
+
+def test_the_caps_stop_a_run(tiny_scan: dict[str, Path], tmp_path: Path) -> None:
+    capped = dataclasses.replace(AUTO, max_epochs=0.5)
+    state = train(capped, tiny_scan["sinogram"], tmp_path / "a.pt", Communicator(use_mpi=False))
+    assert state.stop_reason.startswith("max_epochs: 0.5 epochs")
+    timed = dataclasses.replace(AUTO, lr_final=1e-6, max_wall_s=1.0, log_every=5)
+    state = train(timed, tiny_scan["sinogram"], tmp_path / "b.pt", Communicator(use_mpi=False))
+    assert state.stop_reason.startswith("max_wall_s") and 1.0 <= state.train_seconds < 10.0
+
+
+def test_a_resumed_auto_run_stops_at_the_same_step(tiny_scan: dict[str, Path], tmp_path: Path) -> None:
+    settings_file = write_settings(tmp_path / "train.json", AUTO)
+    args = ["train", "--settings", str(settings_file), "--sinogram", str(tiny_scan["sinogram"])]
+    straight = dinr_command(*args, "--checkpoint", str(tmp_path / "straight.pt"), "--model", str(tmp_path / "m.pt"))
+    assert straight.returncode == 0, straight.stderr
+    reference = load_checkpoint(tmp_path / "m.pt")
+    assert reference.stop_reason.startswith("converged") and "training stopped at step" in straight.stderr
+
+    checkpoint, model = tmp_path / "killed.pt", tmp_path / "killed_model.pt"
+    process = subprocess.Popen([sys.executable, "-m", "dinr.cli", *args, "--checkpoint", str(checkpoint),
+                                "--model", str(model)], stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while process.poll() is None and time.monotonic() < deadline:  # past the first halving of the rate
+        if checkpoint.exists() and load_checkpoint(checkpoint).plateau.get("reductions", 0) >= 1:
+            break
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    killed = load_checkpoint(checkpoint)
+    assert 0 < killed.step < reference.step and killed.plateau["reductions"] == 1 and not model.exists()
+
+    resumed = dinr_command(*args, "--checkpoint", str(checkpoint), "--model", str(model))
+    assert resumed.returncode == 0, resumed.stderr
+    final = load_checkpoint(model)
+    assert final.step == reference.step and final.stop_reason == reference.stop_reason
+    assert final.validation == reference.validation
+    for name, tensor in reference.model.items():
+        assert torch.equal(tensor, final.model[name]), name
+
+
+def test_a_checkpoint_of_another_scan_is_not_resumed(tiny_scan: dict[str, Path], tmp_path: Path) -> None:
+    other = tmp_path / "other.h5"  # the same raw scan prepared with other held-out views
+    stages.prepare(prepare_settings(heldout_every=10), geometry_settings(), tiny_scan["raw"], other)
+    settings = dataclasses.replace(TINY_TRAIN, steps=20)
+    train(settings, tiny_scan["sinogram"], tmp_path / "ck.pt", Communicator(use_mpi=False))
+    with pytest.raises(InputError, match=r"other settings \(differing: sinogram\)"):
+        train(settings, other, tmp_path / "ck.pt", Communicator(use_mpi=False))

@@ -29,7 +29,7 @@ PEER = SHARED / "peer-vectors" / "tomopy"
 
 TINY_SIMULATE = SimulateSettings(
     phantom="compression", size=32, rows=2, views=120, turns=2, photons=2e4, frames=4,
-    view_time_s=0.01, twist_deg=40.0, seed=3,
+    view_time_s=0.01, twist_deg=40.0, motion="steady", seed=3,
 )
 TINY_TRAIN = TrainSettings(
     encoding="hashgrid", n_features=16, sigma_t=0.5, sigma_s=3.0, hash_levels=4, hash_features=2,

@@ -73,3 +73,28 @@ def test_a_views_recorded_angle_and_time_are_the_middle_of_its_exposure() -> Non
 
     at_record = misfit(0.0)
     assert at_record < 0.5 * misfit(-step_deg / 2) and at_record < 0.5 * misfit(step_deg / 2)
+
+
+def _change(phantom: object, a: float, b: float) -> float:
+    """Mean absolute change of the compression phantom's slices between instants a and b."""
+    volume = rasterise_phantom(phantom, np.array([a, b]), np.array([-1.5, 1.5]), supersample=1)  # type: ignore[arg-type]
+    return float(np.abs(volume[1] - volume[0]).mean())
+
+
+def test_motions_unfold_the_deformation_as_they_say() -> None:
+    base = dataclasses.replace(TINY_SIMULATE, size=48, rows=4, twist_deg=90.0)
+    motion = {name: build_phantom(dataclasses.replace(base, motion=name))
+              for name in ("steady", "rest", "late", "oscillate", "accelerate", "jerk")}
+    assert _change(motion["rest"], 0.75, 1.0) == 0.0 < _change(motion["rest"], 0.0, 0.25)
+    assert _change(motion["late"], 0.0, 0.3) == 0.0 < _change(motion["late"], 0.7, 1.0)
+    assert _change(motion["jerk"], 0.0, 0.4) == _change(motion["jerk"], 0.6, 1.0) == 0.0
+    assert _change(motion["jerk"], 0.45, 0.55) > 2 * _change(motion["steady"], 0.45, 0.55)
+    assert _change(motion["oscillate"], 0.0, 2 / 3) < 1e-6 < _change(motion["oscillate"], 0.0, 1 / 3)  # back where it began
+    assert _change(motion["accelerate"], 0.0, 0.25) < 0.2 * _change(motion["accelerate"], 0.75, 1.0)
+    steady, moved = (rasterise_phantom(motion[m], np.array([0.0, 1.0]), np.array([0.5])) for m in ("steady", "rest"))
+    np.testing.assert_array_equal(steady, moved)  # the same object at the start and end states
+
+
+def test_unknown_motion_names_the_key() -> None:
+    with pytest.raises(InputError, match=r"simulate\.motion: unknown motion 'wobble'"):
+        build_phantom(dataclasses.replace(TINY_SIMULATE, motion="wobble"))

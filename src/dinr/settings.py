@@ -36,6 +36,7 @@ class SimulateSettings:
     frames: int
     view_time_s: float
     twist_deg: float
+    motion: str
     seed: int
 
 

@@ -9,6 +9,7 @@ from dinr.settings import SimulateSettings
 from dinr.sim.compression import CompressionPhantom
 from dinr.sim.ellipses import Phantom
 from dinr.sim.foam import FoamPhantom
+from dinr.sim.motion import MOTIONS, Moved
 from dinr.sim.spin import SpinPhantom
 from dinr.sim.swelling import SwellingPhantom
 
@@ -23,7 +24,11 @@ PHANTOMS: dict[str, Callable[[SimulateSettings], Phantom]] = {
 
 
 def build_phantom(settings: SimulateSettings) -> Phantom:
-    """The phantom ``settings.phantom`` names, sized and seeded by ``settings``."""
+    """The phantom ``settings.phantom`` names, sized and seeded by ``settings``, moving
+    as ``settings.motion`` says (:mod:`dinr.sim.motion`)."""
     if settings.phantom not in PHANTOMS:
         raise InputError(f"simulate.phantom: unknown phantom {settings.phantom!r}; known: {sorted(PHANTOMS)}")
-    return PHANTOMS[settings.phantom](settings)
+    if settings.motion not in MOTIONS:
+        raise InputError(f"simulate.motion: unknown motion {settings.motion!r}; known: {sorted(MOTIONS)}")
+    phantom = PHANTOMS[settings.phantom](settings)
+    return phantom if settings.motion == "steady" else Moved(phantom, settings.motion)

@@ -17,6 +17,7 @@ from dinr.inr.field import AttenuationField
 from dinr.inr.hashgrid import HashGridEncoding
 from dinr.inr.render import SliceRenderer
 from dinr.inr.spacetime import StaticAndDynamicEncoding
+from dinr.inr.time_ends import TimeEnds
 from dinr.train.setup import warn_if_motion_unresolved
 
 
@@ -196,3 +197,47 @@ def test_a_field_saved_with_one_flat_table_still_loads() -> None:
     loaded.load_state_dict(old)
     points = _points(100)
     torch.testing.assert_close(loaded(points), grid(points), rtol=0, atol=0)
+
+
+def _ends(mode: str) -> TimeEnds:
+    grid = HashGridEncoding(np.array([4.0, 16.0]), np.array([2.0, 6.0]), (0.25, 1.0, 1.0), 3, 16, seed=0,
+                            time_span=(0.125, 0.875))
+    with torch.no_grad():
+        for table in grid.tables:
+            table.normal_(generator=torch.Generator().manual_seed(1))
+    return TimeEnds(grid, mode)
+
+
+def test_time_ends_hold_blend_or_run_on() -> None:
+    p = _points(400)
+    inside = (p[:, 0] >= 0.125) & (p[:, 0] <= 0.875)
+    clamped = p.clone()
+    clamped[:, 0] = p[:, 0].clamp(0.125, 0.875)
+    held, fitted = _ends("held"), _ends("fitted")
+    torch.testing.assert_close(held(p), held.grid(clamped))
+    linear, at_node = fitted.grid(p), fitted.grid(clamped)
+    assert not torch.allclose(linear[~inside], at_node[~inside])
+    torch.testing.assert_close(fitted(p), 0.5 * (linear + at_node))  # both weights start at 0.5
+    with torch.no_grad():
+        fitted.end_logits.copy_(torch.tensor([-30.0, 30.0]))  # first end held, last end linear
+    expected = torch.where((p[:, :1] < 0.125), at_node, linear)
+    torch.testing.assert_close(fitted(p), expected)
+    torch.testing.assert_close(fitted(p[inside]), linear[inside])  # inside the nodes: the grid itself
+
+
+def test_each_end_weight_learns_from_its_own_end_only() -> None:
+    fitted = _ends("fitted")
+    p = _points(400)
+    early = p[p[:, 0] < 0.125]
+    fitted(early).sum().backward()
+    assert fitted.end_logits.grad[0] != 0 and fitted.end_logits.grad[1] == 0
+
+
+def test_fitted_ends_are_part_of_the_field() -> None:
+    geometry = ParallelGeometry(rows=2, cols=32, center=16.0, n=32)
+    settings = dataclasses.replace(TINY_TRAIN, hash_static_levels=3, time_ends="fitted")
+    field = build_field(settings, field_spec(settings, geometry, 4 * np.pi, 0.01))
+    assert "encoding.dynamic.end_logits" in dict(field.named_parameters())
+    static_scan = dataclasses.replace(settings, time_resolution=0)  # no time span, nothing to continue
+    assert not any("end_logits" in name for name, _ in
+                   build_field(static_scan, field_spec(static_scan, geometry, 4 * np.pi, 0.01)).named_parameters())

@@ -7,7 +7,8 @@ are stored with every checkpoint, so a field can be rebuilt without the scan.
 
 With ``time_resolution: auto`` the time axis of the grid runs from the middle of the
 first half-turn of views to the middle of the last (its nodes sit at the centres of
-the scan's half-turns), and the first and last quarter-turns continue its end cells linearly. A node at the
+the scan's half-turns), and the first and last quarter-turns continue its end cells as
+``train.time_ends`` says (:mod:`dinr.inr.time_ends`). A node at the
 scan's very first or last instant would be fitted from the views on one side of it
 only, weighted down to nothing at the far end of that half-turn, so some directions
 of the first and last frames would be left to chance; a node at the centre of a
@@ -27,6 +28,7 @@ from dinr.inr.fourier import FourierFeatures
 from dinr.inr.field import AttenuationField
 from dinr.inr.hashgrid import HashGridEncoding
 from dinr.inr.spacetime import StaticAndDynamicEncoding
+from dinr.inr.time_ends import TimeEnds
 from dinr.settings import TrainSettings
 
 
@@ -80,6 +82,8 @@ def _build(settings: TrainSettings, spec: dict[str, Any]) -> AttenuationField:
         encoding = HashGridEncoding(_space_levels(settings, spec, levels), np.round(time), tuple(spec["extent"]),
                                     settings.hash_features, settings.hash_log2_table, settings.seed,
                                     spec_time_span(spec))
+        if settings.time_ends != "linear" and spec_time_span(spec) != (0.0, 1.0):
+            encoding = TimeEnds(encoding, settings.time_ends)
         if settings.hash_static_levels and spec["time_resolution"] > 0:
             static = HashGridEncoding(_space_levels(settings, spec, settings.hash_static_levels),
                                       np.zeros(settings.hash_static_levels), tuple(spec["extent"]),

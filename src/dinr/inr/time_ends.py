@@ -1,0 +1,66 @@
+"""What a 4D grid does before its first and after its last time node.
+
+With ``time_resolution: auto`` the grid's time nodes run from the centre of the scan's
+first half-turn to the centre of its last (:mod:`dinr.inr.build`), so the first and
+last quarter-turns lie outside them. Three ways to continue there
+(``train.time_ends``):
+
+- ``linear``: the grid's end cells continue linearly (the grid's own behaviour): right
+  when the motion keeps its pace to the scan's edges, wrong when it stops, turns back or
+  speeds up there.
+- ``held``: the features stay at their end node's value: right when the object is at
+  rest at the scan's edges.
+- ``fitted``: a blend ``held + a * (linear - held)`` with one weight ``a`` in (0, 1) for
+  each end (a sigmoid of a learned logit, starting at 0.5), fitted by the training
+  objective to the views of that end's quarter-turn, so each scan's own data choose how
+  far the motion runs on. Costs a second evaluation of the grid for the points outside
+  its nodes.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from dinr.inr.hashgrid import HashGridEncoding
+
+#: The choices of ``train.time_ends``.
+TIME_ENDS = ("linear", "held", "fitted")
+
+
+class TimeEnds(nn.Module):
+    """``grid``'s features of (..., 4) coordinates ``(t, z, y, x)``, continued before
+    and after its time span as ``mode`` says (``held`` or ``fitted``; module note)."""
+
+    def __init__(self, grid: HashGridEncoding, mode: str) -> None:
+        super().__init__()
+        if mode not in ("held", "fitted"):
+            raise ValueError(f"TimeEnds mode must be 'held' or 'fitted', got {mode!r} (linear needs no wrapper)")
+        self.grid = grid
+        self.mode = mode
+        self.out_features: int = grid.out_features
+        if mode == "fitted":
+            self.end_logits = nn.Parameter(torch.zeros(2))  # (first, last): a = 0.5 at the start
+
+    def end_weights(self) -> torch.Tensor:
+        """(2,) how far the first and last time cells run on (0 held, 1 linear)."""
+        if self.mode == "held":
+            return torch.zeros(2, device=self.grid.time_span.device)
+        return torch.sigmoid(self.end_logits)
+
+    def forward(self, coords: torch.Tensor) -> torch.Tensor:
+        start, end = (float(v) for v in self.grid.time_span)
+        t = coords[..., 0]
+        clamped = torch.cat([t.clamp(start, end)[..., None], coords[..., 1:]], dim=-1)
+        if self.mode == "held":
+            return self.grid(clamped)
+        features = self.grid(coords)
+        outside = ((t < start) | (t > end)).reshape(-1)
+        if not bool(outside.any()):
+            return features
+        flat = features.reshape(-1, features.shape[-1])
+        index = outside.nonzero().squeeze(1)
+        held = self.grid(clamped.reshape(-1, coords.shape[-1])[index])
+        weight = self.end_weights()[(t.reshape(-1)[index] > end).long()][:, None]
+        blended = held + weight.to(held.dtype) * (flat[index] - held)
+        return flat.index_put((index,), blended).reshape(features.shape)

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 from skimage.filters import gaussian
 
-from dinr.evaluate.figures import slice_movie
+from dinr.evaluate.figures import slice_movie, training_curve
 from dinr.evaluate.quality import image_quality, inscribed_square
 
 
@@ -56,3 +56,11 @@ def test_slice_movie_has_one_gif_frame_per_time(tmp_path: Path) -> None:
     with Image.open(path) as movie:
         assert movie.format == "GIF" and movie.n_frames == 5
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_training_figure_shows_the_held_out_curve(tmp_path: Path) -> None:
+    history = [[100, 1e-3, 5000.0], [200, 5e-4, 5100.0]]
+    training_curve(history, tmp_path / "plain.png")
+    training_curve(history, tmp_path / "held.png", [[68, 0.03, 1e-2], [136, 0.02, 5e-3]], "converged: ...")
+    plain, held = (Image.open(tmp_path / name).size for name in ("plain.png", "held.png"))
+    assert held[1] > 1.6 * plain[1]  # a second panel below the first

@@ -497,7 +497,8 @@ def figures(metrics_path: Path, recons: dict[str, Path], truth_path: Path | None
         slices_over_time(volumes, times, outdir / "slices.png", truth)
         slice_movie(volumes, times, outdir / "movie.gif", truth)
     metrics_over_time(report["methods"], times, outdir / "metrics.png")
-    training_curve(load_checkpoint(model_path).history, outdir / "training.png")
+    trained = load_checkpoint(model_path)
+    training_curve(trained.history, outdir / "training.png", trained.validation, trained.stop_reason)
 
 
 def time_to_quality(render_settings: RenderSettings, model_path: Path, snapshot_dir: Path, sinogram_path: Path,

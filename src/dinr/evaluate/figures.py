@@ -149,17 +149,33 @@ def metrics_over_time(metrics: dict[str, dict[str, object]], times_s: np.ndarray
     _save(fig, path)
 
 
-def training_curve(history: list[list[float]], path: Path) -> None:
-    """Loss (log scale) and rays/s against the step, from a checkpoint's history."""
+def training_curve(history: list[list[float]], path: Path, validation: list[list[float]] | None = None,
+                   stop_reason: str = "") -> None:
+    """Loss (log scale) and rays/s against the step, from a checkpoint's history; with
+    ``validation`` rows (step, held-out relative residual, learning rate), a second panel
+    of the held-out residual and the learning rate, titled with why training stopped."""
     steps, loss, rate = (np.asarray(c) for c in zip(*history)) if history else (np.zeros(0),) * 3
-    fig, ax = plt.subplots(figsize=(5, 3.2))
+    panels = 2 if validation else 1
+    fig, axes = plt.subplots(panels, 1, figsize=(5, 3.2 * panels), sharex=True, squeeze=False)
+    ax = axes[0, 0]
     ax.semilogy(steps, loss, color="C0")
-    ax.set_xlabel("step")
     ax.set_ylabel("loss (mean squared error)", color="C0")
     twin = ax.twinx()
     twin.plot(steps, rate, color="C1", alpha=0.6)
     twin.set_ylabel("rays / s (all ranks)", color="C1")
     ax.grid(alpha=0.3)
+    if validation:
+        at, residual, lr = (np.asarray(c) for c in zip(*validation))
+        ax = axes[1, 0]
+        ax.semilogy(at, residual, color="C2", marker="o", ms=2)
+        ax.set_ylabel("held-out relative residual", color="C2")
+        twin = ax.twinx()
+        twin.semilogy(at, lr, color="C3", alpha=0.6, drawstyle="steps-post")
+        twin.set_ylabel("learning rate", color="C3")
+        ax.grid(alpha=0.3)
+    axes[-1, 0].set_xlabel("step")
+    if stop_reason:
+        fig.suptitle(f"stopped: {stop_reason.split(':')[0]}", fontsize=9)
     _save(fig, path)
 
 

@@ -1,12 +1,17 @@
 """One geometry for the simulator, FBP and DINR: projections and reconstructions agree."""
 
+import dataclasses
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
-from dinr.baselines.fbp import fbp, forward_project, half_turn_window
+from dinr.baselines.fbp import available_backend, fbp, forward_project, half_turn_window
+from dinr.evaluate.center_scan import center_report
 from dinr.geometry.parallel import ParallelGeometry
 from dinr.inr.rays import RayBatch, integrate_rays
+from dinr.io.canonical import read_sinogram
 from dinr.sim.compression import CompressionPhantom
 from dinr.sim.ellipses import Phantom, project_ellipses, rasterise_ellipses
 from dinr.sim.foam import FoamPhantom
@@ -66,3 +71,11 @@ def test_ray_quadrature_matches_analytic_chord() -> None:
                                jitter=jitter)  # type: ignore[arg-type]
     exact = 0.04 * 2 * torch.sqrt(torch.clamp(16.0**2 - u**2, min=0))
     assert torch.max(torch.abs(predicted - exact)) < 0.01
+
+
+def test_centre_scan_finds_the_axis_coarse_then_fine(tiny_scan: dict[str, Path]) -> None:
+    train, heldout = (read_sinogram(tiny_scan["sinogram"], split=split) for split in ("train", "heldout"))
+    off = dataclasses.replace(train, center=train.center + 1.75)  # a centre found 1.75 columns off
+    report = center_report(off, heldout, "shepp", available_backend("auto"))
+    assert abs(report["best_by_residual"] - train.center) <= 0.25, report
+    assert len(report["candidates"]) <= 20 and report["candidates"] == sorted(report["candidates"])

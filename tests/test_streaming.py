@@ -100,7 +100,8 @@ def test_metrics_in_tiles_match_the_whole_frame(tmp_path: Path) -> None:
                                            [m[key] for m in whole["per_frame"]], rtol=1e-6, err_msg=key)
 
 
-def test_residuals_in_row_blocks_match_one_block(tiny_scan: dict[str, Path], tmp_path: Path) -> None:
+def test_residuals_in_row_blocks_match_one_block(tiny_scan: dict[str, Path], tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     held = tmp_path / "held.h5"
     stages.prepare(prepare_settings(heldout_every=4), geometry_settings(), tiny_scan["raw"], held)
     settings = dataclasses.replace(TINY_TRAIN, steps=10)
@@ -115,6 +116,17 @@ def test_residuals_in_row_blocks_match_one_block(tiny_scan: dict[str, Path], tmp
     for name in results[0]:
         assert 0 < results[0][name] < 1
         np.testing.assert_allclose(results[1][name], results[0][name], rtol=1e-6, err_msg=name)
+
+    # A wide scan is scored on evenly spread views and rows: 3 views of 1 row here.
+    read = []
+    monkeypatch.setattr(stages, "RESIDUAL_VIEWS", 3)
+    monkeypatch.setattr(stages, "RESIDUAL_ROWS", 1)
+    monkeypatch.setattr(stages, "read_sinogram", lambda *a, **k: read.append(k) or read_sinogram(*a, **k))
+    with open_volume(tmp_path / "fbp.h5") as fbp_volume:
+        subset = stages.residual_metrics({"dinr": fbp_volume, "fbp_sliding": fbp_volume}, held, "heldout", state)
+    assert [len(k["views"]) for k in read] == [3] and read[0]["rows"] == slice(0, 1)
+    for name, value in subset.items():
+        assert 0.5 * results[0][name] < value < 2 * results[0][name], (name, value, results[0][name])
 
 
 def test_prepare_memory_stays_bounded_on_a_scan_many_blocks_large(tmp_path: Path) -> None:

@@ -455,26 +455,48 @@ def _center_scan_rows(rows: int) -> slice:
     return slice(first, min(rows, first + CENTER_SCAN_ROWS))
 
 
+#: The most views and (parallel beam) detector rows the residuals without truth are
+#: taken on: evenly spread over the split's views and the detector's rows, so that
+#: scoring a 2048-column scan costs minutes, not hours (every view and row of smaller scans).
+RESIDUAL_VIEWS, RESIDUAL_ROWS = 32, 8
+
+
+def _spread(count: int, most: int) -> np.ndarray:
+    """At most ``most`` indices of ``range(count)``, evenly spread (all of them when they fit)."""
+    return np.unique(np.linspace(0, count - 1, min(count, most)).round().astype(np.int64))
+
+
 def residual_metrics(volumes: dict[str, tuple[Any, np.ndarray]], sinogram_path: Path, split: str,
                      state: TrainingState, chunk_mb: float = DEFAULT_CHUNK_MB) -> dict[str, float]:
-    """``{method: relative residual}`` on the ``split`` views of the scan: DINR's field at
-    each view's own time (midpoint quadrature at twice its training samples), the other
-    methods' (t, z, y, x) volumes by the frame nearest in time. In parallel beam the
-    views are read and predicted a block of detector rows at a time (at most about
-    ``chunk_mb`` MiB of views, predictions and slices); cone beam takes them whole."""
+    """``{method: relative residual}`` on the ``split`` views of the scan (at most
+    :data:`RESIDUAL_VIEWS` of them and, in parallel beam, :data:`RESIDUAL_ROWS` detector
+    rows, evenly spread): DINR's field at each view's own time (midpoint quadrature at
+    twice its training samples), the other methods' (t, z, y, x) volumes by the frame
+    nearest in time. In parallel beam the views are read and predicted a block of detector
+    rows at a time (at most about ``chunk_mb`` MiB of views, predictions and slices); cone
+    beam takes them whole."""
     geometry = state.beam_geometry()
     trained = state.train_settings()
     samples = 2 * samples_per_ray(trained.samples_per_ray, geometry.n)
     device = choose_device(trained.device, Communicator(use_mpi=False), trained.share_gpus)
     field = state.field().to(device)
-    views = len(read_sinogram(sinogram_path, split=split, rows=slice(0, 0)).theta)
+    if split == "all":
+        every = np.arange(len(read_sinogram(sinogram_path, split="all", rows=slice(0, 0)).theta))
+    else:
+        every = training_views(sinogram_path, heldout=split == "heldout")
+    views = every[_spread(len(every), RESIDUAL_VIEWS)]
     frames = max(len(seconds) for _, seconds in volumes.values())
-    row_bytes = 4 * (2 * views * geometry.cols + frames * geometry.n * geometry.n)
-    row_blocks = blocks(geometry.rows, row_bytes, chunk_mb) if geometry.beam == "parallel" else [slice(None)]
+    row_bytes = 4 * (2 * len(views) * geometry.cols + frames * geometry.n * geometry.n)
+    if geometry.beam != "parallel":
+        row_blocks = [slice(None)]
+    elif geometry.rows > RESIDUAL_ROWS:
+        row_blocks = [slice(int(r), int(r) + 1) for r in _spread(geometry.rows, RESIDUAL_ROWS)]
+    else:
+        row_blocks = blocks(geometry.rows, row_bytes, chunk_mb)
     columns = geometry.column_mask()
     sums = {name: ResidualSum() for name in volumes}
     for block in _progress(row_blocks, "residuals"):
-        sino = read_sinogram(sinogram_path, split=split, rows=block)
+        sino = read_sinogram(sinogram_path, views=views, rows=block)
         for name, (volume, seconds) in volumes.items():
             if name == "dinr":
                 predicted = field_prediction(field, sino, geometry, samples, block)

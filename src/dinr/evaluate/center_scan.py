@@ -40,12 +40,22 @@ def scan_centers(train: Sinogram, heldout: Sinogram, candidates: np.ndarray, fil
 
 
 def center_report(train: Sinogram, heldout: Sinogram, filter_name: str, backend: str, half_width: float = 5.0,
-                  step: float = 0.25) -> dict[str, object]:
+                  step: float = 0.25, coarse_step: float = 1.0) -> dict[str, object]:
     """The prepared centre (``found``) next to the one that minimises static FBP's
-    held-out residual over ``found +- half_width`` columns in ``step``s."""
+    held-out residual over ``found +- half_width`` columns: first in ``coarse_step``s,
+    then in ``step``s within one coarse step of the best coarse candidate (20 FBPs in
+    place of 41 at the defaults, for the same answer when the residual has one minimum
+    within the range)."""
     found = float(train.center)
-    candidates = found + np.arange(-half_width, half_width + step / 2, step)
-    residuals = scan_centers(train, heldout, candidates, filter_name, backend)
+    coarse = found + np.arange(-half_width, half_width + coarse_step / 2, coarse_step)
+    coarse_residuals = scan_centers(train, heldout, coarse, filter_name, backend)
+    middle = float(coarse[int(np.argmin(coarse_residuals))])
+    fine = np.setdiff1d(middle + np.arange(-coarse_step, coarse_step + step / 2, step), coarse)
+    fine = fine[np.abs(fine - found) <= half_width + 1e-9]
+    candidates = np.concatenate([coarse, fine])
+    residuals = np.concatenate([coarse_residuals, scan_centers(train, heldout, fine, filter_name, backend)])
+    order = np.argsort(candidates)
+    candidates, residuals = candidates[order], residuals[order]
     best = float(candidates[int(np.argmin(residuals))])
     log.info("centre: found %.2f, best by held-out residual %.2f", found, best)
     return {"found": found, "best_by_residual": best, "candidates": candidates.tolist(),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -84,3 +85,21 @@ def test_the_workflows_schema_is_the_packages() -> None:
     theirs: the two must be the same file."""
     packaged = REPO / "src" / "dinr" / "schemas" / "config.schema.yaml"
     assert Path(SCHEMA).read_bytes() == packaged.read_bytes(), f"{SCHEMA} and {packaged} differ"
+
+
+def test_an_mbir_peer_too_large_for_its_memory_is_left_out_naming_the_key(tmp_path: Path) -> None:
+    big = {"simulated": True, "simulate": {"size": 2048, "rows": 256, "views": 1800},
+           "baselines": {"methods": ["mbir_sliding", "mace4d", "fbp_sliding"]}}
+    small = {"simulated": True, "baselines": {"methods": ["mbir_sliding"]}}
+    result = _dry_run(tmp_path, {"datasets": {"big": big, "small": small}}, "--cores", "1",
+                      "results/big/metrics.json", "results/small/metrics.json")
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out[-3000:]
+    assert "datasets.big: baselines.methods mbir_sliding left out" in out and "resources.mbir_mem_gb (64 GiB)" in out
+    assert "datasets.big: baselines.methods mace4d left out" in out
+    jobs = re.findall(r"wildcards: dataset=(\w+), baseline=(\w+)", out)
+    assert ("big", "fbp_sliding") in jobs and ("small", "mbir_sliding") in jobs
+    assert ("big", "mbir_sliding") not in jobs and ("big", "mace4d") not in jobs
+    roomy = _dry_run(tmp_path, {"datasets": {"big": big}, "resources": {"mbir_mem_gb": 512}}, "--cores", "1",
+                     "results/big/metrics.json")
+    assert ("big", "mace4d") in re.findall(r"wildcards: dataset=(\w+), baseline=(\w+)", roomy.stdout)

@@ -4,6 +4,7 @@ import importlib.util
 import math
 import re
 import shlex
+import sys
 from pathlib import Path
 
 import jsonschema
@@ -216,15 +217,74 @@ def settings_file(section):
 
 
 def stage_benchmarks(wildcards):
-    stages = ["convert", "prepare", "train", "render", *dataset_settings(wildcards.dataset, "baselines")["methods"]]
+    stages = ["convert", "prepare", "train", "render", *dataset_methods(wildcards.dataset)[1:]]
     if is_simulated(wildcards.dataset):
         stages.insert(0, "simulate")
     return [f"results/{wildcards.dataset}/benchmarks/{s}.tsv" for s in stages]
 
 
+def scan_dimensions(dataset):
+    """(views, rows, cols) of a dataset's scan before any job runs: a simulated scan's
+    settings, a raw file's /exchange/data (its convert.rows and views kept) when the
+    workflow's Python has h5py; None when neither tells."""
+    if is_simulated(dataset):
+        sim = dataset_settings(dataset, "simulate")
+        return sim["views"], sim["rows"], sim["size"]
+    raw = Path(config["datasets"][dataset].get("raw", ""))
+    if importlib.util.find_spec("h5py") is None or not raw.is_file():
+        return None
+    import h5py
+
+    with h5py.File(raw, "r") as f:
+        if "exchange/data" not in f:
+            return None
+        views, rows, cols = f["exchange/data"].shape
+    convert = dataset_settings(dataset, "convert")
+    if convert["views"]:
+        views = min(views, convert["views"][1]) - convert["views"][0]
+    if convert["rows"]:
+        rows = min(rows, convert["rows"][1]) - convert["rows"][0]
+    return views, rows, cols
+
+
+#: What an MBIR peer holds, in frame volumes (rows x cols x cols float32), given the
+#: frames: mbir_sliding the output frames and about six volumes of mbirjax's working set;
+#: mace4d its frames six times (the joint estimate and its prior agents' states).
+MBIR_FRAME_VOLUMES = {"mbir_sliding": lambda frames: frames + 6, "mace4d": lambda frames: 6 * frames}
+
+
+def mbir_mem_mb(dataset, method):
+    """MiB an MBIR peer holds on the dataset (the process, the scan, its volumes); None
+    when the scan's size is not known before it is read."""
+    dims = scan_dimensions(dataset)
+    if dims is None:
+        return None
+    views, rows, cols = dims
+    volumes = MBIR_FRAME_VOLUMES[method](metric_frames(dataset)) * rows * cols * cols
+    return PROCESS_MB + 4 * (volumes + 2 * views * rows * cols) / 2**20
+
+
+_WARNED = set()
+
+
 def dataset_methods(dataset):
-    """DINR and the dataset's baselines.methods, in the order of tables and figures."""
-    return ("dinr", *dataset_settings(dataset, "baselines")["methods"])
+    """DINR and the dataset's baselines.methods, in the order of tables and figures; an
+    MBIR peer that would need more than resources.mbir_mem_gb is left out, with a
+    warning that names the key."""
+    methods = ["dinr"]
+    for method in dataset_settings(dataset, "baselines")["methods"]:
+        need = mbir_mem_mb(dataset, method) if method in MBIR_FRAME_VOLUMES else None
+        limit = 1024 * config["resources"]["mbir_mem_gb"]
+        if need is not None and need > limit:
+            if (dataset, method) not in _WARNED:
+                _WARNED.add((dataset, method))
+                print(f"WARNING: datasets.{dataset}: baselines.methods {method} left out: mbirjax would hold about "
+                      f"{need / 1024:.0f} GiB of this scan's volumes, more than resources.mbir_mem_gb "
+                      f"({config['resources']['mbir_mem_gb']:g} GiB); raise that key on a node with more memory, "
+                      "or compare with the FBP peers", file=sys.stderr)
+            continue
+        methods.append(method)
+    return tuple(methods)
 
 
 def recon_inputs(wildcards):
@@ -271,6 +331,10 @@ def baseline_mem_mb(wildcards, input):
     hold several 4D volumes of about its size."""
     if wildcards.baseline.startswith("fbp_"):
         return streaming_mem_mb(wildcards, input)
+    if wildcards.baseline in MBIR_FRAME_VOLUMES:
+        need = mbir_mem_mb(wildcards.dataset, wildcards.baseline)
+        if need is not None:
+            return int(need)
     return int(PROCESS_MB + 8 * input.size_mb)
 
 

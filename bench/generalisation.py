@@ -2,6 +2,8 @@
 
     python bench/generalisation.py --out bench/results/generalisation.json
     python bench/generalisation.py --retrain-only   # new training defaults, the peers' results reused
+    python bench/generalisation.py --datasets gen_rest gen_jerk --train '{time_ends: fitted}' \
+        --retrain-only --out bench/results/time_ends_fitted.json   # one training key changed, on some scans
 
 Runs the workflow (``snakemake --cores N``, training on ``resources.train_tasks`` MPI
 ranks) on every dataset of ``config/paper.yaml`` (the paper's scans) — the demo, and other phantoms,
@@ -27,13 +29,18 @@ REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "config" / "paper.yaml"
 
 
-def run_workflow(datasets: list[str], cores: int, retrain_only: bool = False) -> None:
+def run_workflow(datasets: list[str], cores: int, retrain_only: bool = False, train: str | None = None) -> None:
     """Every dataset's metrics through the workflow (outputs under results/<dataset>/).
     ``retrain_only``: rewrite each dataset's training settings and rerun what follows from
     them alone (training, render, evaluate), keeping the prepared scans and the baselines
-    on disk (Snakemake reruns by file times only) — for comparing training settings."""
+    on disk (Snakemake reruns by file times only) — for comparing training settings.
+    ``train``: a YAML mapping of training keys set for every dataset (Snakemake's
+    ``--config train=...``)."""
     targets = [f"results/{name}/metrics.json" for name in datasets]
-    command = [sys.executable, "-m", "snakemake", "--cores", str(cores), *targets, "--configfile", str(CONFIG)]
+    command = [sys.executable, "-m", "snakemake", "--cores", str(cores), *targets]
+    if train:
+        command += ["--config", f"train={train}"]
+    command += ["--configfile", str(CONFIG)]
     if retrain_only:
         command += ["--rerun-triggers", "mtime", "--forcerun", *(f"results/{name}/settings/train.json" for name in datasets)]
     subprocess.run(command, cwd=REPO, check=True)
@@ -44,7 +51,7 @@ def table(rows: list[dict[str, object]]) -> str:
     margin over the best baseline on the mean (with whether its SSIM is higher too) and
     in its worst frame (over the best baseline of that frame), and the first / last
     frame of DINR and of the best baseline."""
-    methods = list(rows[0]["methods"])  # type: ignore[call-overload]
+    methods = list(dict.fromkeys(m for row in rows for m in row["methods"]))  # type: ignore[attr-defined]
     head = ("| dataset | scan | " + " | ".join(f"{m} PSNR / SSIM (s)" for m in methods)
             + " | DINR - best: mean (dB) | worst frame (dB) | first / last: DINR | best |")
     lines = [head, "|---" * (len(methods) + 6) + "|"]
@@ -53,9 +60,9 @@ def table(rows: list[dict[str, object]]) -> str:
         wall: dict[str, float] = row["wall_s"]  # type: ignore[assignment]
         margin: dict[str, object] = row["dinr_margin"]  # type: ignore[assignment]
         cells = [f"{scores[m]['psnr_mean']:.2f} / {scores[m]['ssim_mean']:.3f} ({method_wall(wall, m):.0f})"
-                 for m in methods]
+                 if m in scores else "–" for m in methods]
         best = str(margin["best_mean_peer"])
-        ssim = "higher" if scores["dinr"]["ssim_mean"] > max(scores[m]["ssim_mean"] for m in methods if m != "dinr") \
+        ssim = "higher" if scores["dinr"]["ssim_mean"] > max(v["ssim_mean"] for m, v in scores.items() if m != "dinr") \
             else "NOT higher"
         ends = [f"{scores[m]['psnr_first']:.2f} / {scores[m]['psnr_last']:.2f}" for m in ("dinr", best)]
         lines.append(f"| {row['dataset']} | {row['scan']} | " + " | ".join(cells)
@@ -70,9 +77,16 @@ def main() -> None:
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--retrain-only", action="store_true",
                         help="retrain DINR with the current training settings, reusing the baselines on disk")
+    parser.add_argument("--datasets", nargs="+", help="these datasets of config/paper.yaml only (default: all)")
+    parser.add_argument("--train", help="training keys for every dataset, as YAML, e.g. '{time_ends: fitted}'")
     args = parser.parse_args()
     datasets = yaml.safe_load(CONFIG.read_text())["datasets"]
-    run_workflow(list(datasets), args.cores, args.retrain_only)
+    if args.datasets:
+        unknown = sorted(set(args.datasets) - set(datasets))
+        if unknown:
+            parser.error(f"not datasets of {CONFIG}: {', '.join(unknown)}")
+        datasets = {name: datasets[name] for name in args.datasets}
+    run_workflow(list(datasets), args.cores, args.retrain_only, args.train)
     rows = []
     for name, entry in datasets.items():
         report = json.loads((REPO / "results" / name / "metrics.json").read_text())

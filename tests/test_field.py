@@ -119,6 +119,8 @@ def test_auto_time_grid_runs_between_the_centres_of_the_first_and_last_half_turn
     assert field_spec(TINY_TRAIN, geometry, np.pi, 0.01)["time_resolution"] == 0  # one half-turn: no motion
     explicit = field_spec(dataclasses.replace(TINY_TRAIN, time_resolution=5), geometry, 8 * np.pi, 0.01)
     assert (explicit["time_resolution"], explicit["time_span"]) == (5, (0.0, 1.0))
+    finer = field_spec(dataclasses.replace(TINY_TRAIN, time_cells_per_half_turn=2), geometry, 8 * np.pi, 0.01)
+    assert (finer["time_resolution"], finer["time_span"]) == (14, spec["time_span"])  # nodes every quarter-turn
 
 
 def test_a_scan_of_one_half_turn_warns_that_motion_is_not_resolved(caplog: pytest.LogCaptureFixture) -> None:

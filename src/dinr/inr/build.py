@@ -48,7 +48,8 @@ def field_spec(settings: TrainSettings, geometry: Geometry, angular_span: float,
     if half_turns == 1:  # one half-turn resolves no motion
         return {**spec, "time_resolution": 0, "time_span": (0.0, 1.0)}
     margin = 0.5 / half_turns
-    return {**spec, "time_resolution": half_turns - 1, "time_span": (margin, 1.0 - margin)}
+    return {**spec, "time_resolution": (half_turns - 1) * settings.time_cells_per_half_turn,
+            "time_span": (margin, 1.0 - margin)}
 
 
 def spec_time_span(spec: dict[str, Any]) -> tuple[float, float]:

@@ -81,9 +81,11 @@ def test_slurm_profile_sizes_every_job_from_the_config(tmp_path: Path) -> None:
 
 
 def test_the_workflows_schema_is_the_packages() -> None:
-    """The workflow validates with its copy, the package's stages fill defaults from
-    theirs: the two must be the same file."""
+    """The workflow validates with its schema, the package's stages fill defaults from
+    theirs: the package's is a link to the workflow's (an editor that replaces the link
+    by a copy lets the two drift apart)."""
     packaged = REPO / "src" / "dinr" / "schemas" / "config.schema.yaml"
+    assert packaged.is_symlink(), f"{packaged} must stay a link to {SCHEMA}"
     assert Path(SCHEMA).read_bytes() == packaged.read_bytes(), f"{SCHEMA} and {packaged} differ"
 
 

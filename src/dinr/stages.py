@@ -325,7 +325,7 @@ def train(settings: TrainSettings, sinogram_path: Path, checkpoint_path: Path, m
         shards[shard] = read_sinogram(sinogram_path, views=indices)
     held_out = training_views(sinogram_path, heldout=True)
     heldout = {shard: read_sinogram(sinogram_path, views=held_out[shard::n_shards]) for shard in views
-               if len(held_out[shard::n_shards])}
+               if shard < len(held_out)}  # shard k holds held-out views k, k + n_shards, ...
     noise = read_noise_variance(sinogram_path, settings.loss_weights == "transmission")
     state = loop.train(settings, shards, n_shards, noise, checkpoint_path, comm, other_settings,
                        snapshot_dir, snapshot_every, max(peaks), heldout, sinogram_id(sinogram_path))

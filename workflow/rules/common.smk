@@ -1,5 +1,6 @@
 # Config validation, per-dataset settings and input functions shared by all rules.
 
+import functools
 import importlib.util
 import math
 import re
@@ -223,10 +224,12 @@ def stage_benchmarks(wildcards):
     return [f"results/{wildcards.dataset}/benchmarks/{s}.tsv" for s in stages]
 
 
+@functools.lru_cache(maxsize=None)
 def scan_dimensions(dataset):
     """(views, rows, cols) of a dataset's scan before any job runs: a simulated scan's
     settings, a raw file's /exchange/data (its convert.rows and views kept) when the
-    workflow's Python has h5py; None when neither tells."""
+    workflow's Python has h5py; None when neither tells. Read once per dataset (the
+    input functions that ask run many times while the DAG is built)."""
     if is_simulated(dataset):
         sim = dataset_settings(dataset, "simulate")
         return sim["views"], sim["rows"], sim["size"]

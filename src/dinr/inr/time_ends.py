@@ -24,10 +24,6 @@ from torch import nn
 
 from dinr.inr.hashgrid import HashGridEncoding
 
-#: The choices of ``train.time_ends``.
-TIME_ENDS = ("linear", "held", "fitted")
-
-
 class TimeEnds(nn.Module):
     """``grid``'s features of (..., 4) coordinates ``(t, z, y, x)``, continued before
     and after its time span as ``mode`` says (``held`` or ``fitted``; module note)."""
@@ -50,17 +46,20 @@ class TimeEnds(nn.Module):
 
     def forward(self, coords: torch.Tensor) -> torch.Tensor:
         start, end = (float(v) for v in self.grid.time_span)
-        t = coords[..., 0]
-        clamped = torch.cat([t.clamp(start, end)[..., None], coords[..., 1:]], dim=-1)
         if self.mode == "held":
-            return self.grid(clamped)
+            return self.grid(_clamp_time(coords, start, end))
         features = self.grid(coords)
-        outside = ((t < start) | (t > end)).reshape(-1)
-        if not bool(outside.any()):
+        t = coords[..., 0].reshape(-1)
+        index = ((t < start) | (t > end)).nonzero().squeeze(1)
+        if not len(index):
             return features
         flat = features.reshape(-1, features.shape[-1])
-        index = outside.nonzero().squeeze(1)
-        held = self.grid(clamped.reshape(-1, coords.shape[-1])[index])
-        weight = self.end_weights()[(t.reshape(-1)[index] > end).long()][:, None]
+        held = self.grid(_clamp_time(coords.reshape(-1, coords.shape[-1])[index], start, end))
+        weight = self.end_weights()[(t[index] > end).long()][:, None]
         blended = held + weight.to(held.dtype) * (flat[index] - held)
         return flat.index_put((index,), blended).reshape(features.shape)
+
+
+def _clamp_time(coords: torch.Tensor, start: float, end: float) -> torch.Tensor:
+    """``coords`` (..., 4) with ``t`` clamped into ``[start, end]``."""
+    return torch.cat([coords[..., :1].clamp(start, end), coords[..., 1:]], dim=-1)

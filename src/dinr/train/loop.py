@@ -129,7 +129,6 @@ def skip_nonfinite_step(step: int, skipped: list[int], lr_scale: float, retries:
 
 
 def _log_start(run: TrainingRun) -> None:
-    heldout_rays = int(run.comm.allreduce_sum(float(len(run.heldout))))  # a collective: every rank
     if run.comm.rank == 0:
         log.info("training on %s", ", ".join(f"{key} {value}" for key, value in run.launch.items()))
         log.info("gradient allreduce: %d bucket(s) of %s entries", len(run.reducer.bucket_sizes()),
@@ -141,7 +140,7 @@ def _log_start(run: TrainingRun) -> None:
         if budget.adaptive:
             log.info("steps auto: until the held-out residual stops improving, at most %d steps (%g epochs of "
                      "%.0f steps); residual of %d held-out rays every %d steps", budget.steps, settings.max_epochs,
-                     budget.epoch_steps, heldout_rays, budget.validate_every)
+                     budget.epoch_steps, run.heldout.total, budget.validate_every)
         elif settings.steps == "auto":
             log.warning("steps auto without held-out views (prepare.heldout_every is 0): training runs the cap of "
                         "train.max_epochs %g epochs, %d steps", settings.max_epochs, budget.steps)

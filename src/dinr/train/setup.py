@@ -171,14 +171,14 @@ def set_up(settings: TrainSettings, shards: dict[int, Sinogram], n_shards: int, 
     sampler = ShardedSampler([RaySampler(shard, geometry, shard=index, seed=settings.seed, device=device)
                               for index, shard in shards.items()])
     validation = HeldoutRays(heldout or {}, geometry, settings.validation_rays // n_shards, settings.seed, device,
-                             settings.loss_weights == "transmission")
-    has_heldout = comm.allreduce_sum(float(len(validation))) > 0
+                             settings.loss_weights == "transmission", comm)
     training_rays = views * geometry.rows * int(np.count_nonzero(geometry.column_mask()))
     return TrainingRun(
         settings=settings, comm=comm, device=device, n_shards=n_shards, geometry=geometry, scan_time=held[0].scan_time, spec=spec,
         prior=prior, field=field, optimizer=optimizer, reducer=reducer, sampler=sampler,
         samples=samples_per_ray(settings.samples_per_ray, geometry.n),
         global_rays=settings.batch_rays * n_shards, launch=launch_record(comm, device),
-        budget=budget(settings, training_rays, settings.batch_rays * n_shards, has_heldout), heldout=validation,
+        budget=budget(settings, training_rays, settings.batch_rays * n_shards, validation.total > 0),
+        heldout=validation,
         sinogram_id=sinogram_id,
     )

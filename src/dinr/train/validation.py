@@ -31,10 +31,11 @@ VALIDATION_DRAW = 2**31 - 1
 
 class HeldoutRays:
     """This rank's validation rays: ``rays_per_shard`` from each of its shards' held-out
-    views (``shards``: shard index -> its held-out views; a shard without any adds none)."""
+    views (``shards``: shard index -> its held-out views; a shard without any adds none);
+    ``total`` the set's rays on all ranks (summed when it is built: a collective)."""
 
     def __init__(self, shards: dict[int, Sinogram], geometry: Geometry, rays_per_shard: int, seed: int,
-                 device: torch.device, transmission_weights: bool) -> None:
+                 device: torch.device, transmission_weights: bool, comm: Communicator) -> None:
         self.geometry = geometry
         batches = [RaySampler(sino, geometry, shard=index, seed=seed, device=device)
                    .sample(VALIDATION_DRAW, rays_per_shard, 1)[0]
@@ -44,6 +45,7 @@ class HeldoutRays:
                                for name in ("theta", "u", "z", "t", "measured")))
         measured = self.rays.measured.double()
         self.weights = ray_weights(measured) if transmission_weights else torch.ones_like(measured)
+        self.total = int(comm.allreduce_sum(float(len(self))))
 
     def __len__(self) -> int:
         return len(self.rays.measured)

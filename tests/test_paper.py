@@ -63,6 +63,7 @@ def test_snapshots_score_a_field_that_improves_with_training(tiny_scan: dict[str
     truth, times = read_volume(tiny_scan["truth"], name="truth")
     curve = snapshot_curve(state, snapshots, truth, shards[0].normalised_time(times), chunk=4096)
     assert curve[-1]["psnr"] > curve[0]["psnr"] + 1.0, curve
+    assert all(point["psnr_worst"] <= point["psnr"] for point in curve), curve
     peers = {"weak": {"psnr": curve[0]["psnr"] - 1.0, "wall_s": 1.0},
              "strong": {"psnr": curve[-1]["psnr"] + 1.0, "wall_s": 1.0}}
     assert overtaking(curve, peers) == {"weak": curve[0]["elapsed_s"], "strong": None}

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 from skimage.filters import gaussian
 
-from dinr.evaluate.figures import slice_movie, training_curve
+from dinr.evaluate.figures import scan_size, slice_movie, training_curve
 from dinr.evaluate.quality import image_quality, inscribed_square
 
 
@@ -64,3 +64,17 @@ def test_training_figure_shows_the_held_out_curve(tmp_path: Path) -> None:
     training_curve(history, tmp_path / "held.png", [[68, 0.03, 1e-2], [136, 0.02, 5e-3]], "converged: ...")
     plain, held = (Image.open(tmp_path / name).size for name in ("plain.png", "held.png"))
     assert held[1] > 1.6 * plain[1]  # a second panel below the first
+
+
+def test_scan_size_figure_marks_a_width_dinr_did_not_reach_the_peer_at(tmp_path: Path) -> None:
+    def entry(columns: int, reaches: float | None) -> dict[str, object]:
+        curve = [{"elapsed_s": 10.0 * columns, "psnr": 30.0}, {"elapsed_s": 40.0 * columns, "psnr": 34.0}]
+        return {"variant": "default", "scan": {"columns": columns, "rows": 2}, "cap_s": 40.0 * columns,
+                "dinr": {"curve": curve, "reaches_peer_s": reaches, "train_s": 40.0 * columns, "epochs": 8.0},
+                "peers": {"mbir_sliding": {"wall_s": 8.0 * columns, "psnr_mean": 33.0}}}
+
+    measured = {"machine": {"cpu": "test", "cores": 2}, "entries": [entry(128, None), entry(64, 1200.0),
+                                                                    {**entry(64, 1.0), "variant": "table_x4"}]}
+    scan_size(measured, tmp_path / "size.png")
+    with Image.open(tmp_path / "size.png") as figure:
+        assert figure.size[0] > 1.5 * figure.size[1]  # two panels side by side

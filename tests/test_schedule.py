@@ -20,7 +20,7 @@ from dinr import stages
 from dinr.errors import InputError
 from dinr.train.checkpoint import load_checkpoint
 from dinr.train.comm import Communicator
-from dinr.train.schedule import MAX_VALIDATE_EVERY, Budget, Plateau, budget, learning_rate
+from dinr.train.schedule import Budget, Plateau, budget, learning_rate
 
 #: Converges in a few hundred steps: one halving of the rate allowed (lr_final a third of lr).
 AUTO = dataclasses.replace(TINY_TRAIN, steps="auto", max_epochs=400, lr=1e-2, lr_final=3e-3, patience=2,
@@ -53,8 +53,11 @@ def test_budget_follows_the_scan() -> None:
     assert budget(auto, training_rays=200_000, rays_per_step=1000, has_heldout=True) == Budget(2000, 50, True, 200.0)
     # no held-out views: the cap, on the exponential schedule, no evaluations
     assert budget(auto, 100_000, 1000, has_heldout=False) == Budget(1000, 0, False, 100.0)
-    # a beamline-size epoch: evaluations at most MAX_VALIDATE_EVERY steps apart
-    assert budget(auto, 10**9, 1000, True).validate_every == MAX_VALIDATE_EVERY
+    # a wide scan's epoch: evaluations every validate_every_rays rays, whatever the batch
+    wide = dataclasses.replace(auto, validate_every_rays=64_000)
+    assert budget(wide, 10**9, 1000, True).validate_every == 64
+    assert budget(wide, 10**9, 4000, True).validate_every == 16
+    assert budget(wide, 100_000, 1000, True).validate_every == 25  # a small scan: the epochs' spacing comes first
     fixed = dataclasses.replace(auto, steps=300)
     assert budget(fixed, 100_000, 1000, True) == Budget(300, 25, False, 100.0)
     plan = budget(fixed, 100_000, 1000, True)

@@ -168,7 +168,8 @@ def _time_to_quality(args: argparse.Namespace) -> None:
 def _paper(args: argparse.Namespace) -> None:
     from dinr import stages
 
-    stages.paper(args.metrics, args.distributed, args.memory, args.table, args.latex, args.scaling, args.memory_figure)
+    stages.paper(args.metrics, args.distributed, args.memory, args.size, args.table, args.latex, args.scaling,
+                 args.memory_figure, args.size_figure)
 
 
 def _chunk_option(parser: argparse.ArgumentParser) -> None:
@@ -321,14 +322,16 @@ def _add_paper_stages(stage: StageAdder) -> None:
     p.add_argument("--out", type=Path, required=True, help="output JSON")
     p.add_argument("--figure", type=Path, required=True, help="output figure (PNG)")
 
-    p = stage("paper", _paper, "The paper's table (Markdown, LaTeX) and its scaling and memory figures.")
+    p = stage("paper", _paper, "The paper's table (Markdown, LaTeX) and its scaling, memory and scan-size figures.")
     p.add_argument("--metrics", nargs="+", type=Path, required=True, help="metrics.json of every scan")
     p.add_argument("--distributed", type=Path, required=True, help="bench/results/distributed.json")
     p.add_argument("--memory", type=Path, required=True, help="bench/results/memory.json")
+    p.add_argument("--size", type=Path, required=True, help="bench/results/size.json")
     p.add_argument("--table", type=Path, required=True, help="output Markdown table")
     p.add_argument("--latex", type=Path, required=True, help="output LaTeX table")
     p.add_argument("--scaling", type=Path, required=True, help="output scaling figure (PNG)")
     p.add_argument("--memory-figure", type=Path, required=True, help="output memory figure (PNG)")
+    p.add_argument("--size-figure", type=Path, required=True, help="output scan-size figure (PNG)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -100,6 +100,7 @@ class TrainSettings:
     max_epochs: float
     max_wall_s: float | None
     validate_every_epochs: float
+    validate_every_rays: int
     patience: int
     validation_rays: int
     batch_rays: int

@@ -29,6 +29,7 @@ from dinr.evaluate.center_scan import center_report
 from dinr.evaluate.figures import metrics_over_time, slice_movie, slices_over_time, training_curve
 from dinr.evaluate.figures import memory as plot_memory
 from dinr.evaluate.figures import scaling as plot_scaling
+from dinr.evaluate.figures import scan_size as plot_scan_size
 from dinr.evaluate.figures import time_to_quality as plot_time_to_quality
 from dinr.evaluate.frames import margins
 from dinr.evaluate.metrics import volume_metrics
@@ -544,12 +545,13 @@ def time_to_quality(render_settings: RenderSettings, model_path: Path, snapshot_
     return result
 
 
-def paper(metrics_paths: list[Path], distributed_path: Path, memory_path: Path, out_md: Path, out_tex: Path,
-          out_scaling: Path, out_memory: Path) -> None:
+def paper(metrics_paths: list[Path], distributed_path: Path, memory_path: Path, size_path: Path, out_md: Path,
+          out_tex: Path, out_scaling: Path, out_memory: Path, out_size: Path) -> None:
     """The paper's comparison table (Markdown and LaTeX) from every scan's metrics, and
-    its scaling and memory figures from the benchmarks' JSON."""
+    its scaling, memory and scan-size figures from the benchmarks' JSON."""
     reports = [json.loads(Path(path).read_text()) for path in metrics_paths]
     write_text(out_md, markdown_table(reports) + "\n" + frames_table(reports))
     write_text(out_tex, latex_table(reports))
     plot_scaling(json.loads(Path(distributed_path).read_text()), out_scaling)
     plot_memory(json.loads(Path(memory_path).read_text()), out_memory)
+    plot_scan_size(json.loads(Path(size_path).read_text()), out_size)

@@ -18,19 +18,22 @@ rule paper_tables:
         metrics=expand("results/{dataset}/metrics.json", dataset=list(config["datasets"])),
         distributed="bench/results/distributed.json",
         memory="bench/results/memory.json",
+        scan_size="bench/results/size.json",
     output:
         table="results/paper/table.md",
         latex="results/paper/table.tex",
         scaling="results/paper/scaling.png",
         memory="results/paper/memory.png",
+        scan_size="results/paper/size.png",
     log:
         "logs/paper/tables.log",
     conda:
         "../../envs/dinr.yaml"
     shell:
         "dinr paper --metrics {input.metrics:q} --distributed {input.distributed:q} --memory {input.memory:q}"
+        " --size {input.scan_size:q}"
         " --table {output.table:q} --latex {output.latex:q} --scaling {output.scaling:q}"
-        " --memory-figure {output.memory:q} 2> {log:q}"
+        " --memory-figure {output.memory:q} --size-figure {output.scan_size:q} 2> {log:q}"
 
 
 rule paper_slices:

@@ -12,9 +12,10 @@ from dinr.train.checkpoint import TrainingState
 
 def snapshot_curve(state: TrainingState, snapshots: list[dict[str, object]], truth: np.ndarray,
                    frame_times: np.ndarray, chunk: int) -> list[dict[str, float]]:
-    """``{step, elapsed_s, psnr, ssim}`` of each snapshot: the field of ``state``'s
-    settings with the snapshot's parameters, rendered (pixel centres) at the normalised
-    ``frame_times`` and scored against ``truth`` (t, z, y, x) inside the cylinder."""
+    """``{step, elapsed_s, psnr, ssim, psnr_worst}`` of each snapshot (means over the
+    frames, and the worst frame's PSNR): the field of ``state``'s settings with the
+    snapshot's parameters, rendered (pixel centres) at the normalised ``frame_times`` and
+    scored against ``truth`` (t, z, y, x) inside the cylinder."""
     geometry = state.beam_geometry()
     field = state.field()
     render = SliceRenderer(field, geometry, chunk)  # renders whatever parameters the field holds
@@ -24,7 +25,8 @@ def snapshot_curve(state: TrainingState, snapshots: list[dict[str, object]], tru
         volume = np.stack([np.stack([render(float(t), r) for r in range(geometry.rows)]) for t in frame_times])
         scores = volume_metrics(truth, volume, geometry.region_mask())
         curve.append({"step": int(snap["step"]), "elapsed_s": float(snap["elapsed_s"]),  # type: ignore[arg-type]
-                      "psnr": scores["psnr_mean"], "ssim": scores["ssim_mean"]})  # type: ignore[dict-item]
+                      "psnr": scores["psnr_mean"], "ssim": scores["ssim_mean"],
+                      "psnr_worst": scores["psnr_worst"]})  # type: ignore[dict-item]
     return curve
 
 

@@ -18,11 +18,6 @@ from dinr.inr.rays import RayBatch
 from dinr.io.canonical import Sinogram
 
 
-def owned_shards(shards: int, rank: int, size: int) -> list[int]:
-    """The ray shards rank ``rank`` of ``size`` holds: ``rank``, ``rank + size``, ..."""
-    return list(range(rank, shards, size))
-
-
 class RaySampler:
     """Draws rays uniformly over (view, row, column) of one shard, inside the cylinder.
 

@@ -7,8 +7,11 @@ run's ray shards a step, it is ``epoch_steps`` steps.
 - ``steps: N``: linear warm-up over ``warmup_steps``, then exponential decay from ``lr``
   to ``lr_final`` at step N.
 - ``steps: auto`` (the default): the held-out residual decides
-  (:mod:`dinr.train.validation`), evaluated every ``validate_every_epochs`` epochs (at
-  most every :data:`MAX_VALIDATE_EVERY` steps). After
+  (:mod:`dinr.train.validation`), evaluated every ``validate_every_epochs`` epochs or
+  every ``validate_every_rays`` rays (over all shards), whichever comes first: the rate
+  at which the residual stops improving at one learning rate is set by the optimizer's
+  steps, not by the scan's size, so a wide scan's epoch of thousands of steps must not
+  delay the decisions (its plateaus would be seen only epochs late). After
   the warm-up the learning rate stays at ``lr`` while the residual keeps improving; once
   it has not beaten its best by :data:`MIN_IMPROVEMENT` (relative) in ``patience``
   evaluations in a row, the rate is multiplied by :data:`PLATEAU_FACTOR`, and when that
@@ -36,11 +39,6 @@ PLATEAU_FACTOR = 0.5
 #: Relative drop of the held-out residual below its best that counts as improvement.
 MIN_IMPROVEMENT = 1e-3
 
-#: The most steps between evaluations of the held-out residual: an epoch of a
-#: 2048-column scan is close to a million steps, and the plateaus must still be seen.
-MAX_VALIDATE_EVERY = 1000
-
-
 @dataclass(frozen=True)
 class Budget:
     """A run's resolved budget: at most ``steps`` steps; the held-out residual evaluated
@@ -58,7 +56,8 @@ def budget(settings: TrainSettings, training_rays: int, rays_per_step: int, has_
     note), ``rays_per_step`` rays a step over all shards, and whether the scan has
     held-out views."""
     epoch_steps = training_rays / rays_per_step
-    every = min(MAX_VALIDATE_EVERY, max(1, round(settings.validate_every_epochs * epoch_steps))) if has_heldout else 0
+    spacing = min(settings.validate_every_epochs * epoch_steps, settings.validate_every_rays / rays_per_step)
+    every = max(1, round(spacing)) if has_heldout else 0
     if settings.steps != "auto":
         return Budget(int(settings.steps), every, False, epoch_steps)
     cap = max(settings.warmup_steps + 1, math.ceil(settings.max_epochs * epoch_steps))

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -62,12 +63,14 @@ SAMPLES_PER_S = 4e5
 
 
 def workflow(datasets: list[str], cores: int) -> None:
-    """Each scan's prepared views, truth, peers and settings, through the workflow."""
+    """Each scan's prepared views, truth, peers and settings, through the workflow (its
+    rules' ``dinr`` taken from this Python's environment)."""
     methods = yaml.safe_load(CONFIG.read_text())["baselines"]["methods"]
     targets = [f"results/{name}/{target}" for name in datasets
                for target in ("settings/train.json", "settings/render.json", *(f"{m}/recon.h5" for m in methods))]
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     subprocess.run([sys.executable, "-m", "snakemake", "--cores", str(cores), *targets, "--configfile", str(CONFIG)],
-                   cwd=REPO, check=True)
+                   cwd=REPO, check=True, env=env)  # the rules' `dinr` is this environment's
 
 
 def wall_seconds(dataset: str, method: str) -> float:

@@ -50,6 +50,7 @@ VARIANTS: dict[str, dict[str, object]] = {
     "table_x4": {"hash_log2_table": 22},
     "batch_x4": {"batch_rays": 2048, "lr": 0.02},
     "samples_half": {"samples_per_ray": lambda columns: columns // 2},
+    "coarse_start": {"coarse_samples": "auto"},
     "width_x2": {"width": 128},
     "lr_x2": {"lr": 0.02},
 }

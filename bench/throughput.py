@@ -187,7 +187,7 @@ def worker(args: argparse.Namespace) -> None:
     for step in range(args.warmup + args.steps):
         comm.barrier()
         clock.start()
-        train_step(run, step, 1e-3, False)
+        train_step(run, step, 1e-3, False, run.samples)
         clock.mark("full step")
     for step in range(args.warmup + args.steps):
         comm.barrier()

@@ -1,5 +1,6 @@
-"""train.steps auto: the held-out residual steers the learning rate and stops training;
-the caps; exact resume; and a checkpoint never resumed on another scan."""
+"""train.steps auto: the held-out residual steers the learning rate (and the quadrature's
+coarse start) and stops training; the caps; exact resume; and a checkpoint never resumed
+on another scan."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -18,13 +20,16 @@ import torch
 from conftest import TINY_SIMULATE, TINY_TRAIN, dinr_command, geometry_settings, prepare_settings, train, write_settings
 from dinr import stages
 from dinr.errors import InputError
+from dinr.inr.rays import coarse_samples_per_ray
 from dinr.train.checkpoint import load_checkpoint
 from dinr.train.comm import Communicator
+from dinr.train.loop import step_samples
 from dinr.train.schedule import Budget, Plateau, budget, learning_rate
 
-#: Converges in a few hundred steps: one halving of the rate allowed (lr_final a third of lr).
+#: Converges in a few hundred steps: one halving of the rate allowed (lr_final a third of lr);
+#: half the quadrature points per ray until then.
 AUTO = dataclasses.replace(TINY_TRAIN, steps="auto", max_epochs=400, lr=1e-2, lr_final=3e-3, patience=2,
-                           validate_every_epochs=0.5, checkpoint_every=10, log_every=50)
+                           validate_every_epochs=0.5, checkpoint_every=10, log_every=50, coarse_samples="auto")
 
 
 def test_plateau_halves_the_rate_then_converges() -> None:
@@ -63,6 +68,16 @@ def test_budget_follows_the_scan() -> None:
     plan = budget(fixed, 100_000, 1000, True)
     assert learning_rate(fixed, plan, 300, 0) == pytest.approx(fixed.lr_final)
     assert learning_rate(auto, budget(auto, 100_000, 1000, True), 500, 2) == pytest.approx(auto.lr / 4)
+
+
+def test_coarse_quadrature_until_the_first_plateau() -> None:
+    assert [coarse_samples_per_ray(setting, 64) for setting in ("auto", 0, 16)] == [32, 64, 16]
+    assert coarse_samples_per_ray("auto", 3) == 2
+    run = SimpleNamespace(coarse_samples=4, samples=8, budget=Budget(100, 10, True, 50.0))
+    assert step_samples(run, Plateau(reductions=0)) == 4  # type: ignore[arg-type]
+    assert step_samples(run, Plateau(reductions=1)) == 8  # type: ignore[arg-type]
+    fixed = SimpleNamespace(coarse_samples=4, samples=8, budget=Budget(100, 10, False, 50.0))
+    assert step_samples(fixed, Plateau(reductions=0)) == 8  # type: ignore[arg-type]  # steps: N never coarsens
 
 
 def test_a_converged_run_stops_early_and_says_why(tiny_scan: dict[str, Path], tmp_path: Path) -> None:

@@ -106,6 +106,7 @@ class TrainSettings:
     batch_rays: int
     ray_shards: int | str
     samples_per_ray: int | str
+    coarse_samples: int | str
     loss_weights: str
     tv_weight: float | str
     tv_time_weight: float | str

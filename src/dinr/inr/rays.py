@@ -76,3 +76,13 @@ def samples_per_ray(setting: int | str, diameter: int) -> int:
     estimate noisy across sharp edges, and the squared-error loss then rewards blurring
     them."""
     return diameter if setting == "auto" else int(setting)
+
+
+def coarse_samples_per_ray(setting: int | str, samples: int) -> int:
+    """Quadrature points per ray before the first plateau (``train.coarse_samples``):
+    configured, ``auto`` = half of ``samples`` (at least 2), or 0 = ``samples``. Early in
+    training the field is far from the data and a ray's cost, not the blur that coarse
+    strata reward, is what limits it."""
+    if setting == "auto":
+        return max(2, samples // 2)
+    return int(setting) or samples

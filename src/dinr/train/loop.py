@@ -141,6 +141,9 @@ def _log_start(run: TrainingRun) -> None:
             log.info("steps auto: until the held-out residual stops improving, at most %d steps (%g epochs of "
                      "%.0f steps); residual of %d held-out rays every %d steps", budget.steps, settings.max_epochs,
                      budget.epoch_steps, run.heldout.total, budget.validate_every)
+            if run.coarse_samples != run.samples:
+                log.info("%d quadrature points per ray until the first plateau, %d after", run.coarse_samples,
+                         run.samples)
         elif settings.steps == "auto":
             log.warning("steps auto without held-out views (prepare.heldout_every is 0): training runs the cap of "
                         "train.max_epochs %g epochs, %d steps", settings.max_epochs, budget.steps)
@@ -166,6 +169,13 @@ def validate(run: TrainingRun, state: TrainingState, plateau: Plateau, done: int
         return (f"converged: the held-out residual did not improve on {plateau.best:.6g} by "
                 f"{MIN_IMPROVEMENT:g} in {run.settings.patience} evaluations at the lowest learning rate")
     return ""
+
+
+def step_samples(run: TrainingRun, plateau: Plateau) -> int:
+    """Quadrature points per ray of the next step: ``train.coarse_samples`` until the
+    held-out residual's first plateau halves the learning rate (``steps: auto`` with
+    held-out views), ``samples_per_ray`` from then on and in every other run."""
+    return run.coarse_samples if run.budget.adaptive and plateau.reductions == 0 else run.samples
 
 
 def budget_reason(run: TrainingRun, state: TrainingState, done: int) -> str:
@@ -211,7 +221,7 @@ def train(settings: TrainSettings, shards: dict[int, Sinogram], n_shards: int, n
     with stop_on_signals() as stop:
         for step in range(state.step, budget.steps if not state.stop_reason else state.step):
             lr = learning_rate(settings, budget, step, plateau.reductions) * state.lr_scale
-            outcome = train_step(run, step, lr, stop.requested)
+            outcome = train_step(run, step, lr, stop.requested, step_samples(run, plateau))
             done = step + 1
             state.train_seconds = seconds_before + progress.elapsed()
             if not outcome.finite:

@@ -21,7 +21,7 @@ from dinr.geometry import Geometry
 from dinr.geometry.resolve import geometry_of
 from dinr.inr.build import build_field, field_spec, spec_time_span
 from dinr.inr.field import AttenuationField
-from dinr.inr.rays import samples_per_ray
+from dinr.inr.rays import coarse_samples_per_ray, samples_per_ray
 from dinr.io.canonical import Sinogram
 from dinr.settings import TrainSettings
 from dinr.train.checkpoint import settings_hash
@@ -61,6 +61,7 @@ class TrainingRun:
     reducer: GradientReducer
     sampler: ShardedSampler
     samples: int
+    coarse_samples: int
     global_rays: int
     launch: dict[str, str]
     budget: Budget
@@ -177,6 +178,7 @@ def set_up(settings: TrainSettings, shards: dict[int, Sinogram], n_shards: int, 
         settings=settings, comm=comm, device=device, n_shards=n_shards, geometry=geometry, scan_time=held[0].scan_time, spec=spec,
         prior=prior, field=field, optimizer=optimizer, reducer=reducer, sampler=sampler,
         samples=samples_per_ray(settings.samples_per_ray, geometry.n),
+        coarse_samples=coarse_samples_per_ray(settings.coarse_samples, samples_per_ray(settings.samples_per_ray, geometry.n)),
         global_rays=settings.batch_rays * n_shards, launch=launch_record(comm, device),
         budget=budget(settings, training_rays, settings.batch_rays * n_shards, validation.total > 0),
         heldout=validation,

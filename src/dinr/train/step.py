@@ -42,17 +42,18 @@ def ray_passes(rays: int, samples: int) -> list[slice]:
     return [slice(start, min(start + per_pass, rays)) for start in range(0, rays, per_pass)]
 
 
-def train_step(run: TrainingRun, step: int, lr: float, stop_requested: bool) -> StepOutcome:
-    """Step ``step`` (0-based) at learning rate ``lr``; ``stop_requested`` is this rank's
-    signal flag, shared with the others through the gradient buffer."""
+def train_step(run: TrainingRun, step: int, lr: float, stop_requested: bool, samples: int) -> StepOutcome:
+    """Step ``step`` (0-based) at learning rate ``lr`` with ``samples`` quadrature points
+    per ray; ``stop_requested`` is this rank's signal flag, shared with the others
+    through the gradient buffer."""
     for group in run.optimizer.param_groups:
         group["lr"] = lr
-    rays, jitter = run.sampler.sample(step, run.settings.batch_rays, run.samples)
-    passes = ray_passes(len(rays.measured), run.samples)
+    rays, jitter = run.sampler.sample(step, run.settings.batch_rays, samples)
+    passes = ray_passes(len(rays.measured), samples)
     run.reducer.zero_(passes=len(passes))
     loss = torch.zeros((), device=run.device)
     for part in passes:
-        part_loss = _pass_loss(run, rays.select(part), jitter[part])
+        part_loss = _pass_loss(run, rays.select(part), jitter[part], samples)
         part_loss.backward()
         loss = loss + part_loss.detach() if len(passes) > 1 else part_loss
     buffer = run.reducer.buffer
@@ -65,14 +66,15 @@ def train_step(run: TrainingRun, step: int, lr: float, stop_requested: bool) -> 
     return StepOutcome(loss=loss, finite=bool(finite), stop_requested=bool(stop))
 
 
-def _pass_loss(run: TrainingRun, rays: RayBatch, jitter: torch.Tensor) -> torch.Tensor:
-    """This rank's share of the objective (:func:`rank_loss`) on some of its step's rays."""
+def _pass_loss(run: TrainingRun, rays: RayBatch, jitter: torch.Tensor, samples: int) -> torch.Tensor:
+    """This rank's share of the objective (:func:`rank_loss`) on some of its step's rays,
+    ``samples`` points each."""
     with torch.autocast(run.device.type, dtype=torch.bfloat16, enabled=run.settings.precision == "bf16"):
-        coords, stratum = ray_points(rays, run.geometry, run.samples, jitter)
+        coords, stratum = ray_points(rays, run.geometry, samples, jitter)
         values = run.field(coords)
         in_time = None
         if run.prior["tv_time_weight"] > 0:
-            in_time = time_variation(run.field, coords, values, run.prior["time_step"], time_prior_stride(run.samples))
+            in_time = time_variation(run.field, coords, values, run.prior["time_step"], time_prior_stride(samples))
     return rank_loss(values, stratum, rays.measured, run.settings.loss_weights == "transmission",
                      run.prior["tv_weight"], run.comm.size, run.global_rays, 2.0 * run.geometry.radius,
                      in_time, run.prior["tv_time_weight"])

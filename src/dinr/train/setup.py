@@ -44,7 +44,8 @@ class TrainingRun:
     """What a run holds for its whole length: the settings (and as a dict, hashed with
     the shard count), the ranks, the scan's geometry and time span, the field and its
     optimizer, the gradient reducer, the ray sampler, the resolved quantities
-    (``spec``, ``prior``, ``samples`` per ray, ``global_rays`` per step, the ``budget``)
+    (``spec``, ``prior``, ``samples`` per ray and ``coarse_samples`` before the first
+    plateau, ``global_rays`` per step, the ``budget``)
     and this rank's held-out rays (``heldout``, :mod:`dinr.train.validation`); the
     settings as a dict and the run's hash derive from them."""
 
@@ -174,11 +175,11 @@ def set_up(settings: TrainSettings, shards: dict[int, Sinogram], n_shards: int, 
     validation = HeldoutRays(heldout or {}, geometry, settings.validation_rays // n_shards, settings.seed, device,
                              settings.loss_weights == "transmission", comm)
     training_rays = views * geometry.rows * int(np.count_nonzero(geometry.column_mask()))
+    samples = samples_per_ray(settings.samples_per_ray, geometry.n)
     return TrainingRun(
         settings=settings, comm=comm, device=device, n_shards=n_shards, geometry=geometry, scan_time=held[0].scan_time, spec=spec,
         prior=prior, field=field, optimizer=optimizer, reducer=reducer, sampler=sampler,
-        samples=samples_per_ray(settings.samples_per_ray, geometry.n),
-        coarse_samples=coarse_samples_per_ray(settings.coarse_samples, samples_per_ray(settings.samples_per_ray, geometry.n)),
+        samples=samples, coarse_samples=coarse_samples_per_ray(settings.coarse_samples, samples),
         global_rays=settings.batch_rays * n_shards, launch=launch_record(comm, device),
         budget=budget(settings, training_rays, settings.batch_rays * n_shards, validation.total > 0),
         heldout=validation,

@@ -16,7 +16,8 @@ stop it sooner.
 For each (scan, variant) it records the PSNR / SSIM curve against training seconds,
 when DINR first reaches the peer's mean PSNR (and that time over the peer's), the rays
 of an epoch, the steps and epochs trained, why training stopped and the model's size.
-Results accumulate in the JSON (a run replaces only its own (scan, variant) entries);
+Results accumulate in the JSON (a run replaces only its own (scan, variant) entries, each
+with its provenance: training settings, versions, git commit);
 the Markdown table beside it and ``dinr paper``'s size figure are made from it. Times
 are those of this machine, with the peer and DINR on the same cores: compare ratios.
 """
@@ -125,6 +126,7 @@ def score(dataset: str, variant: str, changes: dict[str, object], cap_factor: fl
     from dinr.evaluate.time_to_quality import overtaking, snapshot_curve
     from dinr.io.canonical import read_scan_time, read_sinogram
     from dinr.io.volume import read_volume
+    from dinr.provenance import provenance
     from dinr.stages import _frame_times
     from dinr.train.checkpoint import load_checkpoint
     from dinr.train.snapshots import load_snapshots
@@ -171,6 +173,8 @@ def score(dataset: str, variant: str, changes: dict[str, object], cap_factor: fl
                  "reaches_peer_s": reach, "reaches_peer_over_peer_wall": None if reach is None else reach / peer_wall,
                  "bench_wall_s": time.perf_counter() - started},
         "peers": peers,
+        "provenance": provenance("bench/size.py", settings, {"sinogram": str(results / "prepared" / "sinogram.h5"),
+                                                            "config": str(CONFIG)}),
     }
 
 

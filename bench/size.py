@@ -81,17 +81,16 @@ def wall_seconds(dataset: str, method: str) -> float:
     return read_wall_seconds({method: REPO / "results" / dataset / "benchmarks" / f"{method}.tsv"})[method]
 
 
-def train(dataset: str, variant: str, changes: dict[str, object], cap_s: float, ranks: int, workdir: Path) -> Path:
-    """Train DINR on the scan's prepared views with ``changes`` to its training settings
-    and ``max_wall_s = cap_s``, snapshots in ``workdir/snapshots``; returns the model."""
-    from dinr.io.canonical import read_sinogram
-
+def train(dataset: str, variant: str, changes: dict[str, object], columns: int, cap_s: float, ranks: int,
+          workdir: Path) -> tuple[Path, dict[str, object]]:
+    """Train DINR on the scan's prepared views (``columns`` wide) with ``changes`` to its
+    training settings and ``max_wall_s = cap_s``, snapshots in ``workdir/snapshots``;
+    returns the model and the settings it was trained with."""
     settings = json.loads((REPO / "results" / dataset / "settings" / "train.json").read_text())
     unknown = sorted(set(changes) - set(settings))
     if unknown:
         raise SystemExit(f"variant {variant}: not training keys: {', '.join(unknown)}")
     sinogram = REPO / "results" / dataset / "prepared" / "sinogram.h5"
-    columns = read_sinogram(sinogram, split="train", rows=slice(0, 1)).projections.shape[-1]
     settings.update({key: value(columns) if callable(value) else value for key, value in changes.items()},
                     max_wall_s=cap_s)
     if workdir.exists():
@@ -107,7 +106,7 @@ def train(dataset: str, variant: str, changes: dict[str, object], cap_s: float, 
                "--snapshots", str(workdir / "snapshots"), "--snapshot-every", str(every)]
     with open(workdir / "train.log", "w") as log:
         subprocess.run(command, cwd=REPO, stderr=log, check=True)
-    return workdir / "model.pt"
+    return workdir / "model.pt", settings
 
 
 def epochs_trained(log: Path) -> float:
@@ -124,10 +123,10 @@ def score(dataset: str, variant: str, changes: dict[str, object], cap_factor: fl
     and ``max_cap_s`` seconds, and score it and the peers against the truth."""
     from dinr.evaluate.metrics import volume_metrics
     from dinr.evaluate.time_to_quality import overtaking, snapshot_curve
+    from dinr.frames import frame_times
     from dinr.io.canonical import read_scan_time, read_sinogram
     from dinr.io.volume import read_volume
     from dinr.provenance import provenance
-    from dinr.stages import _frame_times
     from dinr.train.checkpoint import load_checkpoint
     from dinr.train.snapshots import load_snapshots
 
@@ -136,11 +135,12 @@ def score(dataset: str, variant: str, changes: dict[str, object], cap_factor: fl
     peer_wall = wall_seconds(dataset, PEER)
     cap_s = min(cap_factor * peer_wall, max_cap_s or np.inf)
     workdir = results / "size_bench" / variant
+    sinogram = results / "prepared" / "sinogram.h5"
+    views, _, columns = read_sinogram(sinogram, split="train", rows=slice(0, 1)).projections.shape
     started = time.perf_counter()
-    model = train(dataset, variant, changes, cap_s, ranks, workdir)
-    settings = json.loads((workdir / "train.json").read_text())
+    model, settings = train(dataset, variant, changes, columns, cap_s, ranks, workdir)
     state = load_checkpoint(model)
-    truth, _ = read_volume(results / "raw" / "truth.h5", name="truth")
+    truth, truth_times = read_volume(results / "raw" / "truth.h5", name="truth")
     mask = state.beam_geometry().region_mask()
     peers = {}
     for method in methods:
@@ -148,16 +148,13 @@ def score(dataset: str, variant: str, changes: dict[str, object], cap_factor: fl
         metrics = volume_metrics(truth, volume, mask)
         peers[method] = {k: metrics[k] for k in ("psnr_mean", "ssim_mean", "psnr_worst", "psnr_first", "psnr_last")}
         peers[method]["wall_s"] = wall_seconds(dataset, method)
-    _, normalised = _frame_times(read_scan_time(results / "prepared" / "sinogram.h5"), results / "raw" / "truth.h5",
-                                 len(truth))
+    _, normalised = frame_times(read_scan_time(sinogram), truth_times, len(truth))
     render_chunk = json.loads((results / "settings" / "render.json").read_text())["chunk"]
     snapshots = load_snapshots(workdir / "snapshots")
     if snapshots[-1]["step"] != state.step:  # the final field, when no snapshot fell on the last step
         snapshots.append({"step": state.step, "elapsed_s": state.train_seconds, "model": state.model})
     curve = snapshot_curve(state, snapshots, truth, normalised, render_chunk)
     shutil.rmtree(workdir / "snapshots")  # tens of MB each; the curve is what is kept
-    sinogram = read_sinogram(results / "prepared" / "sinogram.h5", split="train", rows=slice(0, 1))
-    views, _, columns = sinogram.projections.shape
     rows = int(truth.shape[1])
     reach = overtaking(curve, {PEER: {"psnr": peers[PEER]["psnr_mean"]}})[PEER]
     return {
@@ -173,8 +170,7 @@ def score(dataset: str, variant: str, changes: dict[str, object], cap_factor: fl
                  "reaches_peer_s": reach, "reaches_peer_over_peer_wall": None if reach is None else reach / peer_wall,
                  "bench_wall_s": time.perf_counter() - started},
         "peers": peers,
-        "provenance": provenance("bench/size.py", settings, {"sinogram": str(results / "prepared" / "sinogram.h5"),
-                                                            "config": str(CONFIG)}),
+        "provenance": provenance("bench/size.py", settings, {"sinogram": str(sinogram), "config": str(CONFIG)}),
     }
 
 

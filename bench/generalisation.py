@@ -19,6 +19,7 @@ import argparse
 import json
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import yaml
@@ -37,13 +38,23 @@ def run_workflow(datasets: list[str], cores: int, retrain_only: bool = False, tr
     ``train``: a YAML mapping of training keys set for every dataset (Snakemake's
     ``--config train=...``)."""
     targets = [f"results/{name}/metrics.json" for name in datasets]
-    command = [sys.executable, "-m", "snakemake", "--cores", str(cores), *targets]
-    if train:
-        command += ["--config", f"train={train}"]
-    command += ["--configfile", str(CONFIG)]
+    command = [sys.executable, "-m", "snakemake", "--cores", str(cores), *targets, "--configfile", str(CONFIG)]
     if retrain_only:
         command += ["--rerun-triggers", "mtime", "--forcerun", *(f"results/{name}/settings/train.json" for name in datasets)]
-    subprocess.run(command, cwd=REPO, check=True)
+    with tempfile.TemporaryDirectory() as scratch:
+        if train:  # a config file, not --config: Snakemake reads a nested --config value's numbers as strings
+            overlay = Path(scratch) / "train.yaml"
+            overlay.write_text(yaml.safe_dump({"train": train_keys(train)}))
+            command.insert(command.index(str(CONFIG)) + 1, str(overlay))
+        subprocess.run(command, cwd=REPO, check=True)
+
+
+def train_keys(text: str) -> dict[str, object]:
+    """``--train``'s YAML mapping of training keys, or a clear error."""
+    keys = yaml.safe_load(text)
+    if not isinstance(keys, dict):
+        raise SystemExit(f"--train: expected a YAML mapping of training keys, e.g. '{{time_ends: fitted}}', got {text!r}")
+    return keys
 
 
 def table(rows: list[dict[str, object]]) -> str:

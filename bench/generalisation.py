@@ -61,7 +61,8 @@ def table(rows: list[dict[str, object]]) -> str:
     """Markdown: one line per dataset, PSNR / SSIM (wall s) per method, DINR's PSNR
     margin over the best baseline on the mean (with whether its SSIM is higher too) and
     in its worst frame (over the best baseline of that frame), and the first / last
-    frame of DINR and of the best baseline."""
+    frame of DINR and of the best baseline; a row trained with `--train` keys names them
+    beside the scan."""
     methods = list(dict.fromkeys(m for row in rows for m in row["methods"]))  # type: ignore[attr-defined]
     head = ("| dataset | scan | " + " | ".join(f"{m} PSNR / SSIM (s)" for m in methods)
             + " | DINR - best: mean (dB) | worst frame (dB) | first / last: DINR | best |")
@@ -76,7 +77,8 @@ def table(rows: list[dict[str, object]]) -> str:
         ssim = "higher" if scores["dinr"]["ssim_mean"] > max(v["ssim_mean"] for m, v in scores.items() if m != "dinr") \
             else "NOT higher"
         ends = [f"{scores[m]['psnr_first']:.2f} / {scores[m]['psnr_last']:.2f}" for m in ("dinr", best)]
-        lines.append(f"| {row['dataset']} | {row['scan']} | " + " | ".join(cells)
+        changed = "".join(f"; **{key} {value}**" for key, value in row.get("train", {}).items())
+        lines.append(f"| {row['dataset']} | {row['scan']}{changed} | " + " | ".join(cells)
                      + f" | {margin['mean']:+.2f} over {best}, SSIM {ssim} | {margin['worst_frame']:+.2f} "
                      f"(frame {margin['worst_frame_index']}) | {ends[0]} | {ends[1]} |")
     return "\n".join(lines) + "\n"
@@ -98,13 +100,14 @@ def main() -> None:
             parser.error(f"not datasets of {CONFIG}: {', '.join(unknown)}")
         datasets = {name: datasets[name] for name in args.datasets}
     run_workflow(list(datasets), args.cores, args.retrain_only, args.train)
+    train = train_keys(args.train) if args.train else {}
     rows = []
     for name, entry in datasets.items():
         report = json.loads((REPO / "results" / name / "metrics.json").read_text())
         methods = {m: {k: v for k, v in scores.items() if k != "per_frame"} for m, scores in report["methods"].items()}
         scan = ", ".join(f"{k} {v}" for k, v in entry.get("simulate", {}).items() if k != "seed") or "the demo"
-        rows.append({"dataset": name, "scan": scan, "methods": methods, "dinr_margin": report["dinr_margin"],
-                     "wall_s": report["wall_s"]})
+        rows.append({"dataset": name, "scan": scan, "train": train, "methods": methods,
+                     "dinr_margin": report["dinr_margin"], "wall_s": report["wall_s"]})
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"datasets": rows}, indent=2) + "\n")
     text = table(rows)

@@ -30,21 +30,22 @@ REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "config" / "paper.yaml"
 
 
-def run_workflow(datasets: list[str], cores: int, retrain_only: bool = False, train: str | None = None) -> None:
+def run_workflow(datasets: list[str], cores: int, retrain_only: bool = False,
+                 train: dict[str, object] | None = None) -> None:
     """Every dataset's metrics through the workflow (outputs under results/<dataset>/).
     ``retrain_only``: rewrite each dataset's training settings and rerun what follows from
     them alone (training, render, evaluate), keeping the prepared scans and the baselines
     on disk (Snakemake reruns by file times only) — for comparing training settings.
-    ``train``: a YAML mapping of training keys set for every dataset (Snakemake's
-    ``--config train=...``)."""
+    ``train``: training keys set for every dataset (a second config file after the
+    paper's: Snakemake's ``--config`` would read a nested number as a string)."""
     targets = [f"results/{name}/metrics.json" for name in datasets]
     command = [sys.executable, "-m", "snakemake", "--cores", str(cores), *targets, "--configfile", str(CONFIG)]
     if retrain_only:
         command += ["--rerun-triggers", "mtime", "--forcerun", *(f"results/{name}/settings/train.json" for name in datasets)]
     with tempfile.TemporaryDirectory() as scratch:
-        if train:  # a config file, not --config: Snakemake reads a nested --config value's numbers as strings
+        if train:
             overlay = Path(scratch) / "train.yaml"
-            overlay.write_text(yaml.safe_dump({"train": train_keys(train)}))
+            overlay.write_text(yaml.safe_dump({"train": train}))
             command.insert(command.index(str(CONFIG)) + 1, str(overlay))
         subprocess.run(command, cwd=REPO, check=True)
 
@@ -99,8 +100,8 @@ def main() -> None:
         if unknown:
             parser.error(f"not datasets of {CONFIG}: {', '.join(unknown)}")
         datasets = {name: datasets[name] for name in args.datasets}
-    run_workflow(list(datasets), args.cores, args.retrain_only, args.train)
     train = train_keys(args.train) if args.train else {}
+    run_workflow(list(datasets), args.cores, args.retrain_only, train)
     rows = []
     for name, entry in datasets.items():
         report = json.loads((REPO / "results" / name / "metrics.json").read_text())

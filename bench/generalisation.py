@@ -39,14 +39,16 @@ def run_workflow(datasets: list[str], cores: int, retrain_only: bool = False,
     ``train``: training keys set for every dataset (a second config file after the
     paper's: Snakemake's ``--config`` would read a nested number as a string)."""
     targets = [f"results/{name}/metrics.json" for name in datasets]
-    command = [sys.executable, "-m", "snakemake", "--cores", str(cores), *targets, "--configfile", str(CONFIG)]
-    if retrain_only:
-        command += ["--rerun-triggers", "mtime", "--forcerun", *(f"results/{name}/settings/train.json" for name in datasets)]
     with tempfile.TemporaryDirectory() as scratch:
+        configs = [str(CONFIG)]
         if train:
             overlay = Path(scratch) / "train.yaml"
             overlay.write_text(yaml.safe_dump({"train": train}))
-            command.insert(command.index(str(CONFIG)) + 1, str(overlay))
+            configs.append(str(overlay))
+        command = [sys.executable, "-m", "snakemake", "--cores", str(cores), *targets, "--configfile", *configs]
+        if retrain_only:
+            command += ["--rerun-triggers", "mtime", "--forcerun",
+                        *(f"results/{name}/settings/train.json" for name in datasets)]
         subprocess.run(command, cwd=REPO, check=True)
 
 

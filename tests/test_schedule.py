@@ -133,6 +133,20 @@ def test_a_resumed_auto_run_stops_at_the_same_step(tiny_scan: dict[str, Path], t
         assert torch.equal(tensor, final.model[name]), name
 
 
+def test_a_raised_cap_continues_a_capped_run_as_if_uncapped(tiny_scan: dict[str, Path], tmp_path: Path) -> None:
+    comm = Communicator(use_mpi=False)
+    reference = train(AUTO, tiny_scan["sinogram"], tmp_path / "straight.pt", comm)
+    capped = train(dataclasses.replace(AUTO, max_epochs=0.5), tiny_scan["sinogram"], tmp_path / "ck.pt", comm)
+    assert capped.stop_reason.startswith("max_epochs") and 0 < capped.step < reference.step
+    extended = train(AUTO, tiny_scan["sinogram"], tmp_path / "ck.pt", comm)
+    assert extended.step == reference.step and extended.stop_reason == reference.stop_reason
+    assert extended.validation == reference.validation
+    for name, tensor in reference.model.items():
+        assert torch.equal(tensor, extended.model[name]), name
+    again = train(dataclasses.replace(AUTO, max_epochs=800), tiny_scan["sinogram"], tmp_path / "straight.pt", comm)
+    assert again.step == reference.step  # a converged run stays converged whatever its cap
+
+
 def test_a_checkpoint_of_another_scan_is_not_resumed(tiny_scan: dict[str, Path], tmp_path: Path) -> None:
     other = tmp_path / "other.h5"  # the same raw scan prepared with other held-out views
     stages.prepare(prepare_settings(heldout_every=10), geometry_settings(), tiny_scan["raw"], other)

@@ -102,6 +102,20 @@ REQUIRED_KEYS = tuple(f.name for f in dataclasses.fields(TrainingState)
                       if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING)
 
 
+#: Training keys that only cap a run steered by its held-out residual (``steps: auto``
+#: with held-out views): they decide where it stops, not the steps it takes, so they are
+#: left out of its identity and raising one continues a run stopped by it.
+BUDGET_CAPS = ("max_epochs", "max_wall_s")
+
+
+def run_identity(settings: dict[str, Any], ray_shards: int, sinogram: str, adaptive: bool) -> dict[str, Any]:
+    """What identifies a training run (hashed by :func:`settings_hash`): its training
+    settings, its ray-shard count and its scan's fingerprint, less :data:`BUDGET_CAPS`
+    when the held-out residual steers it (``adaptive``)."""
+    kept = {key: value for key, value in settings.items() if not (adaptive and key in BUDGET_CAPS)}
+    return {**kept, "ray_shards": ray_shards, "sinogram": sinogram}
+
+
 def settings_hash(settings: dict[str, Any]) -> str:
     """SHA-256 of the settings that define a training run, as canonical JSON."""
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()

@@ -27,7 +27,8 @@ import torch
 from dinr.errors import InputError, NumericalError
 from dinr.io.canonical import Sinogram
 from dinr.settings import TrainSettings
-from dinr.train.checkpoint import TrainingState, differing_keys, load_checkpoint, save_checkpoint, settings_hash
+from dinr.train.checkpoint import (BUDGET_CAPS, TrainingState, differing_keys, load_checkpoint, run_identity,
+                                   save_checkpoint, settings_hash)
 from dinr.train.comm import Communicator
 from dinr.train.progress import Progress
 from dinr.train.setup import TrainingRun, set_up
@@ -67,7 +68,9 @@ def set_aside(checkpoint_path: Path, saved_hash: str) -> Path:
 
 def resume(run: TrainingRun, state: TrainingState, checkpoint_path: Path, other_settings: str = "refuse") -> None:
     """Continue from ``checkpoint_path`` when it exists: load the field and optimizer and
-    take over step, history, learning-rate scale and skipped steps into ``state``. Keys
+    take over step, history, learning-rate scale and skipped steps into ``state``; a run
+    that had stopped at a cap (:data:`~dinr.train.checkpoint.BUDGET_CAPS`) that is now
+    raised goes on (its steps are those of an uncapped run). Keys
     the checkpoint predates count at their schema defaults, or, for keys of the field's
     architecture, at the value it was trained with. A checkpoint made with other
     settings is, by ``other_settings``: ``refuse``-d, naming the differing keys;
@@ -78,7 +81,7 @@ def resume(run: TrainingRun, state: TrainingState, checkpoint_path: Path, other_
     if not checkpoint_path.exists():
         return
     saved = load_checkpoint(checkpoint_path)
-    stored = {**saved.completed_settings(), "ray_shards": saved.ray_shards, "sinogram": saved.sinogram_id}
+    stored = run_identity(saved.completed_settings(), saved.ray_shards, saved.sinogram_id, run.budget.adaptive)
     saved_hash = settings_hash(stored)
     if saved_hash != run.run_hash and other_settings != "reuse":
         keys = ", ".join(differing_keys(stored, run.identity)) or "hash only"
@@ -100,6 +103,10 @@ def resume(run: TrainingRun, state: TrainingState, checkpoint_path: Path, other_
     state.train_seconds, state.stop_reason = float(saved.train_seconds), saved.stop_reason
     if run.comm.rank == 0:
         log.info("resuming from %s at step %d", checkpoint_path, state.step)
+    if state.stop_reason.startswith(BUDGET_CAPS) and not budget_reason(run, state, state.step):
+        if run.comm.rank == 0:
+            log.info("it had stopped for %s; the raised cap lets it go on", state.stop_reason)
+        state.stop_reason = ""
 
 
 def snapshot(run: TrainingRun, state: TrainingState, step: int, checkpoint_path: Path) -> TrainingState:

@@ -24,7 +24,7 @@ from dinr.inr.field import AttenuationField
 from dinr.inr.rays import coarse_samples_per_ray, samples_per_ray
 from dinr.io.canonical import Sinogram
 from dinr.settings import TrainSettings
-from dinr.train.checkpoint import settings_hash
+from dinr.train.checkpoint import run_identity, settings_hash
 from dinr.train.comm import Communicator
 from dinr.train.device import choose_device
 from dinr.train.objective import tv_time_weight, tv_weight
@@ -82,8 +82,8 @@ class TrainingRun:
 
     @property
     def identity(self) -> dict[str, Any]:
-        """What :attr:`run_hash` hashes."""
-        return {**self.config, "ray_shards": self.n_shards, "sinogram": self.sinogram_id}
+        """What :attr:`run_hash` hashes (:func:`dinr.train.checkpoint.run_identity`)."""
+        return run_identity(self.config, self.n_shards, self.sinogram_id, self.budget.adaptive)
 
 
 def line_integral_peak(projections: np.ndarray, overwrite: bool = False) -> float:

@@ -30,26 +30,32 @@ REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "config" / "paper.yaml"
 
 
+def run_snakemake(targets: list[str], cores: int, overlay: dict[str, object] | None = None,
+                  options: list[str] | None = None) -> None:
+    """Build ``targets`` with the workflow from the paper's config, then ``overlay`` (a
+    config written to a second config file: Snakemake's ``--config`` would read a nested
+    number as a string), with further Snakemake ``options``."""
+    with tempfile.TemporaryDirectory() as scratch:
+        configs = [str(CONFIG)]
+        if overlay:
+            path = Path(scratch) / "overlay.yaml"
+            path.write_text(yaml.safe_dump(overlay))
+            configs.append(str(path))
+        command = [sys.executable, "-m", "snakemake", "--cores", str(cores), *targets, "--configfile", *configs]
+        subprocess.run(command + (options or []), cwd=REPO, check=True)
+
+
 def run_workflow(datasets: list[str], cores: int, retrain_only: bool = False,
                  train: dict[str, object] | None = None) -> None:
     """Every dataset's metrics through the workflow (outputs under results/<dataset>/).
     ``retrain_only``: rewrite each dataset's training settings and rerun what follows from
     them alone (training, render, evaluate), keeping the prepared scans and the baselines
     on disk (Snakemake reruns by file times only) — for comparing training settings.
-    ``train``: training keys set for every dataset (a second config file after the
-    paper's: Snakemake's ``--config`` would read a nested number as a string)."""
-    targets = [f"results/{name}/metrics.json" for name in datasets]
-    with tempfile.TemporaryDirectory() as scratch:
-        configs = [str(CONFIG)]
-        if train:
-            overlay = Path(scratch) / "train.yaml"
-            overlay.write_text(yaml.safe_dump({"train": train}))
-            configs.append(str(overlay))
-        command = [sys.executable, "-m", "snakemake", "--cores", str(cores), *targets, "--configfile", *configs]
-        if retrain_only:
-            command += ["--rerun-triggers", "mtime", "--forcerun",
-                        *(f"results/{name}/settings/train.json" for name in datasets)]
-        subprocess.run(command, cwd=REPO, check=True)
+    ``train``: training keys set for every dataset (:func:`run_snakemake`'s overlay)."""
+    options = ["--rerun-triggers", "mtime", "--forcerun",
+               *(f"results/{name}/settings/train.json" for name in datasets)] if retrain_only else []
+    run_snakemake([f"results/{name}/metrics.json" for name in datasets], cores, {"train": train} if train else None,
+                  options)
 
 
 def train_keys(text: str) -> dict[str, object]:

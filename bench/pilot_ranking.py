@@ -25,19 +25,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
-import tempfile
 from datetime import date
 from pathlib import Path
 
 import yaml
 
 from dinr.train.checkpoint import load_checkpoint
-
-REPO = Path(__file__).resolve().parents[1]
-CONFIG = REPO / "config" / "paper.yaml"
-PILOTS = ("pilot1", "pilot2")
+from generalisation import CONFIG, REPO, run_snakemake  # bench/, the script's own folder, is on sys.path
 
 
 def pilot_config(scans: dict[str, dict[str, object]], names: list[str], epochs: float,
@@ -58,12 +52,8 @@ def pilot_config(scans: dict[str, dict[str, object]], names: list[str], epochs: 
 
 def train_pilots(config: dict[str, object], cores: int) -> None:
     """Train the datasets of ``config`` (their models only) after the paper's config."""
-    targets = [f"results/{name}/dinr/model.pt" for name in config["datasets"]]  # type: ignore[attr-defined]
-    with tempfile.TemporaryDirectory() as scratch:
-        overlay = Path(scratch) / "pilots.yaml"
-        overlay.write_text(yaml.safe_dump(config))
-        subprocess.run([sys.executable, "-m", "snakemake", "--cores", str(cores), *targets,
-                        "--configfile", str(CONFIG), str(overlay)], cwd=REPO, check=True)
+    run_snakemake([f"results/{name}/dinr/model.pt" for name in config["datasets"]], cores,  # type: ignore[attr-defined]
+                  config)
 
 
 def pilot_record(name: str) -> dict[str, object]:
@@ -104,9 +94,11 @@ def main() -> None:
         raise SystemExit(f"--datasets: {', '.join(unknown)} not in {CONFIG}")
     if not args.tabulate_only:
         train_pilots(pilot_config(scans, args.datasets, args.epochs, None), args.cores)
-        spatial = {name: float(pilot_record(f"pilot1_{name}")["tv_weight"]) for name in args.datasets}  # type: ignore[arg-type]
+    first = {name: pilot_record(f"pilot1_{name}") for name in args.datasets}
+    if not args.tabulate_only:
+        spatial = {name: float(record["tv_weight"]) for name, record in first.items()}  # type: ignore[arg-type]
         train_pilots(pilot_config(scans, args.datasets, args.epochs, spatial), args.cores)
-    rows = [{"scan": name, **{pilot: pilot_record(f"{pilot}_{name}") for pilot in PILOTS}} for name in args.datasets]
+    rows = [{"scan": name, "pilot1": first[name], "pilot2": pilot_record(f"pilot2_{name}")} for name in args.datasets]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"epochs": args.epochs, "datasets": rows}, indent=1))
     header = (f"Held-out residual after pilots of {args.epochs:g} epochs (`train.max_epochs`, `steps: auto`), one "

@@ -90,7 +90,8 @@ class TrainSettings:
     hash_static_levels: int
     space_resolution: int | str
     time_resolution: int | str
-    time_cells_per_half_turn: int
+    time_cells_per_half_turn: int | str
+    time_cells_pilot_epochs: float
     time_ends: str
     width: int
     hidden_layers: int

@@ -89,7 +89,7 @@ from dinr.settings import (
 from dinr.sim.phantoms import build_phantom
 from dinr.sim.scan import simulate_scan, simulated_geometry
 from dinr.sim.version import VERSION_KEY, simulator_version
-from dinr.train import loop
+from dinr.train import loop, time_cells
 from dinr.train.checkpoint import TrainingState, load_checkpoint, save_checkpoint
 from dinr.train.comm import Communicator
 from dinr.train.device import choose_device
@@ -313,7 +313,9 @@ def train(settings: TrainSettings, sinogram_path: Path, checkpoint_path: Path, m
           comm: Communicator, other_settings: str = "refuse", snapshot_dir: Path | None = None,
           snapshot_every: int = 0) -> TrainingState:
     """Distributed training on this rank's ray shards of the scan's training views,
-    steered by the residual of its shards' held-out views (:mod:`dinr.train.schedule`);
+    steered by the residual of its shards' held-out views (:mod:`dinr.train.schedule`),
+    after pilot runs that choose the time cells under ``time_cells_per_half_turn: auto``
+    (:mod:`dinr.train.time_cells`; their checkpoints lie beside ``checkpoint_path``);
     rank 0 writes the final model (a complete checkpoint with provenance), and with
     ``snapshot_dir`` the field every ``snapshot_every`` steps; a checkpoint made with
     other settings is treated by ``other_settings`` (:func:`dinr.train.loop.resume`).
@@ -328,8 +330,13 @@ def train(settings: TrainSettings, sinogram_path: Path, checkpoint_path: Path, m
     heldout = {shard: read_sinogram(sinogram_path, views=held_out[shard::n_shards]) for shard in views
                if shard < len(held_out)}  # shard k holds held-out views k, k + n_shards, ...
     noise = read_noise_variance(sinogram_path, settings.loss_weights == "transmission")
-    state = loop.train(settings, shards, n_shards, noise, checkpoint_path, comm, other_settings,
-                       snapshot_dir, snapshot_every, max(peaks), heldout, sinogram_id(sinogram_path))
+    scan_id = sinogram_id(sinogram_path)
+
+    def run(run_settings: TrainSettings, path: Path, is_final: bool) -> TrainingState:
+        return loop.train(run_settings, shards, n_shards, noise, path, comm, other_settings,
+                          snapshot_dir if is_final else None, snapshot_every, max(peaks), heldout, scan_id)
+
+    state = time_cells.train(settings, checkpoint_path, comm, run, has_heldout=len(held_out) > 0)
     if comm.rank == 0:
         state.provenance = provenance("train", dataclasses.asdict(settings), {"sinogram": str(sinogram_path)})
         save_checkpoint(model_path, state)

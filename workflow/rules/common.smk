@@ -443,13 +443,15 @@ def scan_shape(sinogram, size_mb):
 def train_runtime_min(wildcards, input, threads):
     """Rays trained on x samples a ray, on the job's cores (samples: one per detector
     column under samples_per_ray auto; rays: steps x rays a step, or under steps auto
-    the cap of max_epochs passes over every ray of the scan)."""
+    the cap of max_epochs passes over every ray of the scan, and under
+    time_cells_per_half_turn auto the pilot that loses)."""
     train = dataset_settings(wildcards.dataset, "train")
     views, rows, cols = scan_shape(input.sinogram, input.size_mb)
     samples = cols if train["samples_per_ray"] == "auto" else train["samples_per_ray"]
     shards = config["resources"]["train_tasks"] if train["ray_shards"] == "auto" else train["ray_shards"]
     if train["steps"] == "auto":
-        rays = train["max_epochs"] * views * rows * cols
+        pilot = train["time_cells_pilot_epochs"] if train["time_cells_per_half_turn"] == "auto" else 0
+        rays = (train["max_epochs"] + pilot) * views * rows * cols
     else:
         rays = train["steps"] * train["batch_rays"] * shards
     evaluations = rays * samples

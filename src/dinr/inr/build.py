@@ -47,6 +47,9 @@ def field_spec(settings: TrainSettings, geometry: Geometry, angular_span: float,
     half_turns = max(1, math.ceil(angular_span / math.pi - 1e-6))
     if half_turns == 1:  # one half-turn resolves no motion
         return {**spec, "time_resolution": 0, "time_span": (0.0, 1.0)}
+    if settings.time_cells_per_half_turn == "auto":
+        raise ValueError("time_cells_per_half_turn auto is resolved by pilot trainings (dinr.train.time_cells) "
+                         "before a field is built")
     margin = 0.5 / half_turns
     return {**spec, "time_resolution": (half_turns - 1) * settings.time_cells_per_half_turn,
             "time_span": (margin, 1.0 - margin)}

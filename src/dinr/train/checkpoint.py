@@ -49,8 +49,10 @@ class TrainingState:
     (:class:`dinr.train.schedule.Plateau` as a dict); ``train_seconds`` the training wall
     time summed over resumes; ``stop_reason`` why the run ended (empty while it runs);
     ``sinogram_id`` the fingerprint of the prepared scan it was trained on
-    (:func:`dinr.io.canonical.sinogram_id`; empty when unknown); ``provenance`` (final
-    model only).
+    (:func:`dinr.io.canonical.sinogram_id`; empty when unknown); ``pilots`` the pilot
+    runs that chose its time cells (``time_cells_per_half_turn: auto``,
+    :func:`dinr.train.time_cells.pilot_record`; final model only, empty when none ran);
+    ``provenance`` (final model only).
     """
 
     model: dict[str, torch.Tensor]
@@ -73,6 +75,7 @@ class TrainingState:
     train_seconds: float = 0.0
     stop_reason: str = ""
     sinogram_id: str = ""
+    pilots: dict[str, Any] = dataclasses.field(default_factory=dict)
     provenance: dict[str, str] | None = None
 
     def completed_settings(self) -> dict[str, Any]:

@@ -1,0 +1,125 @@
+"""``train.time_cells_per_half_turn: auto``: the finest time level's cells chosen by the
+scan's own held-out views.
+
+Two candidates are trained for ``time_cells_pilot_epochs`` epochs each (pilots: runs of
+``steps: auto``, capped there): one time cell per half-turn with the configured priors,
+and two cells per half-turn, whose spatial TV weight is the one-cell pilot's resolved
+weight and whose temporal TV weight is :data:`TIME_PRIOR_RATIO` times it (each cell of
+two sees a quarter-turn of views; the temporal prior keeps it determined, and
+``tv_weight: auto`` would count the extra cells as unknowns and over-smooth). The
+candidate whose pilot predicted the held-out views best (lowest relative residual at any
+evaluation) wins, a tie going to one cell, and its pilot goes on to the run's full
+budget: its checkpoint becomes the run's, and since the epoch cap is not part of an
+adaptive run's identity (:data:`dinr.train.checkpoint.BUDGET_CAPS`) it continues exactly
+as an uncapped run of the winner would.
+
+The pilots' checkpoints, ``<checkpoint stem>.cells<N><suffix>``, stay beside the run's,
+so a rerun reads the choice back without training again and a killed pilot resumes. The
+choice needs held-out views and ``steps: auto``; without them, or with an explicit
+``time_resolution``, ``auto`` is one cell and nothing is piloted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import shutil
+from pathlib import Path
+from typing import Any, Callable
+
+from dinr.io.atomic import atomic_path
+from dinr.settings import TrainSettings
+from dinr.train.checkpoint import TrainingState
+from dinr.train.comm import Communicator
+
+log = logging.getLogger(__name__)
+
+#: Temporal TV weight of the two-cell candidate over its spatial weight (chosen on the
+#: jerk scan, README "Finer time cells").
+TIME_PRIOR_RATIO = 2.0
+
+#: Trains ``settings`` from (or resuming) the checkpoint at the path; the flag says
+#: whether this is the run itself (snapshots are taken) or a pilot.
+Trainer = Callable[[TrainSettings, Path, bool], TrainingState]
+
+
+def pilot_path(checkpoint_path: Path, cells: int) -> Path:
+    """Where the pilot of ``cells`` time cells per half-turn keeps its checkpoint."""
+    return checkpoint_path.with_name(f"{checkpoint_path.stem}.cells{cells}{checkpoint_path.suffix}")
+
+
+def finer_candidate(settings: TrainSettings, one_cell_pilot: TrainingState) -> TrainSettings:
+    """The two-cell candidate: the one-cell pilot's resolved spatial TV weight, and the
+    temporal one :data:`TIME_PRIOR_RATIO` times it."""
+    weight = float(one_cell_pilot.prior["tv_weight"])
+    return dataclasses.replace(settings, time_cells_per_half_turn=2, tv_weight=weight,
+                               tv_time_weight=TIME_PRIOR_RATIO * weight)
+
+
+def best_heldout(state: TrainingState) -> float:
+    """The lowest relative residual of the held-out views over a run's evaluations."""
+    if not state.validation:
+        raise ValueError("the pilot has no held-out evaluations to compare")
+    return min(float(residual) for _, residual, _ in state.validation)
+
+
+def chosen_cells(pilots: dict[int, TrainingState]) -> int:
+    """Cells per half-turn of the pilot with the lowest :func:`best_heldout`; a tie goes
+    to the fewer cells."""
+    return min(pilots, key=lambda cells: (best_heldout(pilots[cells]), cells))
+
+
+def pilot_record(candidates: dict[int, TrainSettings], pilots: dict[int, TrainingState], chosen: int,
+                 epochs: float) -> dict[str, Any]:
+    """What the final model keeps of the choice: each candidate's priors, its pilot's
+    steps, training seconds and best held-out residual, the pilots' length and the cells
+    chosen."""
+    return {
+        "pilot_epochs": epochs, "chosen": chosen,
+        "candidates": [{"time_cells_per_half_turn": cells, "tv_weight": pilots[cells].prior["tv_weight"],
+                        "tv_time_weight": pilots[cells].prior["tv_time_weight"], "steps": pilots[cells].step,
+                        "train_seconds": pilots[cells].train_seconds, "best_heldout": best_heldout(pilots[cells])}
+                       for cells in candidates],
+    }
+
+
+def train(settings: TrainSettings, checkpoint_path: Path, comm: Communicator, trainer: Trainer,
+          has_heldout: bool) -> TrainingState:
+    """Train with ``settings`` by ``trainer``, first choosing the time cells by pilots when
+    ``time_cells_per_half_turn`` is ``auto`` (see the module note); ``has_heldout``: the
+    scan has held-out views. The returned state's settings hold the cells trained with,
+    and its ``pilots`` the choice (:func:`pilot_record`)."""
+    if settings.time_cells_per_half_turn != "auto":
+        return trainer(settings, checkpoint_path, True)
+    one_cell = dataclasses.replace(settings, time_cells_per_half_turn=1)
+    if settings.time_resolution != "auto" or settings.steps != "auto" or not has_heldout:
+        if settings.time_resolution == "auto" and comm.rank == 0:
+            log.warning("time_cells_per_half_turn auto is chosen by the held-out views under steps auto; with %s "
+                        "it is 1", "no held-out views (prepare.heldout_every 0)" if not has_heldout
+                        else f"steps {settings.steps}")
+        return trainer(one_cell, checkpoint_path, True)
+    epochs = min(settings.time_cells_pilot_epochs, settings.max_epochs)
+
+    def pilot(cells: int, candidate: TrainSettings) -> TrainingState:
+        if comm.rank == 0:
+            log.info("time_cells_per_half_turn auto: pilot of %d cell(s) per half-turn for %g epochs (%s)", cells,
+                     epochs, pilot_path(checkpoint_path, cells))
+        return trainer(dataclasses.replace(candidate, max_epochs=epochs), pilot_path(checkpoint_path, cells), False)
+
+    candidates = {1: one_cell}
+    pilots = {1: pilot(1, one_cell)}
+    if pilots[1].field_spec["time_resolution"] > 0:  # a static field has no time cells to choose
+        candidates[2] = finer_candidate(settings, pilots[1])
+        pilots[2] = pilot(2, candidates[2])
+    cells = chosen_cells(pilots)
+    if comm.rank == 0:
+        log.info("time_cells_per_half_turn auto: best held-out residual after %g-epoch pilots %s; %d cell(s) "
+                 "per half-turn go on", epochs, ", ".join(f"{c} cell(s) {best_heldout(p):.6g}"
+                                                          for c, p in pilots.items()), cells)
+        if not checkpoint_path.exists():
+            with atomic_path(checkpoint_path) as tmp:
+                shutil.copyfile(pilot_path(checkpoint_path, cells), tmp)
+    comm.barrier()
+    final = trainer(candidates[cells], checkpoint_path, True)
+    final.pilots = pilot_record(candidates, pilots, cells, epochs)
+    return final

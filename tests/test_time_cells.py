@@ -1,0 +1,79 @@
+"""train.time_cells_per_half_turn auto: pilots of one and two time cells per half-turn,
+the one that predicts the held-out views better goes on, exactly as a run of it alone."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from conftest import TINY_TRAIN, geometry_settings, prepare_settings, train
+from dinr import stages
+from dinr.train.checkpoint import TrainingState, load_checkpoint
+from dinr.train.comm import Communicator
+from dinr.train.time_cells import TIME_PRIOR_RATIO, best_heldout, chosen_cells, pilot_path
+
+#: steps auto on the tiny scan (converges in a few hundred steps), time cells chosen by
+#: pilots of one epoch.
+AUTO_CELLS = dataclasses.replace(TINY_TRAIN, steps="auto", max_epochs=400, lr=1e-2, lr_final=3e-3, patience=2,
+                                 validate_every_epochs=0.5, checkpoint_every=10, log_every=50,
+                                 time_cells_per_half_turn="auto", time_cells_pilot_epochs=1, tv_time_weight=0)
+
+
+def _pilot(*residuals: float) -> TrainingState:
+    return SimpleNamespace(validation=[[10 * i, r, 0.01] for i, r in enumerate(residuals)])  # type: ignore[return-value]
+
+
+def test_the_lower_best_residual_wins_and_a_tie_keeps_one_cell() -> None:
+    assert chosen_cells({1: _pilot(0.5, 0.30, 0.31), 2: _pilot(0.6, 0.29)}) == 2
+    assert chosen_cells({1: _pilot(0.5, 0.29), 2: _pilot(0.4, 0.30, 0.35)}) == 1
+    assert chosen_cells({1: _pilot(0.3), 2: _pilot(0.3)}) == 1
+    assert chosen_cells({1: _pilot(0.3)}) == 1
+    with pytest.raises(ValueError, match="no held-out evaluations"):
+        best_heldout(_pilot())
+
+
+def test_the_pilots_choose_and_the_winner_goes_on_as_if_trained_alone(tiny_scan: dict[str, Path],
+                                                                      tmp_path: Path) -> None:
+    comm = Communicator(use_mpi=False)
+    checkpoint = tmp_path / "ck.pt"
+    final = train(AUTO_CELLS, tiny_scan["sinogram"], checkpoint, comm)
+    pilots = {cells: load_checkpoint(pilot_path(checkpoint, cells)) for cells in (1, 2)}
+    chosen = chosen_cells(pilots)
+    one_cell_weight = pilots[1].prior["tv_weight"]
+    assert pilots[1].settings["time_cells_per_half_turn"] == 1 and pilots[1].prior["tv_time_weight"] == 0
+    assert pilots[2].settings["time_cells_per_half_turn"] == 2 and pilots[2].prior["tv_weight"] == one_cell_weight
+    assert pilots[2].prior["tv_time_weight"] == TIME_PRIOR_RATIO * one_cell_weight
+    assert all(p.stop_reason.startswith("max_epochs: 1 epochs") for p in pilots.values())
+    assert final.settings["time_cells_per_half_turn"] == chosen and final.stop_reason.startswith("converged")
+    model = load_checkpoint(tmp_path / "ck-model.pt")
+    assert model.pilots["chosen"] == chosen and model.settings == final.settings
+    assert [c["best_heldout"] for c in model.pilots["candidates"]] == [best_heldout(pilots[1]),
+                                                                        best_heldout(pilots[2])]
+
+    winner = dataclasses.replace(AUTO_CELLS, **{key: final.settings[key] for key in
+                                                ("time_cells_per_half_turn", "tv_weight", "tv_time_weight")})
+    alone = train(winner, tiny_scan["sinogram"], tmp_path / "alone.pt", comm)
+    assert final.step == alone.step and final.validation == alone.validation
+    for name, tensor in alone.model.items():
+        assert torch.equal(tensor, final.model[name]), name
+
+    again = train(AUTO_CELLS, tiny_scan["sinogram"], checkpoint, comm)  # a rerun trains nothing more
+    assert again.step == final.step and again.pilots == model.pilots
+    assert all(load_checkpoint(pilot_path(checkpoint, c)).step == pilots[c].step for c in (1, 2))
+
+
+def test_without_heldout_views_auto_is_one_cell_and_nothing_is_piloted(
+        tiny_scan: dict[str, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    sinogram = tmp_path / "no_heldout.h5"
+    stages.prepare(prepare_settings(heldout_every=0), geometry_settings(), tiny_scan["raw"], sinogram)
+    with caplog.at_level(logging.WARNING):
+        state = train(dataclasses.replace(AUTO_CELLS, max_epochs=0.5), sinogram, tmp_path / "ck.pt",
+                      Communicator(use_mpi=False))
+    assert state.settings["time_cells_per_half_turn"] == 1 and not state.pilots
+    assert not any(tmp_path.glob("ck.cells*.pt"))
+    assert "no held-out views" in caplog.text

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -20,6 +21,7 @@ import torch
 from conftest import TINY_SIMULATE, TINY_TRAIN, dinr_command, geometry_settings, prepare_settings, train, write_settings
 from dinr import stages
 from dinr.errors import InputError
+from dinr.io.canonical import sinogram_id
 from dinr.inr.rays import coarse_samples_per_ray
 from dinr.train.checkpoint import load_checkpoint
 from dinr.train.comm import Communicator
@@ -154,3 +156,13 @@ def test_a_checkpoint_of_another_scan_is_not_resumed(tiny_scan: dict[str, Path],
     train(settings, tiny_scan["sinogram"], tmp_path / "ck.pt", Communicator(use_mpi=False))
     with pytest.raises(InputError, match=r"other settings \(differing: sinogram\)"):
         train(settings, other, tmp_path / "ck.pt", Communicator(use_mpi=False))
+
+
+def test_the_same_scan_prepared_again_keeps_its_fingerprint(tiny_scan: dict[str, Path], tmp_path: Path) -> None:
+    raw, again = tmp_path / "copy of scan.h5", tmp_path / "again.h5"  # other provenance, the same data
+    shutil.copyfile(tiny_scan["raw"], raw)
+    stages.prepare(prepare_settings(), geometry_settings(), raw, again)
+    assert sinogram_id(again) == sinogram_id(tiny_scan["sinogram"])
+    other = tmp_path / "other.h5"
+    stages.prepare(prepare_settings(heldout_every=10), geometry_settings(), tiny_scan["raw"], other)
+    assert sinogram_id(other) != sinogram_id(tiny_scan["sinogram"])

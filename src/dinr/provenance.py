@@ -47,6 +47,15 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
+#: What every provenance attribute's name starts with.
+PROVENANCE_PREFIX = "dinr_"
+
+
+def is_provenance_key(key: str) -> bool:
+    """Whether an attribute is provenance (how a file was made), not data."""
+    return key.startswith(PROVENANCE_PREFIX) or key == "provenance"
+
+
 def provenance(stage: str, settings: Any = None, inputs: dict[str, str] | None = None) -> dict[str, str]:
     """Attributes describing how an output was made, as strings (HDF5- and JSON-friendly).
 

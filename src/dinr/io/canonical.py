@@ -35,6 +35,7 @@ from dinr.errors import InputError
 from dinr.io.atomic import atomic_path
 from dinr.io.hdf5 import open_hdf5, require_datasets
 from dinr.prep.noise import noise_variance
+from dinr.provenance import is_provenance_key
 
 _NOT_PREPARED = " (not a prepared scan?)"
 
@@ -202,8 +203,10 @@ def training_views(path: str | os.PathLike[str], heldout: bool = False) -> np.nd
 def sinogram_id(path: str | os.PathLike[str]) -> str:
     """A fingerprint of a prepared scan (SHA-256, hex): its shape, angles, times,
     held-out mask and the attributes measured from its projections (noise variances,
-    centre, geometry), without reading the projections. A checkpoint records it, so
-    training never resumes on other data under the same settings."""
+    centre, geometry), without reading the projections; not its provenance, so the same
+    scan prepared again (another time, commit or path) keeps its fingerprint. A
+    checkpoint records it, so training never resumes on other data under the same
+    settings."""
     digest = hashlib.sha256()
     with open_hdf5(path) as f:
         require_datasets(f, ("projections", "theta", "time", "heldout"), _NOT_PREPARED)
@@ -211,7 +214,7 @@ def sinogram_id(path: str | os.PathLike[str]) -> str:
         for name in ("theta", "time", "heldout"):
             digest.update(np.ascontiguousarray(f[name][()]).tobytes())
         for key in sorted(f.attrs):
-            if key != "provenance":
+            if not is_provenance_key(key):
                 digest.update(f"{key}={np.asarray(f.attrs[key]).tolist()!r}".encode())
     return digest.hexdigest()
 

@@ -31,6 +31,7 @@ from tqdm.dask import TqdmCallback
 from dinr.errors import InputError
 from dinr.io.atomic import atomic_path
 from dinr.io.volume import open_volume
+from dinr.provenance import PROVENANCE_PREFIX
 
 #: Pyramid levels of an OME-Zarr export, each halving y and x, down to about this size.
 PYRAMID_SMALLEST = 64
@@ -53,7 +54,7 @@ def physical_scale(volume: h5py.Dataset) -> tuple[np.ndarray, float]:
 
 def _provenance(f: h5py.File, source: Path, what: str) -> dict[str, str]:
     """The source file's ``dinr_*`` attributes and this export's own record."""
-    attrs = {key: str(value) for key, value in f.attrs.items() if key.startswith("dinr_")}
+    attrs = {key: str(value) for key, value in f.attrs.items() if key.startswith(PROVENANCE_PREFIX)}
     attrs["dinr_export"] = json.dumps({"source": str(source), "format": what})
     return attrs
 

@@ -74,9 +74,9 @@ def build_field(device: torch.device) -> torch.nn.Module:
     from dinr.geometry.parallel import ParallelGeometry
     from dinr.inr.build import build_field as build
     from dinr.inr.build import field_spec
-    from dinr.settings import TrainSettings, section_defaults
+    from dinr.settings import default_field_settings
 
-    settings = TrainSettings(**section_defaults("train"))
+    settings = default_field_settings()
     return build(settings, field_spec(settings, ParallelGeometry(8, 64, 32.0, 64), 8 * np.pi, 0.01)).to(device)
 
 

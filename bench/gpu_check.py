@@ -106,9 +106,9 @@ def step_throughput(device: str, points: list[int], compiled: bool) -> dict[str,
 
     from dinr.geometry.parallel import ParallelGeometry
     from dinr.inr.build import build_field, field_spec
-    from dinr.settings import TrainSettings, section_defaults
+    from dinr.settings import default_field_settings
 
-    settings = TrainSettings(**section_defaults("train"))
+    settings = default_field_settings()
     field = build_field(settings, field_spec(settings, ParallelGeometry(8, 64, 32.0, 64), 8 * np.pi, 0.01)).to(device)
     optimizer = torch.optim.Adam(field.parameters(), lr=1e-3)
     model = torch.compile(field) if compiled else field
@@ -136,9 +136,9 @@ def _field(size: int, rows: int, device: str) -> Any:
     """The default field of a scan of ``rows`` x ``size`` pixels over 4 turns."""
     from dinr.geometry.parallel import ParallelGeometry
     from dinr.inr.build import build_field, field_spec
-    from dinr.settings import TrainSettings, section_defaults
+    from dinr.settings import default_field_settings
 
-    settings = TrainSettings(**section_defaults("train"))
+    settings = default_field_settings()
     geometry = ParallelGeometry(rows, size, size / 2.0, size)
     return build_field(settings, field_spec(settings, geometry, 8 * np.pi, 0.01)).to(device)
 

@@ -165,7 +165,7 @@ def worker(args: argparse.Namespace) -> None:
 
     import torch
 
-    from dinr.settings import TrainSettings, section_defaults
+    from dinr.settings import default_field_settings
     from dinr.train.comm import Communicator
     from dinr.train.setup import set_up
     from dinr.train.shards import owned_shards
@@ -173,7 +173,7 @@ def worker(args: argparse.Namespace) -> None:
 
     comm = Communicator()
     # ranks may share one GPU here: the check measures the step, not the GPU count
-    settings = dataclasses.replace(TrainSettings(**section_defaults("train")), device=args.device, share_gpus=True)
+    settings = dataclasses.replace(default_field_settings(), device=args.device, share_gpus=True)
     if args.batch_rays:
         settings = dataclasses.replace(settings, batch_rays=args.batch_rays)
     cols, rows, views = FIELDS[args.field]

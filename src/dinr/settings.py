@@ -210,6 +210,13 @@ def section_defaults(section: str) -> dict[str, Any]:
     return {key: spec["default"] for key, spec in section_schemas()[section]["properties"].items()}
 
 
+def default_field_settings() -> TrainSettings:
+    """The schema's train defaults for building one field outside ``dinr train``
+    (benchmarks): ``time_cells_per_half_turn`` at 1, the first candidate of ``auto``,
+    whose choice needs pilot trainings (:mod:`dinr.train.time_cells`)."""
+    return TrainSettings(**{**section_defaults("train"), "time_cells_per_half_turn": 1})
+
+
 def from_dict(cls: type[S], values: dict[str, Any], where: str) -> S:
     """Build settings ``cls`` from ``values``, checked against its section's schema;
     ``where`` names the source in errors, which also name the offending key."""

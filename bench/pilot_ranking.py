@@ -1,24 +1,18 @@
-"""Can a short training tell which time grid a scan needs? Held-out residuals of pilots.
+"""Which time cells does each scan's own data choose? ``time_cells_per_half_turn: auto``'s pilots.
 
-    python bench/pilot_ranking.py --datasets gen_jerk gen_late --epochs 2 --out bench/results/pilot_ranking.json
-    python bench/pilot_ranking.py --tabulate-only ...   # the pilots already trained, tabulated again
+    python bench/pilot_ranking.py --datasets demo gen_jerk --out bench/results/pilot_ranking.json
+    python bench/pilot_ranking.py --tabulate-only ...   # the models already trained, tabulated again
 
-For each named scan of ``config/paper.yaml``, two pilot trainings through the workflow
-(``snakemake --cores N``), each capped at ``--epochs`` epochs (``train.max_epochs``; under
-``steps: auto`` with held-out views a cap does not change the steps taken, so a pilot is
-the start of an uncapped run):
+Trains each named scan of ``config/paper.yaml`` through the workflow (``snakemake --cores N``,
+its model only) with every training key at its default but ``max_epochs`` capped at the
+pilots' length (``train.time_cells_pilot_epochs``), so each run stops right after
+:mod:`dinr.train.time_cells` has chosen: the winner's pilot is the run. A later run at the
+defaults continues it (under ``steps: auto`` with held-out views a cap is not part of the
+run's identity). A scan already trained further keeps its model; its pilots are the same.
 
-- ``pilot1_<scan>``: every training key at its default (one time cell per half-turn, no
-  temporal prior);
-- ``pilot2_<scan>``: two time cells per half-turn, the spatial TV weight of ``pilot1`` and
-  a temporal TV weight of twice that (the 2-cell priors measured best in
-  ``bench/results/time_cells.md``).
-
-Writes, per scan, each pilot's held-out residual curve, its best residual, and which
-pilot predicts the held-out views better (JSON, and a markdown table beside it). The
-held-out residual is what a data-driven choice of the time grid would be made on; the
-pilots' PSNR against truth is not computed (render and score a pilot through the
-workflow for that).
+Writes, per scan, each pilot's priors, steps, held-out residual curve and best residual,
+their ratio and the cells chosen (JSON, and a markdown table beside it). The pilots' PSNR
+against truth is not computed (score the full run through the workflow for that).
 """
 
 from __future__ import annotations
@@ -30,82 +24,65 @@ from pathlib import Path
 
 import yaml
 
+from dinr.settings import section_defaults
 from dinr.train.checkpoint import load_checkpoint
+from dinr.train.time_cells import pilot_path
 from generalisation import CONFIG, REPO, run_snakemake  # bench/, the script's own folder, is on sys.path
 
 
-def pilot_config(scans: dict[str, dict[str, object]], names: list[str], epochs: float,
-                 spatial: dict[str, float] | None) -> dict[str, object]:
-    """The workflow config of the pilots of ``names`` (entries of ``scans``): ``pilot1_``
-    datasets, or with ``spatial`` (scan -> pilot1's spatial TV weight) ``pilot2_`` ones."""
-    datasets = {}
-    for name in names:
-        entry = dict(scans[name])
-        train = {**dict(entry.get("train") or {}), "max_epochs": epochs}  # type: ignore[call-overload]
-        if spatial is None:
-            datasets[f"pilot1_{name}"] = {**entry, "train": train}
-        else:
-            train.update(time_cells_per_half_turn=2, tv_weight=spatial[name], tv_time_weight=2 * spatial[name])
-            datasets[f"pilot2_{name}"] = {**entry, "train": train}
-    return {"datasets": datasets}
-
-
-def train_pilots(config: dict[str, object], cores: int) -> None:
-    """Train the datasets of ``config`` (their models only) after the paper's config."""
-    run_snakemake([f"results/{name}/dinr/model.pt" for name in config["datasets"]], cores,  # type: ignore[attr-defined]
-                  config)
-
-
-def pilot_record(name: str) -> dict[str, object]:
-    """A pilot's settings that differ between the two, prior weights, steps and held-out
-    residual curve (step, residual), read from its final model."""
-    state = load_checkpoint(REPO / "results" / name / "dinr" / "model.pt")
-    curve = [[int(step), float(residual)] for step, residual, _ in state.validation]
-    return {"time_cells_per_half_turn": state.settings["time_cells_per_half_turn"],
-            "tv_weight": state.prior["tv_weight"], "tv_time_weight": state.prior["tv_time_weight"],
-            "steps": state.step, "stop_reason": state.stop_reason, "heldout_curve": curve,
-            "best_heldout": min(residual for _, residual in curve)}
+def pilot_records(name: str) -> dict[str, object]:
+    """The choice made for scan ``name``, read from its model (``pilots``), with each
+    pilot's held-out residual curve (step, residual) from its checkpoint."""
+    model = REPO / "results" / name / "dinr" / "model.pt"
+    pilots = load_checkpoint(model).pilots
+    if not pilots:
+        raise SystemExit(f"{model}: no pilots recorded (trained with time_cells_per_half_turn fixed?)")
+    candidates = []
+    for candidate in pilots["candidates"]:
+        pilot = load_checkpoint(pilot_path(model.with_name("checkpoint.pt"), candidate["time_cells_per_half_turn"]))
+        candidates.append({**candidate, "heldout_curve": [[int(step), float(residual)]
+                                                          for step, residual, _ in pilot.validation]})
+    return {"scan": name, "pilot_epochs": pilots["pilot_epochs"], "chosen": pilots["chosen"],
+            "candidates": candidates}
 
 
 def table(rows: list[dict[str, object]]) -> str:
-    """Markdown: per scan, each pilot's prior weights and best held-out residual, and the
-    2-cell pilot's residual relative to the 1-cell one's."""
-    lines = ["| scan | steps | 1 cell: TV space / time | best held-out | 2 cells: TV space / time | best held-out "
-             "| 2 cells / 1 cell |", "|---|---|---|---|---|---|---|"]
+    """Markdown: per scan, each pilot's prior weights and best held-out residual, the
+    2-cell pilot's over the 1-cell one's, and the cells chosen."""
+    lines = ["| scan | pilot steps | 1 cell: TV space / time | best held-out | 2 cells: TV space / time "
+             "| best held-out | 2 cells / 1 cell | chosen |", "|---|---|---|---|---|---|---|---|"]
     for row in rows:
-        one, two = row["pilot1"], row["pilot2"]  # type: ignore[index]
+        one, *finer = row["candidates"]  # type: ignore[misc]
+        two = (f"{finer[0]['tv_weight']:.4g} / {finer[0]['tv_time_weight']:.4g} | {finer[0]['best_heldout']:.5f} "
+               f"| {finer[0]['best_heldout'] / one['best_heldout']:.3f}") if finer else "– | – | – (static)"
         lines.append(f"| {row['scan']} | {one['steps']} | {one['tv_weight']:.4g} / {one['tv_time_weight']:.4g} "
-                     f"| {one['best_heldout']:.5f} | {two['tv_weight']:.4g} / {two['tv_time_weight']:.4g} "
-                     f"| {two['best_heldout']:.5f} | {two['best_heldout'] / one['best_heldout']:.3f} |")
+                     f"| {one['best_heldout']:.5f} | {two} | {row['chosen']} |")
     return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", nargs="+", required=True, help="scans of config/paper.yaml")
-    parser.add_argument("--epochs", type=float, default=2.0, help="each pilot's cap (train.max_epochs)")
     parser.add_argument("--cores", type=int, default=2)
-    parser.add_argument("--tabulate-only", action="store_true", help="read the pilots' models, train nothing")
+    parser.add_argument("--tabulate-only", action="store_true", help="read the models, train nothing")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "pilot_ranking.json")
     args = parser.parse_args()
     scans = yaml.safe_load(CONFIG.read_text())["datasets"]
     unknown = [name for name in args.datasets if name not in scans]
     if unknown:
         raise SystemExit(f"--datasets: {', '.join(unknown)} not in {CONFIG}")
+    epochs = section_defaults("train")["time_cells_pilot_epochs"]
     if not args.tabulate_only:
-        train_pilots(pilot_config(scans, args.datasets, args.epochs, None), args.cores)
-    first = {name: pilot_record(f"pilot1_{name}") for name in args.datasets}
-    if not args.tabulate_only:
-        spatial = {name: float(record["tv_weight"]) for name, record in first.items()}  # type: ignore[arg-type]
-        train_pilots(pilot_config(scans, args.datasets, args.epochs, spatial), args.cores)
-    rows = [{"scan": name, "pilot1": first[name], "pilot2": pilot_record(f"pilot2_{name}")} for name in args.datasets]
+        run_snakemake([f"results/{name}/dinr/model.pt" for name in args.datasets], args.cores,
+                      {"train": {"max_epochs": epochs}})
+    rows = [pilot_records(name) for name in args.datasets]
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"epochs": args.epochs, "datasets": rows}, indent=1))
-    header = (f"Held-out residual after pilots of {args.epochs:g} epochs (`train.max_epochs`, `steps: auto`), one "
-              "time cell per half-turn (defaults) against two with the temporal TV prior; written by "
-              f"`python bench/pilot_ranking.py --datasets {' '.join(args.datasets)} --epochs {args.epochs:g}` "
-              f"on {date.today().isoformat()}. Lower is better; the last column below 1 means two cells predict "
-              "the held-out views better.\n\n")
+    args.out.write_text(json.dumps({"pilot_epochs": epochs, "datasets": rows}, indent=1))
+    header = (f"`time_cells_per_half_turn: auto` on each scan: pilots of {epochs:g} epochs, one time cell per "
+              "half-turn (the configured priors) against two (the 1-cell spatial TV weight, twice it in time); "
+              f"written by `python bench/pilot_ranking.py --datasets {' '.join(args.datasets)}` on "
+              f"{date.today().isoformat()}. Lower is better; the pilot with the lower best held-out residual "
+              "goes on (a tie keeps 1 cell).\n\n")
     args.out.with_suffix(".md").write_text(header + table(rows))
     print(table(rows))
 

@@ -37,11 +37,15 @@ def test_the_lower_best_residual_wins_and_a_tie_keeps_one_cell() -> None:
         best_heldout(_pilot())
 
 
-def test_the_pilots_choose_and_the_winner_goes_on_as_if_trained_alone(tiny_scan: dict[str, Path],
-                                                                      tmp_path: Path) -> None:
+def test_the_pilots_choose_and_the_winner_goes_on_from_its_pilot_as_if_trained_alone(
+        tiny_scan: dict[str, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     comm = Communicator(use_mpi=False)
     checkpoint = tmp_path / "ck.pt"
-    final = train(AUTO_CELLS, tiny_scan["sinogram"], checkpoint, comm)
+    train(dataclasses.replace(TINY_TRAIN, steps=5), tiny_scan["sinogram"], checkpoint, comm)  # other settings
+    with caplog.at_level(logging.INFO):
+        final = train(AUTO_CELLS, tiny_scan["sinogram"], checkpoint, comm, other_settings="restart")
+    assert "the run goes on from its" in caplog.text and "resuming from" in caplog.text
+    assert len(list(tmp_path.glob("ck.*.pt"))) == 3  # the two pilots, and the old run set aside
     pilots = {cells: load_checkpoint(pilot_path(checkpoint, cells)) for cells in (1, 2)}
     chosen = chosen_cells(pilots)
     one_cell_weight = pilots[1].prior["tv_weight"]

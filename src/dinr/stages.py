@@ -336,7 +336,7 @@ def train(settings: TrainSettings, sinogram_path: Path, checkpoint_path: Path, m
         return loop.train(run_settings, shards, n_shards, noise, path, comm, other_settings,
                           snapshot_dir if is_final else None, snapshot_every, max(peaks), heldout, scan_id)
 
-    state = time_cells.train(settings, checkpoint_path, comm, run, has_heldout=len(held_out) > 0)
+    state = time_cells.train(settings, checkpoint_path, comm, run, len(held_out) > 0, other_settings)
     if comm.rank == 0:
         state.provenance = provenance("train", dataclasses.asdict(settings), {"sinogram": str(sinogram_path)})
         save_checkpoint(model_path, state)

@@ -29,8 +29,9 @@ from typing import Any, Callable
 
 from dinr.io.atomic import atomic_path
 from dinr.settings import TrainSettings
-from dinr.train.checkpoint import TrainingState
+from dinr.train.checkpoint import TrainingState, load_checkpoint
 from dinr.train.comm import Communicator
+from dinr.train.loop import set_aside
 
 log = logging.getLogger(__name__)
 
@@ -83,12 +84,29 @@ def pilot_record(candidates: dict[int, TrainSettings], pilots: dict[int, Trainin
     }
 
 
+def start_from_pilot(checkpoint_path: Path, pilot: TrainingState, cells: int, other_settings: str) -> None:
+    """Make the winning pilot (of ``cells`` cells) the run's checkpoint, unless the run's
+    checkpoint is already of the winner's run (same settings hash: it resumes there). One
+    made with other settings is set aside first when ``other_settings`` is ``restart``
+    (:func:`dinr.train.loop.set_aside`), and otherwise left to
+    :func:`dinr.train.loop.resume`, which refuses or reuses it."""
+    if checkpoint_path.exists():
+        saved_hash = load_checkpoint(checkpoint_path).settings_hash
+        if saved_hash == pilot.settings_hash or other_settings != "restart":
+            return
+        log.warning("%s was made with other settings; kept as %s, the run goes on from its %d-cell pilot",
+                    checkpoint_path, set_aside(checkpoint_path, saved_hash), cells)
+    with atomic_path(checkpoint_path) as tmp:
+        shutil.copyfile(pilot_path(checkpoint_path, cells), tmp)
+
+
 def train(settings: TrainSettings, checkpoint_path: Path, comm: Communicator, trainer: Trainer,
-          has_heldout: bool) -> TrainingState:
+          has_heldout: bool, other_settings: str = "refuse") -> TrainingState:
     """Train with ``settings`` by ``trainer``, first choosing the time cells by pilots when
     ``time_cells_per_half_turn`` is ``auto`` (see the module note); ``has_heldout``: the
-    scan has held-out views. The returned state's settings hold the cells trained with,
-    and its ``pilots`` the choice (:func:`pilot_record`)."""
+    scan has held-out views; ``other_settings``: what ``trainer`` does with a checkpoint
+    of other settings (:func:`start_from_pilot`). The returned state's settings hold the
+    cells trained with, and its ``pilots`` the choice (:func:`pilot_record`)."""
     if settings.time_cells_per_half_turn != "auto":
         return trainer(settings, checkpoint_path, True)
     one_cell = dataclasses.replace(settings, time_cells_per_half_turn=1)
@@ -116,9 +134,7 @@ def train(settings: TrainSettings, checkpoint_path: Path, comm: Communicator, tr
         log.info("time_cells_per_half_turn auto: best held-out residual after %g-epoch pilots %s; %d cell(s) "
                  "per half-turn go on", epochs, ", ".join(f"{c} cell(s) {best_heldout(p):.6g}"
                                                           for c, p in pilots.items()), cells)
-        if not checkpoint_path.exists():
-            with atomic_path(checkpoint_path) as tmp:
-                shutil.copyfile(pilot_path(checkpoint_path, cells), tmp)
+        start_from_pilot(checkpoint_path, pilots[cells], cells, other_settings)
     comm.barrier()
     final = trainer(candidates[cells], checkpoint_path, True)
     final.pilots = pilot_record(candidates, pilots, cells, epochs)

@@ -1,6 +1,6 @@
 """Which time cells does each scan's own data choose? ``time_cells_per_half_turn: auto``'s pilots.
 
-    python bench/pilot_ranking.py --datasets demo gen_jerk --out bench/results/pilot_ranking.json
+    python bench/pilot_ranking.py --datasets demo gen_jerk --out bench/results/time_cells_auto.json
     python bench/pilot_ranking.py --tabulate-only ...   # the models already trained, tabulated again
 
 Trains each named scan of ``config/paper.yaml`` through the workflow (``snakemake --cores N``,
@@ -65,7 +65,7 @@ def main() -> None:
     parser.add_argument("--datasets", nargs="+", required=True, help="scans of config/paper.yaml")
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--tabulate-only", action="store_true", help="read the models, train nothing")
-    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "pilot_ranking.json")
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "time_cells_auto.json")
     args = parser.parse_args()
     scans = yaml.safe_load(CONFIG.read_text())["datasets"]
     unknown = [name for name in args.datasets if name not in scans]

@@ -70,8 +70,7 @@ def chosen_cells(pilots: dict[int, TrainingState]) -> int:
     return min(pilots, key=lambda cells: (best_heldout(pilots[cells]), cells))
 
 
-def pilot_record(candidates: dict[int, TrainSettings], pilots: dict[int, TrainingState], chosen: int,
-                 epochs: float) -> dict[str, Any]:
+def pilot_record(pilots: dict[int, TrainingState], chosen: int, epochs: float) -> dict[str, Any]:
     """What the final model keeps of the choice: each candidate's priors, its pilot's
     steps, training seconds and best held-out residual, the pilots' length and the cells
     chosen."""
@@ -80,7 +79,7 @@ def pilot_record(candidates: dict[int, TrainSettings], pilots: dict[int, Trainin
         "candidates": [{"time_cells_per_half_turn": cells, "tv_weight": pilots[cells].prior["tv_weight"],
                         "tv_time_weight": pilots[cells].prior["tv_time_weight"], "steps": pilots[cells].step,
                         "train_seconds": pilots[cells].train_seconds, "best_heldout": best_heldout(pilots[cells])}
-                       for cells in candidates],
+                       for cells in pilots],
     }
 
 
@@ -137,5 +136,5 @@ def train(settings: TrainSettings, checkpoint_path: Path, comm: Communicator, tr
         start_from_pilot(checkpoint_path, pilots[cells], cells, other_settings)
     comm.barrier()
     final = trainer(candidates[cells], checkpoint_path, True)
-    final.pilots = pilot_record(candidates, pilots, cells, epochs)
+    final.pilots = pilot_record(pilots, cells, epochs)
     return final

@@ -1,0 +1,155 @@
+"""One more candidate for ``time_cells_per_half_turn: auto``'s pilots, measured beside the two it trains.
+
+    python bench/candidate_pilot.py --label cells1_tvtime --train '{time_cells_per_half_turn: 1, tv_time_weight: auto}' \\
+        --datasets gen_rest gen_jerk gen_foam_lowdose --out bench/results/candidate_pilot.json
+    python bench/candidate_pilot.py ... --full gen_jerk   # that scan's candidate trained on and scored
+
+Each named scan of ``config/paper.yaml`` must have been trained through the workflow already
+(``bench/pilot_ranking.py``: its model records the pilots). The scan's training settings, with the
+``--train`` keys and ``max_epochs`` at the pilots' length, train the candidate's pilot under
+``results/<scan>/dinr/candidate_<label>/`` on ``--ranks`` MPI ranks; its best held-out residual is
+set against each recorded pilot's (the rule's own score, :func:`dinr.train.time_cells.best_heldout`).
+
+``--full`` continues the named scans' candidate pilots to the default epoch cap (exactly: the cap is
+not part of an adaptive run's identity), renders them at the truth's frame times and scores them with
+``dinr evaluate`` against the peers already on disk (``results/<scan>/<peer>/recon.h5``): mean, worst,
+first and last frames, and DINR's margin over the best peer in its worst frame. Wall times are those
+of whatever shared the cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+
+import yaml
+
+from dinr.settings import section_defaults
+from dinr.train.checkpoint import load_checkpoint
+from dinr.train.time_cells import best_heldout
+from distributed import launcher  # bench/, the script's own folder, is on sys.path
+from generalisation import CONFIG, REPO, train_keys
+from pilot_ranking import pilot_records
+
+
+def candidate_dir(scan: str, label: str) -> Path:
+    """Where the candidate's pilot (and its continuation) of scan ``scan`` is trained."""
+    return REPO / "results" / scan / "dinr" / f"candidate_{label}"
+
+
+def write_settings(scan: str, workdir: Path, keys: dict[str, object], max_epochs: float) -> Path:
+    """The scan's workflow training settings with ``keys`` and ``max_epochs``, as a settings file."""
+    settings = json.loads((REPO / "results" / scan / "settings" / "train.json").read_text())
+    unknown = sorted(set(keys) - set(settings))
+    if unknown:
+        raise SystemExit(f"--train: {', '.join(unknown)} are not training keys")
+    path = workdir / f"train.epochs{max_epochs:g}.json"
+    path.write_text(json.dumps({**settings, **keys, "max_epochs": max_epochs}, indent=1))
+    return path
+
+
+def run(command: list[str], log: Path) -> None:
+    """``command`` in the repository, its standard error to ``log``."""
+    with open(log, "w") as stream:
+        subprocess.run(command, cwd=REPO, stderr=stream, check=True)
+
+
+def train(scan: str, workdir: Path, settings: Path, model: Path, ranks: int) -> None:
+    """Train (or resume) the candidate of ``scan`` from ``settings`` into ``model``."""
+    run([launcher(), "-n", str(ranks), sys.executable, "-m", "dinr.cli", "train", "--settings", str(settings),
+         "--sinogram", f"results/{scan}/prepared/sinogram.h5", "--checkpoint", str(workdir / "checkpoint.pt"),
+         "--model", str(model)], workdir / f"{model.stem}.log")
+
+
+def pilot_row(scan: str, label: str, keys: dict[str, object], epochs: float, ranks: int) -> dict[str, object]:
+    """The candidate's pilot of ``scan``, trained if not yet, against the scan's recorded pilots."""
+    workdir = candidate_dir(scan, label)
+    workdir.mkdir(parents=True, exist_ok=True)
+    model = workdir / "pilot.pt"
+    if not model.exists():
+        train(scan, workdir, write_settings(scan, workdir, keys, epochs), model, ranks)
+    pilot = load_checkpoint(model)
+    recorded = pilot_records(scan)
+    best = best_heldout(pilot)
+    return {"scan": scan, "candidate": {"label": label, "keys": keys, "tv_weight": pilot.prior["tv_weight"],
+                                        "tv_time_weight": pilot.prior["tv_time_weight"], "steps": pilot.step,
+                                        "best_heldout": best,
+                                        "heldout_curve": [[int(s), float(r)] for s, r, _ in pilot.validation]},
+            "recorded": recorded,
+            "over_recorded": {str(c["time_cells_per_half_turn"]): best / c["best_heldout"]
+                              for c in recorded["candidates"]}}
+
+
+def full_row(scan: str, label: str, keys: dict[str, object], ranks: int) -> dict[str, object]:
+    """The candidate of ``scan`` trained on to the default cap, rendered and scored against the peers on disk."""
+    workdir = candidate_dir(scan, label)
+    model = workdir / "model.pt"
+    if not model.exists():
+        train(scan, workdir, write_settings(scan, workdir, keys, section_defaults("train")["max_epochs"]), model,
+              ranks)
+    data = f"results/{scan}"
+    recon = workdir / "recon.h5"
+    if not recon.exists():
+        run([launcher(), "-n", str(ranks), sys.executable, "-m", "dinr.cli", "render", "--settings",
+             f"{data}/settings/render.json", "--model", str(model), "--sinogram", f"{data}/prepared/sinogram.h5",
+             "--frame-times", f"{data}/raw/truth.h5", "--out", str(recon)], workdir / "render.log")
+    peers = [method for method in json.loads((REPO / data / "settings" / "baselines.json").read_text())["methods"]
+             if (REPO / data / method / "recon.h5").exists()]
+    metrics = workdir / "metrics.json"
+    if not metrics.exists():
+        run([sys.executable, "-m", "dinr.cli", "evaluate", "--dataset", scan,
+             "--sinogram", f"{data}/prepared/sinogram.h5", "--truth", f"{data}/raw/truth.h5", "--model", str(model),
+             "--recon", f"dinr={recon}", *(f"{method}={data}/{method}/recon.h5" for method in peers),
+             "--baselines", f"{data}/settings/baselines.json", "--out", str(metrics),
+             "--table", str(workdir / "metrics.md")], workdir / "evaluate.log")
+    state = load_checkpoint(model)
+    return {"scan": scan, "label": label, "keys": keys, "steps": state.step, "stop_reason": state.stop_reason,
+            "metrics": json.loads(metrics.read_text())}
+
+
+def table(rows: list[dict[str, object]]) -> str:
+    """Markdown: per scan, the candidate's best held-out residual over each recorded pilot's, and the choice."""
+    lines = ["| scan | candidate: TV space / time | best held-out | over 1 cell | over 2 cells | recorded choice |",
+             "|---|---|---|---|---|---|"]
+    for row in rows:
+        candidate, ratios = row["candidate"], row["over_recorded"]  # type: ignore[index]
+        lines.append(f"| {row['scan']} | {candidate['tv_weight']:.4g} / {candidate['tv_time_weight']:.4g} "
+                     f"| {candidate['best_heldout']:.5f} | {ratios.get('1', float('nan')):.3f} "
+                     f"| {ratios.get('2', float('nan')):.3f} | {row['recorded']['chosen']} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--label", required=True, help="the candidate's name (its folder: candidate_<label>)")
+    parser.add_argument("--train", required=True, help="the candidate's training keys, as YAML")
+    parser.add_argument("--datasets", nargs="+", required=True, help="scans of config/paper.yaml")
+    parser.add_argument("--full", nargs="*", default=[], help="of those, scans whose candidate is trained on and scored")
+    parser.add_argument("--ranks", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "candidate_pilot.json")
+    args = parser.parse_args()
+    scans = yaml.safe_load(CONFIG.read_text())["datasets"]
+    unknown = [name for name in args.datasets + args.full if name not in scans]
+    if unknown:
+        raise SystemExit(f"--datasets/--full: {', '.join(unknown)} not in {CONFIG}")
+    keys = train_keys(args.train)
+    epochs = section_defaults("train")["time_cells_pilot_epochs"]
+    rows = [pilot_row(name, args.label, keys, epochs, args.ranks) for name in args.datasets]
+    full = [full_row(name, args.label, keys, args.ranks) for name in args.full]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"label": args.label, "keys": keys, "pilot_epochs": epochs, "pilots": rows,
+                                    "full": full}, indent=1))
+    header = (f"Candidate `{args.label}` ({args.train}) piloted for {epochs:g} epochs beside the pilots of "
+              f"`time_cells_per_half_turn: auto`; written by `python bench/candidate_pilot.py` on "
+              f"{date.today().isoformat()}. Lower is better: a ratio below 1 means the candidate predicted the "
+              "held-out views better than that pilot.\n\n")
+    args.out.with_suffix(".md").write_text(header + table(rows))
+    print(table(rows))
+
+
+if __name__ == "__main__":
+    main()

@@ -123,6 +123,23 @@ def table(rows: list[dict[str, object]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def full_table(rows: list[dict[str, object]]) -> str:
+    """Markdown: per scan trained on, DINR's mean, worst, first and last frames against the best peer's,
+    and DINR's margin over the best peer of each frame."""
+    lines = ["| scan | steps | DINR PSNR / SSIM | best peer PSNR / SSIM | DINR first / last | mean margin (dB) "
+             "| worst-frame margin (dB) | margin per frame (dB) |", "|---|---|---|---|---|---|---|---|"]
+    for row in rows:
+        metrics = row["metrics"]  # type: ignore[index]
+        dinr, margin = metrics["methods"]["dinr"], metrics["dinr_margin"]
+        peer = metrics["methods"][margin["best_mean_peer"]]
+        lines.append(f"| {row['scan']} | {row['steps']} | {dinr['psnr_mean']:.2f} / {dinr['ssim_mean']:.3f} "
+                     f"| {margin['best_mean_peer']} {peer['psnr_mean']:.2f} / {peer['ssim_mean']:.3f} "
+                     f"| {dinr['psnr_first']:.2f} / {dinr['psnr_last']:.2f} | {margin['mean']:+.2f} "
+                     f"| {margin['worst_frame']:+.2f} (frame {margin['worst_frame_index']}) "
+                     f"| {' '.join(f'{m:+.1f}' for m in margin['per_frame'])} |")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--label", required=True, help="the candidate's name (its folder: candidate_<label>)")
@@ -147,8 +164,9 @@ def main() -> None:
               f"`time_cells_per_half_turn: auto`; written by `python bench/candidate_pilot.py` on "
               f"{date.today().isoformat()}. Lower is better: a ratio below 1 means the candidate predicted the "
               "held-out views better than that pilot.\n\n")
-    args.out.with_suffix(".md").write_text(header + table(rows))
-    print(table(rows))
+    text = table(rows) + (f"\nTrained on to the default cap (`--full`):\n\n{full_table(full)}" if full else "")
+    args.out.with_suffix(".md").write_text(header + text)
+    print(text)
 
 
 if __name__ == "__main__":

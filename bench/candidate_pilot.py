@@ -1,7 +1,7 @@
 """One more candidate for ``time_cells_per_half_turn: auto``'s pilots, measured beside the two it trains.
 
     python bench/candidate_pilot.py --label cells1_tvtime --train '{time_cells_per_half_turn: 1, tv_time_weight: auto}' \\
-        --datasets gen_rest gen_jerk gen_foam_lowdose --out bench/results/candidate_pilot.json
+        --datasets gen_rest gen_jerk gen_foam_lowdose   # -> bench/results/candidate_cells1_tvtime.{json,md}
     python bench/candidate_pilot.py ... --full gen_jerk   # that scan's candidate trained on and scored
 
 Each named scan of ``config/paper.yaml`` must have been trained through the workflow already
@@ -13,8 +13,7 @@ set against each recorded pilot's (the rule's own score, :func:`dinr.train.time_
 ``--full`` continues the named scans' candidate pilots to the default epoch cap (exactly: the cap is
 not part of an adaptive run's identity), renders them at the truth's frame times and scores them with
 ``dinr evaluate`` against the peers already on disk (``results/<scan>/<peer>/recon.h5``): mean, worst,
-first and last frames, and DINR's margin over the best peer in its worst frame. Wall times are those
-of whatever shared the cores.
+first and last frames, and DINR's margin over the best peer in its worst frame.
 """
 
 from __future__ import annotations
@@ -147,25 +146,27 @@ def main() -> None:
     parser.add_argument("--datasets", nargs="+", required=True, help="scans of config/paper.yaml")
     parser.add_argument("--full", nargs="*", default=[], help="of those, scans whose candidate is trained on and scored")
     parser.add_argument("--ranks", type=int, default=2)
-    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "candidate_pilot.json")
+    parser.add_argument("--out", type=Path, help="JSON written, a markdown table beside it "
+                        "(default: bench/results/candidate_<label>.json)")
     args = parser.parse_args()
     scans = yaml.safe_load(CONFIG.read_text())["datasets"]
     unknown = [name for name in args.datasets + args.full if name not in scans]
     if unknown:
         raise SystemExit(f"--datasets/--full: {', '.join(unknown)} not in {CONFIG}")
     keys = train_keys(args.train)
+    out = args.out or REPO / "bench" / "results" / f"candidate_{args.label}.json"
     epochs = section_defaults("train")["time_cells_pilot_epochs"]
     rows = [pilot_row(name, args.label, keys, epochs, args.ranks) for name in args.datasets]
     full = [full_row(name, args.label, keys, args.ranks) for name in args.full]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"label": args.label, "keys": keys, "pilot_epochs": epochs, "pilots": rows,
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"label": args.label, "keys": keys, "pilot_epochs": epochs, "pilots": rows,
                                     "full": full}, indent=1))
     header = (f"Candidate `{args.label}` ({args.train}) piloted for {epochs:g} epochs beside the pilots of "
               f"`time_cells_per_half_turn: auto`; written by `python bench/candidate_pilot.py` on "
               f"{date.today().isoformat()}. Lower is better: a ratio below 1 means the candidate predicted the "
               "held-out views better than that pilot.\n\n")
     text = table(rows) + (f"\nTrained on to the default cap (`--full`):\n\n{full_table(full)}" if full else "")
-    args.out.with_suffix(".md").write_text(header + text)
+    out.with_suffix(".md").write_text(header + text)
     print(text)
 
 

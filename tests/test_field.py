@@ -153,6 +153,25 @@ def test_static_levels_add_a_time_independent_grid_to_a_moving_field() -> None:
                       HashGridEncoding)
 
 
+def test_slow_levels_add_a_grid_of_one_time_cell_per_turn() -> None:
+    geometry = ParallelGeometry(rows=2, cols=32, center=16.0, n=32)
+    settings = dataclasses.replace(TINY_TRAIN, hash_static_levels=2, hash_slow_levels=3)
+    spec = field_spec(settings, geometry, 8 * np.pi, 0.01)  # 8 half-turns, grid nodes at centres of the end ones
+    assert spec["slow_time_resolution"] == 4  # 7 half-turns between the end nodes: one cell per turn, rounded
+    encoding = build_field(settings, spec).encoding
+    assert isinstance(encoding, StaticAndDynamicEncoding)
+    assert encoding.out_features == (TINY_TRAIN.hash_levels + 2 + 3) * TINY_TRAIN.hash_features
+    assert encoding.slow.res[:, 0].tolist() == [4.0, 4.0, 4.0]
+    assert encoding.slow.res[-1, 1:].tolist() == encoding.static.res[-1, 1:].tolist()  # as sharp in space
+    p = _points(50)
+    q = p.clone()
+    q[:, 0] = 1 - q[:, 0]
+    assert not torch.allclose(encoding.slow(p), encoding.slow(q))
+    slow_only = dataclasses.replace(settings, hash_static_levels=0)
+    encoding = build_field(slow_only, field_spec(slow_only, geometry, 8 * np.pi, 0.01)).encoding
+    assert encoding.static is None and encoding.out_features == (TINY_TRAIN.hash_levels + 3) * TINY_TRAIN.hash_features
+
+
 def test_static_field_ignores_time() -> None:
     grid = HashGridEncoding(np.array([8.0]), np.array([0.0]), (1.0, 1.0, 1.0), 2, 14, seed=0)
     fourier = FourierFeatures(8, sigma_t=0.0, sigma_s=2.0, seed=0)

@@ -88,6 +88,7 @@ class TrainSettings:
     hash_log2_table: int
     hash_min_resolution: int
     hash_static_levels: int
+    hash_slow_levels: int
     space_resolution: int | str
     time_resolution: int | str
     time_cells_per_half_turn: int | str

@@ -343,10 +343,10 @@ def baseline_mem_mb(wildcards, input):
 
 def model_mb(dataset):
     """The field's parameters with their gradients and Adam's two moments (float32): the
-    tables of the 4D hash grid and of the static one beside it at most (levels x
+    tables of the 4D hash grid and of the static and slow ones beside it at most (levels x
     2**log2_table x features entries each)."""
     train = dataset_settings(dataset, "train")
-    levels = train["hash_levels"] + train["hash_static_levels"]
+    levels = train["hash_levels"] + train["hash_static_levels"] + train["hash_slow_levels"]
     entries = levels * 2 ** train["hash_log2_table"] * train["hash_features"]
     return 4 * 4 * entries / 2**20
 

@@ -42,8 +42,10 @@ def field_spec(settings: TrainSettings, geometry: Geometry, angular_span: float,
     space_res = geometry.n if settings.space_resolution == "auto" else int(settings.space_resolution)
     spec = {"scale": scale, "space_resolution": space_res,
             "extent": (geometry.field_half_height / geometry.half_width, 1.0, 1.0)}
-    if settings.time_resolution != "auto":
-        return {**spec, "time_resolution": int(settings.time_resolution), "time_span": (0.0, 1.0)}
+    if settings.time_resolution != "auto":  # cells taken as half-turns for the slow grid
+        cells = int(settings.time_resolution)
+        return {**spec, "time_resolution": cells, "slow_time_resolution": slow_time_cells(cells),
+                "time_span": (0.0, 1.0)}
     half_turns = max(1, math.ceil(angular_span / math.pi - 1e-6))
     if half_turns == 1:  # one half-turn resolves no motion
         return {**spec, "time_resolution": 0, "time_span": (0.0, 1.0)}
@@ -52,7 +54,13 @@ def field_spec(settings: TrainSettings, geometry: Geometry, angular_span: float,
                          "before a field is built")
     margin = 0.5 / half_turns
     return {**spec, "time_resolution": (half_turns - 1) * settings.time_cells_per_half_turn,
-            "time_span": (margin, 1.0 - margin)}
+            "slow_time_resolution": slow_time_cells(half_turns - 1), "time_span": (margin, 1.0 - margin)}
+
+
+def slow_time_cells(half_turns: int) -> int:
+    """Time cells of the slow grid (``train.hash_slow_levels``) over a span of
+    ``half_turns`` half-turns: one per turn, at least one."""
+    return max(1, round(half_turns / 2))
 
 
 def spec_time_span(spec: dict[str, Any]) -> tuple[float, float]:
@@ -88,9 +96,16 @@ def _build(settings: TrainSettings, spec: dict[str, Any]) -> AttenuationField:
                                     spec_time_span(spec))
         if settings.time_ends != "linear" and spec_time_span(spec) != (0.0, 1.0):
             encoding = TimeEnds(encoding, settings.time_ends)
-        if settings.hash_static_levels and spec["time_resolution"] > 0:
-            static = HashGridEncoding(_space_levels(settings, spec, settings.hash_static_levels),
-                                      np.zeros(settings.hash_static_levels), tuple(spec["extent"]),
-                                      settings.hash_features, settings.hash_log2_table, settings.seed + 1)
-            encoding = StaticAndDynamicEncoding(encoding, static)
+        if (settings.hash_static_levels or settings.hash_slow_levels) and spec["time_resolution"] > 0:
+            static = slow = None
+            if settings.hash_static_levels:
+                static = HashGridEncoding(_space_levels(settings, spec, settings.hash_static_levels),
+                                          np.zeros(settings.hash_static_levels), tuple(spec["extent"]),
+                                          settings.hash_features, settings.hash_log2_table, settings.seed + 1)
+            if settings.hash_slow_levels:
+                slow = HashGridEncoding(_space_levels(settings, spec, settings.hash_slow_levels),
+                                        np.full(settings.hash_slow_levels, spec["slow_time_resolution"]),
+                                        tuple(spec["extent"]), settings.hash_features, settings.hash_log2_table,
+                                        settings.seed + 2, spec_time_span(spec))
+            encoding = StaticAndDynamicEncoding(encoding, static, slow)
     return AttenuationField(encoding, settings.width, settings.hidden_layers, spec["scale"], settings.nonnegative)

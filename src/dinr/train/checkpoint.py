@@ -30,7 +30,7 @@ from dinr.settings import TrainSettings, section_defaults
 #: Training keys that change the field's architecture, with the value a checkpoint made
 #: before the key existed was trained with (fields before the static grid had none).
 ARCHITECTURE_BEFORE_KEY: dict[str, object] = {"hash_static_levels": 0, "time_ends": "linear",
-                                                 "time_cells_per_half_turn": 1}
+                                                 "time_cells_per_half_turn": 1, "hash_slow_levels": 0}
 
 
 @dataclass

@@ -3,6 +3,8 @@
     python bench/candidate_pilot.py --label cells1_tvtime --train '{time_cells_per_half_turn: 1, tv_time_weight: auto}' \\
         --datasets gen_rest gen_jerk gen_foam_lowdose   # -> bench/results/candidate_cells1_tvtime.{json,md}
     python bench/candidate_pilot.py ... --full gen_jerk   # that scan's candidate trained on and scored
+    python bench/candidate_pilot.py --label slow8 --train '{hash_slow_levels: 8}' --as-chosen \
+        --datasets gen_jerk --full gen_jerk   # a key added to each scan's own choice of cells and priors
 
 Each named scan of ``config/paper.yaml`` must have been trained through the workflow already
 (``bench/pilot_ranking.py``: its model records the pilots). The scan's training settings, with the
@@ -41,8 +43,10 @@ def candidate_dir(scan: str, label: str) -> Path:
 
 
 def write_settings(scan: str, workdir: Path, keys: dict[str, object], max_epochs: float) -> Path:
-    """The scan's workflow training settings with ``keys`` and ``max_epochs``, as a settings file."""
-    settings = json.loads((REPO / "results" / scan / "settings" / "train.json").read_text())
+    """The scan's workflow training settings with ``keys`` and ``max_epochs``, as a settings file
+    (keys added to the schema after the scan's settings were written take their defaults)."""
+    settings = {**section_defaults("train"),
+                **json.loads((REPO / "results" / scan / "settings" / "train.json").read_text())}
     unknown = sorted(set(keys) - set(settings))
     if unknown:
         raise SystemExit(f"--train: {', '.join(unknown)} are not training keys")
@@ -62,6 +66,13 @@ def train(scan: str, workdir: Path, settings: Path, model: Path, ranks: int) -> 
     run([launcher(), "-n", str(ranks), sys.executable, "-m", "dinr.cli", "train", "--settings", str(settings),
          "--sinogram", f"results/{scan}/prepared/sinogram.h5", "--checkpoint", str(workdir / "checkpoint.pt"),
          "--model", str(model)], workdir / f"{model.stem}.log")
+
+
+def as_chosen(scan: str, keys: dict[str, object]) -> dict[str, object]:
+    """``keys`` over the cells and priors of the pilot the workflow's run of ``scan`` chose."""
+    recorded = pilot_records(scan)
+    chosen = next(c for c in recorded["candidates"] if c["time_cells_per_half_turn"] == recorded["chosen"])
+    return {**{key: chosen[key] for key in ("time_cells_per_half_turn", "tv_weight", "tv_time_weight")}, **keys}
 
 
 def pilot_row(scan: str, label: str, keys: dict[str, object], epochs: float, ranks: int) -> dict[str, object]:
@@ -145,6 +156,8 @@ def main() -> None:
     parser.add_argument("--train", required=True, help="the candidate's training keys, as YAML")
     parser.add_argument("--datasets", nargs="+", required=True, help="scans of config/paper.yaml")
     parser.add_argument("--full", nargs="*", default=[], help="of those, scans whose candidate is trained on and scored")
+    parser.add_argument("--as-chosen", action="store_true",
+                        help="start each scan's keys from the cells and priors its workflow run chose")
     parser.add_argument("--ranks", type=int, default=2)
     parser.add_argument("--out", type=Path, help="JSON written, a markdown table beside it "
                         "(default: bench/results/candidate_<label>.json)")
@@ -156,8 +169,9 @@ def main() -> None:
     keys = train_keys(args.train)
     out = args.out or REPO / "bench" / "results" / f"candidate_{args.label}.json"
     epochs = section_defaults("train")["time_cells_pilot_epochs"]
-    rows = [pilot_row(name, args.label, keys, epochs, args.ranks) for name in args.datasets]
-    full = [full_row(name, args.label, keys, args.ranks) for name in args.full]
+    scan_keys = {name: as_chosen(name, keys) if args.as_chosen else keys for name in args.datasets + args.full}
+    rows = [pilot_row(name, args.label, scan_keys[name], epochs, args.ranks) for name in args.datasets]
+    full = [full_row(name, args.label, scan_keys[name], args.ranks) for name in args.full]
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"label": args.label, "keys": keys, "pilot_epochs": epochs, "pilots": rows,
                                     "full": full}, indent=1))

@@ -11,7 +11,10 @@ itself (``mpiexec -n --ranks dinr train``, every key at its default unless a var
 changes one), keeping snapshots of the field, and scores each snapshot and every peer
 against the truth (mean, worst frame). Training is capped at ``--cap-factor`` times the
 MBIR peer's wall time and ``--max-cap-s`` (``train.max_wall_s``); ``steps: auto`` may
-stop it sooner.
+stop it sooner. ``--base`` keys apply to every variant: by default one time cell per
+half-turn, the first candidate of ``time_cells_per_half_turn: auto`` and what the runs
+before that rule trained with; ``auto``'s two pilots of 2 epochs each would take the cap
+(``--base '{}'`` keeps it).
 
 For each (scan, variant) it records the PSNR / SSIM curve against training seconds,
 when DINR first reaches the peer's mean PSNR (and that time over the peer's), the rays
@@ -55,6 +58,8 @@ VARIANTS: dict[str, dict[str, object]] = {
     "width_x2": {"width": 128},
     "lr_x2": {"lr": 0.02},
 }
+#: Training keys of every variant unless ``--base`` says otherwise.
+BASE = "{time_cells_per_half_turn: 1}"
 #: The peer DINR is timed against, and the other methods scored beside it.
 PEER = "mbir_sliding"
 #: Snapshots per run within the cap (fewer when ``steps: auto`` stops sooner).
@@ -201,6 +206,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "size.json")
     parser.add_argument("--datasets", nargs="+", help="scans of config/size.yaml (default: all)")
     parser.add_argument("--variants", nargs="+", default=["default"], choices=sorted(VARIANTS))
+    parser.add_argument("--base", default=BASE, help=f"training keys of every variant, as YAML (default {BASE})")
     parser.add_argument("--cap-factor", type=float, default=4.0,
                         help="training capped at this many times the MBIR peer's wall time")
     parser.add_argument("--max-cap-s", type=float, help="and at most this many seconds")
@@ -218,7 +224,8 @@ def main() -> None:
     entries = {(e["dataset"], e["variant"]): e for e in stored["entries"]}
     for dataset in datasets:
         for variant in args.variants:
-            entry = score(dataset, variant, VARIANTS[variant], args.cap_factor, args.max_cap_s, args.ranks)
+            changes = {**yaml.safe_load(args.base), **VARIANTS[variant]}
+            entry = score(dataset, variant, changes, args.cap_factor, args.max_cap_s, args.ranks)
             entries[(dataset, variant)] = entry
             ordered = [entries[k] for k in sorted(entries, key=lambda k: (k[0], k[1] != "default", k[1]))]
             args.out.parent.mkdir(parents=True, exist_ok=True)

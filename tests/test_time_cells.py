@@ -15,7 +15,7 @@ from conftest import TINY_TRAIN, geometry_settings, prepare_settings, train
 from dinr import stages
 from dinr.train.checkpoint import TrainingState, load_checkpoint
 from dinr.train.comm import Communicator
-from dinr.train.time_cells import TIME_PRIOR_RATIO, best_heldout, chosen_cells, pilot_path
+from dinr.train.time_cells import PILOT_WALL_SHARE, TIME_PRIOR_RATIO, best_heldout, chosen_cells, pilot_path
 
 #: steps auto on the tiny scan (converges in a few hundred steps), time cells chosen by
 #: pilots of one epoch.
@@ -33,8 +33,8 @@ def test_the_lower_best_residual_wins_and_a_tie_keeps_one_cell() -> None:
     assert chosen_cells({1: _pilot(0.5, 0.29), 2: _pilot(0.4, 0.30, 0.35)}) == 1
     assert chosen_cells({1: _pilot(0.3), 2: _pilot(0.3)}) == 1
     assert chosen_cells({1: _pilot(0.3)}) == 1
-    with pytest.raises(ValueError, match="no held-out evaluations"):
-        best_heldout(_pilot())
+    assert chosen_cells({1: _pilot(0.3), 2: _pilot()}) == 1  # a pilot never evaluated ranks last
+    assert chosen_cells({1: _pilot(), 2: _pilot()}) == 1
 
 
 def test_the_pilots_choose_and_the_winner_goes_on_from_its_pilot_as_if_trained_alone(
@@ -81,3 +81,17 @@ def test_without_heldout_views_auto_is_one_cell_and_nothing_is_piloted(
     assert state.settings["time_cells_per_half_turn"] == 1 and not state.pilots
     assert not any(tmp_path.glob("ck.cells*.pt"))
     assert "no held-out views" in caplog.text
+
+
+def test_max_wall_s_bounds_the_pilots_and_the_run_together(tiny_scan: dict[str, Path], tmp_path: Path) -> None:
+    """Each pilot stops at its share of max_wall_s; the winner has what the loser left."""
+    limit = 4.0
+    settings = dataclasses.replace(AUTO_CELLS, time_cells_pilot_epochs=10**4, max_wall_s=limit, log_every=10)
+    checkpoint = tmp_path / "ck.pt"
+    final = train(settings, tiny_scan["sinogram"], checkpoint, Communicator(use_mpi=False))
+    pilots = {cells: load_checkpoint(pilot_path(checkpoint, cells)) for cells in (1, 2)}
+    for pilot in pilots.values():
+        assert pilot.stop_reason.startswith("max_wall_s") and pilot.settings["max_wall_s"] == PILOT_WALL_SHARE * limit
+        assert pilot.train_seconds < 2 * PILOT_WALL_SHARE * limit  # the share, not the whole limit
+    loser = pilots[3 - final.settings["time_cells_per_half_turn"]]
+    assert final.settings["max_wall_s"] == pytest.approx(limit - loser.train_seconds)

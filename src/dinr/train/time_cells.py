@@ -13,6 +13,11 @@ budget: its checkpoint becomes the run's, and since the epoch cap is not part of
 adaptive run's identity (:data:`dinr.train.checkpoint.BUDGET_CAPS`) it continues exactly
 as an uncapped run of the winner would.
 
+With ``max_wall_s`` set, it bounds the whole training, pilots included: each pilot stops
+at :data:`PILOT_WALL_SHARE` of it (or at its epochs, whichever comes first), and the
+winner goes on until its own seconds (its pilot's included) and the losing pilot's reach
+it. A pilot stopped before its first held-out evaluation ranks last.
+
 The pilots' checkpoints, ``<checkpoint stem>.cells<N><suffix>``, stay beside the run's,
 so a rerun reads the choice back without training again and a killed pilot resumes. The
 choice needs held-out views and ``steps: auto``; without them, or with an explicit
@@ -23,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import shutil
 from pathlib import Path
 from typing import Any, Callable
@@ -38,6 +44,10 @@ log = logging.getLogger(__name__)
 #: Temporal TV weight of the two-cell candidate over its spatial weight (chosen on the
 #: jerk scan, README "Finer time cells").
 TIME_PRIOR_RATIO = 2.0
+
+#: Share of ``train.max_wall_s`` each pilot may train for: two pilots take at most half
+#: of it, and the run the rest.
+PILOT_WALL_SHARE = 0.25
 
 #: Trains ``settings`` from (or resuming) the checkpoint at the path; the flag says
 #: whether this is the run itself (snapshots are taken) or a pilot.
@@ -58,10 +68,25 @@ def finer_candidate(settings: TrainSettings, one_cell_pilot: TrainingState) -> T
 
 
 def best_heldout(state: TrainingState) -> float:
-    """The lowest relative residual of the held-out views over a run's evaluations."""
-    if not state.validation:
-        raise ValueError("the pilot has no held-out evaluations to compare")
-    return min(float(residual) for _, residual, _ in state.validation)
+    """The lowest relative residual of the held-out views over a run's evaluations
+    (infinite for a run stopped before its first)."""
+    return min((float(residual) for _, residual, _ in state.validation), default=math.inf)
+
+
+def pilot_settings(candidate: TrainSettings, epochs: float) -> TrainSettings:
+    """A candidate's pilot: ``epochs`` epochs, and :data:`PILOT_WALL_SHARE` of the
+    configured ``max_wall_s`` when one is set."""
+    wall = None if candidate.max_wall_s is None else PILOT_WALL_SHARE * candidate.max_wall_s
+    return dataclasses.replace(candidate, max_epochs=epochs, max_wall_s=wall)
+
+
+def winner_settings(candidate: TrainSettings, pilots: dict[int, TrainingState], cells: int) -> TrainSettings:
+    """The winning candidate's run: its ``max_wall_s``, when set, less the losing pilots'
+    training seconds (the winner's own pilot is counted in its checkpoint)."""
+    if candidate.max_wall_s is None:
+        return candidate
+    losers = sum(pilot.train_seconds for other, pilot in pilots.items() if other != cells)
+    return dataclasses.replace(candidate, max_wall_s=max(0.0, candidate.max_wall_s - losers))
 
 
 def chosen_cells(pilots: dict[int, TrainingState]) -> int:
@@ -121,7 +146,7 @@ def train(settings: TrainSettings, checkpoint_path: Path, comm: Communicator, tr
         if comm.rank == 0:
             log.info("time_cells_per_half_turn auto: pilot of %d cell(s) per half-turn for %g epochs (%s)", cells,
                      epochs, pilot_path(checkpoint_path, cells))
-        return trainer(dataclasses.replace(candidate, max_epochs=epochs), pilot_path(checkpoint_path, cells), False)
+        return trainer(pilot_settings(candidate, epochs), pilot_path(checkpoint_path, cells), False)
 
     candidates = {1: one_cell}
     pilots = {1: pilot(1, one_cell)}
@@ -135,6 +160,6 @@ def train(settings: TrainSettings, checkpoint_path: Path, comm: Communicator, tr
                                                           for c, p in pilots.items()), cells)
         start_from_pilot(checkpoint_path, pilots[cells], cells, other_settings)
     comm.barrier()
-    final = trainer(candidates[cells], checkpoint_path, True)
+    final = trainer(winner_settings(candidates[cells], pilots, cells), checkpoint_path, True)
     final.pilots = pilot_record(pilots, cells, epochs)
     return final

@@ -51,7 +51,8 @@ from distributed import launcher, machine  # noqa: E402
 VARIANTS: dict[str, dict[str, object]] = {
     "default": {},
     "epoch_spaced": {"validate_every_rays": 10**12},  # held-out evaluations every 0.2 epoch, however many steps
-    "table_x4": {"hash_log2_table": 22},
+    "table_x4": {"hash_log2_table": 22},  # 4x the fixed 2^20 of the runs before hash_log2_table auto
+    "table_2e20": {"hash_log2_table": 20},  # the fixed table before auto
     "batch_x4": {"batch_rays": 2048, "lr": 0.02},
     "samples_half": {"samples_per_ray": lambda columns: columns // 2},
     "coarse_start": {"coarse_samples": "auto"},

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ import torch
 
 from conftest import TINY_TRAIN
 from dinr.geometry.parallel import ParallelGeometry
-from dinr.inr.build import build_field, field_spec
+from dinr.inr.build import AUTO_TABLE_LOG2, build_field, field_spec, table_log2
 from dinr.inr.fourier import FourierFeatures
 from dinr.inr.field import AttenuationField
 from dinr.inr.hashgrid import HashGridEncoding
@@ -170,6 +171,23 @@ def test_slow_levels_add_a_grid_of_one_time_cell_per_turn() -> None:
     slow_only = dataclasses.replace(settings, hash_static_levels=0)
     encoding = build_field(slow_only, field_spec(slow_only, geometry, 8 * np.pi, 0.01)).encoding
     assert encoding.static is None and encoding.out_features == (TINY_TRAIN.hash_levels + 3) * TINY_TRAIN.hash_features
+
+
+def test_table_auto_holds_the_largest_level_without_hashing() -> None:
+    settings = dataclasses.replace(TINY_TRAIN, hash_log2_table="auto", hash_static_levels=2)
+    small = ParallelGeometry(rows=2, cols=32, center=16.0, n=32)
+    spec = field_spec(settings, small, 4 * np.pi, 0.01)
+    assert table_log2(settings, spec) == AUTO_TABLE_LOG2[0]  # a small scan keeps the floor
+    wide = ParallelGeometry(rows=16, cols=256, center=128.0, n=256)
+    spec = field_spec(settings, wide, 8 * np.pi, 0.01)  # finest 4D level: 10 x 259^2 x 19 nodes
+    log2 = table_log2(settings, spec)
+    assert log2 == math.ceil(math.log2(10 * 259**2 * 19)) == 24
+    field = build_field(dataclasses.replace(settings, hash_levels=2, hash_static_levels=1), spec)
+    assert field.encoding.dynamic.dense_levels == 2 and field.encoding.static.dense_levels == 1
+    fixed = dataclasses.replace(settings, hash_levels=2, hash_static_levels=1, hash_log2_table=20)
+    assert build_field(fixed, spec).encoding.dynamic.dense_levels == 1  # the fixed 2^20 hashes the finest level
+    huge = field_spec(settings, ParallelGeometry(rows=64, cols=1024, center=512.0, n=1024), 8 * np.pi, 0.01)
+    assert table_log2(settings, huge) == AUTO_TABLE_LOG2[1]
 
 
 def test_static_field_ignores_time() -> None:

@@ -85,7 +85,7 @@ class TrainSettings:
     sigma_s: float
     hash_levels: int
     hash_features: int
-    hash_log2_table: int
+    hash_log2_table: int | str
     hash_min_resolution: int
     hash_static_levels: int
     hash_slow_levels: int

@@ -341,13 +341,37 @@ def baseline_mem_mb(wildcards, input):
     return int(PROCESS_MB + 8 * input.size_mb)
 
 
-def model_mb(dataset):
+AUTO_TABLE_LOG2 = (20, 24)  # dinr.inr.build.AUTO_TABLE_LOG2
+
+
+def auto_table_log2(sinogram):
+    """train.hash_log2_table auto, from the prepared scan's shape (views, rows, columns)
+    and rotation: the nodes of a level of one cell per pixel and up to two time cells per
+    half-turn, within AUTO_TABLE_LOG2 (its upper bound while the scan is not prepared
+    yet or h5py is missing)."""
+    try:
+        import h5py
+
+        with h5py.File(sinogram, "r") as f:
+            _, rows, cols = f["projections"].shape
+            theta = f["theta"][()]
+    except (ImportError, OSError, KeyError):
+        return AUTO_TABLE_LOG2[1]
+    half_turns = max(1, math.ceil((float(theta.max()) - float(theta.min())) / math.pi - 1e-6))
+    nodes = (2 * half_turns + 3) * (cols + 3) ** 2 * (rows + 3)
+    return min(AUTO_TABLE_LOG2[1], max(AUTO_TABLE_LOG2[0], math.ceil(math.log2(nodes))))
+
+
+def model_mb(dataset, sinogram):
     """The field's parameters with their gradients and Adam's two moments (float32): the
     tables of the 4D hash grid and of the static and slow ones beside it at most (levels x
-    2**log2_table x features entries each)."""
+    2**log2_table x features entries each; hash_log2_table auto from the prepared scan
+    ``sinogram``)."""
     train = dataset_settings(dataset, "train")
     levels = train["hash_levels"] + train["hash_static_levels"] + train["hash_slow_levels"]
-    entries = levels * 2 ** train["hash_log2_table"] * train["hash_features"]
+    log2 = train["hash_log2_table"]
+    log2 = auto_table_log2(sinogram) if log2 == "auto" else log2
+    entries = levels * 2**log2 * train["hash_features"]
     return 4 * 4 * entries / 2**20
 
 
@@ -360,7 +384,7 @@ def train_mem_mb(wildcards, input):
     """Each rank holds its ray shards (the sinogram's size over the ranks, 1.5 times for
     a step's working set), the model and the process itself; mem_mb is per node."""
     tasks = config["resources"]["train_tasks"]
-    return int(mpi_ranks_per_node() * (PROCESS_MB + model_mb(wildcards.dataset) + 1.5 * input.size_mb / tasks))
+    return int(mpi_ranks_per_node() * (PROCESS_MB + model_mb(wildcards.dataset, input.sinogram) + 1.5 * input.size_mb / tasks))
 
 
 def render_mem_mb(wildcards, input):

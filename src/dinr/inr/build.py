@@ -26,10 +26,15 @@ import torch
 from dinr.geometry import Geometry
 from dinr.inr.fourier import FourierFeatures
 from dinr.inr.field import AttenuationField
-from dinr.inr.hashgrid import HashGridEncoding
+from dinr.inr.hashgrid import HashGridEncoding, level_nodes
 from dinr.inr.spacetime import StaticAndDynamicEncoding
 from dinr.inr.time_ends import TimeEnds
 from dinr.settings import TrainSettings
+
+#: ``train.hash_log2_table: auto``'s bounds: at least the 2^20 entries a level the
+#: defaults were chosen with (every level of a 64-pixel scan fits), at most 2^24 (a level
+#: of 2^24 entries x 2 features is 512 MiB with its gradient and Adam's moments).
+AUTO_TABLE_LOG2 = (20, 24)
 
 
 def field_spec(settings: TrainSettings, geometry: Geometry, angular_span: float, scale: float) -> dict[str, Any]:
@@ -84,28 +89,49 @@ def build_field(settings: TrainSettings, spec: dict[str, Any]) -> AttenuationFie
         return _build(settings, spec)
 
 
+def grid_levels(settings: TrainSettings, spec: dict[str, Any]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The hash grids of the field, each as (cells across the diameter, cells in time) per
+    level: ``dynamic`` always, ``static`` and ``slow`` beside it for a moving field when
+    their levels are asked for."""
+    levels = settings.hash_levels
+    time = np.round(np.geomspace(1, max(spec["time_resolution"], 1), levels)) if spec["time_resolution"] > 0 \
+        else np.zeros(levels)
+    grids = {"dynamic": (_space_levels(settings, spec, levels), time)}
+    if spec["time_resolution"] > 0:
+        if settings.hash_static_levels:
+            grids["static"] = (_space_levels(settings, spec, settings.hash_static_levels),
+                               np.zeros(settings.hash_static_levels))
+        if settings.hash_slow_levels:
+            grids["slow"] = (_space_levels(settings, spec, settings.hash_slow_levels),
+                             np.full(settings.hash_slow_levels, spec["slow_time_resolution"]))
+    return grids
+
+
+def table_log2(settings: TrainSettings, spec: dict[str, Any]) -> int:
+    """``train.hash_log2_table``, with ``auto`` resolved: entries enough for the largest
+    level of the field's grids to be stored without collisions, between
+    :data:`AUTO_TABLE_LOG2` bounds (a level with more nodes than the upper bound is hashed)."""
+    if settings.hash_log2_table != "auto":
+        return int(settings.hash_log2_table)
+    nodes = max(float(level_nodes(space, time, tuple(spec["extent"])).max())
+                for space, time in grid_levels(settings, spec).values())
+    low, high = AUTO_TABLE_LOG2
+    return int(min(high, max(low, math.ceil(math.log2(nodes)))))
+
+
 def _build(settings: TrainSettings, spec: dict[str, Any]) -> AttenuationField:
     if settings.encoding == "fourier":
         encoding = FourierFeatures(settings.n_features, settings.sigma_t, settings.sigma_s, settings.seed)
     else:
-        levels = settings.hash_levels
-        time = np.geomspace(1, max(spec["time_resolution"], 1), levels) if spec["time_resolution"] > 0 \
-            else np.zeros(levels)
-        encoding = HashGridEncoding(_space_levels(settings, spec, levels), np.round(time), tuple(spec["extent"]),
-                                    settings.hash_features, settings.hash_log2_table, settings.seed,
+        grids, extent, log2 = grid_levels(settings, spec), tuple(spec["extent"]), table_log2(settings, spec)
+        encoding = HashGridEncoding(*grids["dynamic"], extent, settings.hash_features, log2, settings.seed,
                                     spec_time_span(spec))
         if settings.time_ends != "linear" and spec_time_span(spec) != (0.0, 1.0):
             encoding = TimeEnds(encoding, settings.time_ends)
-        if (settings.hash_static_levels or settings.hash_slow_levels) and spec["time_resolution"] > 0:
-            static = slow = None
-            if settings.hash_static_levels:
-                static = HashGridEncoding(_space_levels(settings, spec, settings.hash_static_levels),
-                                          np.zeros(settings.hash_static_levels), tuple(spec["extent"]),
-                                          settings.hash_features, settings.hash_log2_table, settings.seed + 1)
-            if settings.hash_slow_levels:
-                slow = HashGridEncoding(_space_levels(settings, spec, settings.hash_slow_levels),
-                                        np.full(settings.hash_slow_levels, spec["slow_time_resolution"]),
-                                        tuple(spec["extent"]), settings.hash_features, settings.hash_log2_table,
-                                        settings.seed + 2, spec_time_span(spec))
+        if "static" in grids or "slow" in grids:
+            static = HashGridEncoding(*grids["static"], extent, settings.hash_features, log2, settings.seed + 1) \
+                if "static" in grids else None
+            slow = HashGridEncoding(*grids["slow"], extent, settings.hash_features, log2, settings.seed + 2,
+                                    spec_time_span(spec)) if "slow" in grids else None
             encoding = StaticAndDynamicEncoding(encoding, static, slow)
     return AttenuationField(encoding, settings.width, settings.hidden_layers, spec["scale"], settings.nonnegative)

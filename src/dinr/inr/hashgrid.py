@@ -32,6 +32,20 @@ from dinr.inr import hashgrid_cpu
 _PRIMES = (1, 2654435761, 805459861, 3674653429)
 
 
+def level_cells(space_res: np.ndarray, time_res: np.ndarray, extent: tuple[float, float, float]) -> np.ndarray:
+    """Cells per axis ``(levels, 4)`` in (t, z, y, x) of levels with ``time_res`` cells in
+    time and ``space_res`` across the diameter, in a box of half-sides ``extent``."""
+    half = np.asarray(extent, dtype=np.float64)
+    return np.concatenate([np.asarray(time_res, dtype=np.float64)[:, None],
+                           np.ceil(np.asarray(space_res, dtype=np.float64)[:, None] * half[None, :])], axis=1)
+
+
+def level_nodes(space_res: np.ndarray, time_res: np.ndarray, extent: tuple[float, float, float]) -> np.ndarray:
+    """Grid nodes of each level (:func:`level_cells`; corner indices run from 1 to cells + 2):
+    the table entries a level needs to be stored without collisions."""
+    return np.prod(level_cells(space_res, time_res, extent) + 3, axis=1)
+
+
 class HashGridEncoding(nn.Module):
     """Concatenated features (..., levels * features) of (..., 4) coordinates.
 
@@ -57,15 +71,14 @@ class HashGridEncoding(nn.Module):
         self.levels = len(space_res)
         self.features = features
         half = np.asarray(extent, dtype=np.float64)
-        res = np.concatenate([np.asarray(time_res, dtype=np.float64)[:, None],
-                              np.ceil(np.asarray(space_res, dtype=np.float64)[:, None] * half[None, :])], axis=1)
+        res = level_cells(space_res, time_res, extent)
         self.register_buffer("res", torch.as_tensor(res, dtype=torch.float32))  # (levels, 4) cells per axis
         self.register_buffer("extent", torch.as_tensor(half, dtype=torch.float32))
         self.register_buffer("time_span", torch.as_tensor(time_span, dtype=torch.float32), persistent=False)
         # Spatial nodes sit half a cell in, so a level with one cell per pixel has its
         # nodes on the voxel centres (and detector rows), which it then represents exactly.
         self.register_buffer("shift", torch.tensor([0.0, 0.5, 0.5, 0.5]))
-        nodes = np.prod(res + 3, axis=1)  # corner indices run from 1 to res + 2
+        nodes = level_nodes(space_res, time_res, extent)
         dense = nodes <= 2**log2_table
         sizes = np.where(dense, nodes, 2**log2_table).astype(np.int64)
         strides = np.cumprod(np.concatenate([np.ones((self.levels, 1)), res[:, :0:-1] + 3], axis=1), axis=1)[:, ::-1]

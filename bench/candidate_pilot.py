@@ -3,7 +3,7 @@
     python bench/candidate_pilot.py --label cells1_tvtime --train '{time_cells_per_half_turn: 1, tv_time_weight: auto}' \\
         --datasets gen_rest gen_jerk gen_foam_lowdose   # -> bench/results/candidate_cells1_tvtime.{json,md}
     python bench/candidate_pilot.py ... --full gen_jerk   # that scan's candidate trained on and scored
-    python bench/candidate_pilot.py --label slow8 --train '{hash_slow_levels: 8}' --as-chosen \
+    python bench/candidate_pilot.py --label slow8 --train '{hash_slow_levels: 8}' --as-chosen \\
         --datasets gen_jerk --full gen_jerk   # a key added to each scan's own choice of cells and priors
 
 Each named scan of ``config/paper.yaml`` must have been trained through the workflow already

@@ -58,11 +58,11 @@ def run_workflow(datasets: list[str], cores: int, retrain_only: bool = False,
                   options)
 
 
-def train_keys(text: str) -> dict[str, object]:
-    """``--train``'s YAML mapping of training keys, or a clear error."""
+def train_keys(text: str, option: str = "--train") -> dict[str, object]:
+    """``option``'s YAML mapping of training keys, or a clear error naming it."""
     keys = yaml.safe_load(text)
     if not isinstance(keys, dict):
-        raise SystemExit(f"--train: expected a YAML mapping of training keys, e.g. '{{time_ends: fitted}}', got {text!r}")
+        raise SystemExit(f"{option}: expected a YAML mapping of training keys, e.g. '{{time_ends: fitted}}', got {text!r}")
     return keys
 
 

@@ -45,6 +45,7 @@ REPO = HERE.parents[1]
 CONFIG = REPO / "config" / "size.yaml"
 sys.path.insert(0, str(HERE.parent))
 from distributed import launcher, machine  # noqa: E402
+from generalisation import train_keys  # noqa: E402
 
 #: Training keys changed one at a time against the defaults (``default``: none); a value
 #: may be a function of the scan's width in pixels.
@@ -220,12 +221,13 @@ def main() -> None:
         if unknown:
             parser.error(f"not scans of {CONFIG}: {', '.join(unknown)}")
         datasets = args.datasets
+    base = train_keys(args.base, "--base")
     workflow(datasets, args.cores)
     stored = json.loads(args.out.read_text()) if args.out.exists() else {"entries": []}
     entries = {(e["dataset"], e["variant"]): e for e in stored["entries"]}
     for dataset in datasets:
         for variant in args.variants:
-            changes = {**yaml.safe_load(args.base), **VARIANTS[variant]}
+            changes = {**base, **VARIANTS[variant]}
             entry = score(dataset, variant, changes, args.cap_factor, args.max_cap_s, args.ranks)
             entries[(dataset, variant)] = entry
             ordered = [entries[k] for k in sorted(entries, key=lambda k: (k[0], k[1] != "default", k[1]))]

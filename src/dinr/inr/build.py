@@ -26,7 +26,7 @@ import torch
 from dinr.geometry import Geometry
 from dinr.inr.fourier import FourierFeatures
 from dinr.inr.field import AttenuationField
-from dinr.inr.hashgrid import HashGridEncoding, level_nodes
+from dinr.inr.hashgrid import HashGridEncoding, level_cells, level_nodes
 from dinr.inr.spacetime import StaticAndDynamicEncoding
 from dinr.inr.time_ends import TimeEnds
 from dinr.settings import TrainSettings
@@ -113,7 +113,7 @@ def table_log2(settings: TrainSettings, spec: dict[str, Any]) -> int:
     :data:`AUTO_TABLE_LOG2` bounds (a level with more nodes than the upper bound is hashed)."""
     if settings.hash_log2_table != "auto":
         return int(settings.hash_log2_table)
-    nodes = max(float(level_nodes(space, time, tuple(spec["extent"])).max())
+    nodes = max(float(level_nodes(level_cells(space, time, tuple(spec["extent"]))).max())
                 for space, time in grid_levels(settings, spec).values())
     low, high = AUTO_TABLE_LOG2
     return int(min(high, max(low, math.ceil(math.log2(nodes)))))

@@ -40,10 +40,10 @@ def level_cells(space_res: np.ndarray, time_res: np.ndarray, extent: tuple[float
                            np.ceil(np.asarray(space_res, dtype=np.float64)[:, None] * half[None, :])], axis=1)
 
 
-def level_nodes(space_res: np.ndarray, time_res: np.ndarray, extent: tuple[float, float, float]) -> np.ndarray:
-    """Grid nodes of each level (:func:`level_cells`; corner indices run from 1 to cells + 2):
-    the table entries a level needs to be stored without collisions."""
-    return np.prod(level_cells(space_res, time_res, extent) + 3, axis=1)
+def level_nodes(cells: np.ndarray) -> np.ndarray:
+    """Grid nodes of each level of ``cells`` per axis (:func:`level_cells`; corner indices
+    run from 1 to cells + 2): the table entries a level needs to be stored without collisions."""
+    return np.prod(cells + 3, axis=1)
 
 
 class HashGridEncoding(nn.Module):
@@ -78,7 +78,7 @@ class HashGridEncoding(nn.Module):
         # Spatial nodes sit half a cell in, so a level with one cell per pixel has its
         # nodes on the voxel centres (and detector rows), which it then represents exactly.
         self.register_buffer("shift", torch.tensor([0.0, 0.5, 0.5, 0.5]))
-        nodes = level_nodes(space_res, time_res, extent)
+        nodes = level_nodes(res)
         dense = nodes <= 2**log2_table
         sizes = np.where(dense, nodes, 2**log2_table).astype(np.int64)
         strides = np.cumprod(np.concatenate([np.ones((self.levels, 1)), res[:, :0:-1] + 3], axis=1), axis=1)[:, ::-1]

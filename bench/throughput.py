@@ -2,10 +2,10 @@
 
     python bench/throughput.py --out bench/results/throughput.json
 
-For each field (``demo``: the demo's 64 px x 8 rows x 4 turns; ``beamline``: 2048
-columns x 32 rows x 4 turns, both at the schema's default training settings) the parent
-launches one MPI job (``mpiexec -n --ranks``, one thread per rank) on synthetic ray
-shards and each rank measures:
+For each field (``demo``: the demo's 64 px x 8 rows x 4 turns; ``wide``: 128 columns x
+8 rows x 4 turns; ``beamline``: 2048 columns x 32 rows x 4 turns; each at the schema's
+default training settings) the parent launches one MPI job (``mpiexec -n --ranks``, one
+thread per rank) on synthetic ray shards and each rank measures:
 
 - the full training step (:func:`dinr.train.step.train_step`, exactly what ``dinr
   train`` runs), as samples (ray points) per second over all ranks;
@@ -40,7 +40,7 @@ sys.path.insert(0, str(HERE.parent))
 from distributed import launcher, machine  # noqa: E402
 
 #: (columns = grid pixels, rows, views per shard) of each field; both span 4 turns.
-FIELDS = {"demo": (64, 8, 360), "beamline": (2048, 32, 48)}
+FIELDS = {"demo": (64, 8, 360), "wide": (128, 8, 684), "beamline": (2048, 32, 48)}
 TURNS = 4
 
 
@@ -113,9 +113,10 @@ def step_in_parts(run: object, step: int, clock: Clock) -> None:
 
 
 def tables(field: object) -> list[object]:
-    """The hash grid's tables (one per level; one for all levels before they were split)."""
+    """The hash tables of every grid of the field's encoding (4D, static, slow; one per
+    level), found by their parameter names."""
     encoding = field.encoding  # type: ignore[attr-defined]
-    return list(encoding.tables) if hasattr(encoding, "tables") else [encoding.table] if hasattr(encoding, "table") else []
+    return [parameter for name, parameter in encoding.named_parameters() if ".tables." in f".{name}"]
 
 
 def mlp_flops(field: object, points: int) -> float:

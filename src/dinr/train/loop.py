@@ -103,7 +103,8 @@ def resume(run: TrainingRun, state: TrainingState, checkpoint_path: Path, other_
     state.train_seconds, state.stop_reason = float(saved.train_seconds), saved.stop_reason
     if run.comm.rank == 0:
         log.info("resuming from %s at step %d", checkpoint_path, state.step)
-    if state.stop_reason.startswith(BUDGET_CAPS) and not budget_reason(run, state, state.step):
+    if state.stop_reason.startswith(BUDGET_CAPS) and not budget_reason(run, state, state.step,
+                                                                        agreed_seconds(run, state)):
         if run.comm.rank == 0:
             log.info("it had stopped for %s; the raised cap lets it go on", state.stop_reason)
         state.stop_reason = ""
@@ -185,13 +186,24 @@ def step_samples(run: TrainingRun, plateau: Plateau) -> int:
     return run.coarse_samples if run.budget.adaptive and plateau.reductions == 0 else run.samples
 
 
-def budget_reason(run: TrainingRun, state: TrainingState, done: int) -> str:
+def wall_limited(settings: TrainSettings) -> bool:
+    """Whether ``max_wall_s`` bounds the run (``steps: auto``)."""
+    return settings.steps == "auto" and settings.max_wall_s is not None
+
+
+def agreed_seconds(run: TrainingRun, state: TrainingState) -> float:
+    """The run's training seconds as every rank takes them (the slowest rank's), for
+    the wall-time limit; 0 when no limit is set."""
+    return run.comm.allreduce_max(state.train_seconds) if wall_limited(run.settings) else 0.0
+
+
+def budget_reason(run: TrainingRun, state: TrainingState, done: int, seconds: float) -> str:
     """Why the run stops at step ``done`` for its budget (steps, epochs or wall time), or
-    an empty string; the wall time is agreed across ranks (the slowest rank's)."""
+    an empty string; ``seconds`` is the training time agreed across ranks
+    (:func:`agreed_seconds`)."""
     settings, budget = run.settings, run.budget
-    if settings.steps == "auto" and settings.max_wall_s is not None and \
-            run.comm.allreduce_max(state.train_seconds) >= settings.max_wall_s:
-        return f"max_wall_s: {state.train_seconds:.0f} s of training reached the limit of {settings.max_wall_s:g} s"
+    if wall_limited(settings) and seconds >= settings.max_wall_s:
+        return f"max_wall_s: {seconds:.0f} s of training reached the limit of {settings.max_wall_s:g} s"
     if done < budget.steps:
         return ""
     if settings.steps == "auto":
@@ -231,13 +243,14 @@ def train(settings: TrainSettings, shards: dict[int, Sinogram], n_shards: int, n
             outcome = train_step(run, step, lr, stop.requested, step_samples(run, plateau))
             done = step + 1
             state.train_seconds = seconds_before + progress.elapsed()
+            seconds = agreed_seconds(run, state)
             if not outcome.finite:
                 state.lr_scale = skip_nonfinite_step(done, state.skipped_steps, state.lr_scale,
                                                      settings.nonfinite_retries, comm.rank)
             reason = validate(run, state, plateau, done, lr) if budget.validate_every and \
                 done % budget.validate_every == 0 else ""
             logged = done % settings.log_every == 0
-            reason = reason or (budget_reason(run, state, done) if logged or done == budget.steps else "")
+            reason = reason or budget_reason(run, state, done, seconds)
             if logged or reason:
                 mean_loss = comm.allreduce_sum(outcome.loss.item()) / comm.size
                 text, rays_per_s = progress.line(step, mean_loss, lr)

@@ -166,6 +166,20 @@ def test_checkpoint_from_before_the_static_grid_loads_as_the_field_it_was(
         train(dataclasses.replace(short, hash_static_levels=2), tiny_scan["sinogram"], tmp_path / "ck.pt", comm)
 
 
+def test_adam_keys_set_the_optimizer_and_a_checkpoint_from_before_them_keeps_pytorchs(
+        tiny_scan: dict[str, Path], tmp_path: Path) -> None:
+    """``adam_beta2`` and ``adam_eps`` reach the optimizer (its state in the checkpoint);
+    a run saved before the keys existed was trained with PyTorch's 0.999 and 1e-8, and
+    is completed with those, not with the defaults."""
+    comm = Communicator(use_mpi=False)
+    short = dataclasses.replace(TINY_TRAIN, steps=10, adam_beta2=0.95, adam_eps=1e-12)
+    state = train(short, tiny_scan["sinogram"], tmp_path / "set.pt", comm)
+    group = state.optimizer["param_groups"][0]
+    assert tuple(group["betas"]) == (0.9, 0.95) and group["eps"] == 1e-12
+    _checkpoint_without_key(short, "adam_beta2", tiny_scan["sinogram"], tmp_path / "ck.pt", comm)
+    assert load_checkpoint(tmp_path / "ck.pt").train_settings().adam_beta2 == 0.999
+
+
 def test_checkpoint_from_other_settings_is_refused(tiny_scan: dict[str, Path], tmp_path: Path) -> None:
     comm = Communicator(use_mpi=False)
     train(TINY_TRAIN, tiny_scan["sinogram"], tmp_path / "ck.pt", comm)

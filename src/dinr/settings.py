@@ -114,6 +114,8 @@ class TrainSettings:
     tv_time_weight: float | str
     lr: float
     lr_final: float
+    adam_beta2: float
+    adam_eps: float
     warmup_steps: int
     seed: int
     checkpoint_every: int

@@ -27,10 +27,12 @@ from dinr.io.atomic import atomic_path
 from dinr.settings import TrainSettings, section_defaults
 
 
-#: Training keys that change the field's architecture, with the value a checkpoint made
-#: before the key existed was trained with (fields before the static grid had none).
-ARCHITECTURE_BEFORE_KEY: dict[str, object] = {"hash_static_levels": 0, "time_ends": "linear",
-                                                 "time_cells_per_half_turn": 1, "hash_slow_levels": 0}
+#: Training keys whose default is not what a checkpoint made before the key existed was
+#: trained with, and that value: keys of the field's architecture (fields before the
+#: static grid had none) and of its optimizer.
+TRAINED_BEFORE_KEY: dict[str, object] = {"hash_static_levels": 0, "time_ends": "linear",
+                                         "time_cells_per_half_turn": 1, "hash_slow_levels": 0,
+                                         "adam_beta2": 0.999, "adam_eps": 1e-8}
 
 
 @dataclass
@@ -80,9 +82,9 @@ class TrainingState:
 
     def completed_settings(self) -> dict[str, Any]:
         """The run's training settings with the keys added to the schema since then: at
-        their defaults, except those that change the field's architecture, which take the
-        value that gave the field it was trained as (``ARCHITECTURE_BEFORE_KEY``)."""
-        return {**section_defaults("train"), **ARCHITECTURE_BEFORE_KEY, **self.settings}
+        their defaults, except those whose default differs from what the run was trained
+        with, which take that value (``TRAINED_BEFORE_KEY``)."""
+        return {**section_defaults("train"), **TRAINED_BEFORE_KEY, **self.settings}
 
     def train_settings(self) -> TrainSettings:
         """The training settings of the run (:meth:`completed_settings`)."""

@@ -167,7 +167,8 @@ def set_up(settings: TrainSettings, shards: dict[int, Sinogram], n_shards: int, 
     views = int(comm.allreduce_sum(float(sum(len(shard.theta) for shard in held))))
     prior = prior_record(settings, noise_variance, views, geometry, spec)
     comm.broadcast_module(field)
-    optimizer = torch.optim.Adam(field.parameters(), lr=settings.lr, fused=device.type in ("cpu", "cuda"))
+    optimizer = torch.optim.Adam(field.parameters(), lr=settings.lr, betas=(0.9, settings.adam_beta2),
+                                 eps=settings.adam_eps, fused=device.type in ("cpu", "cuda"))
     reducer = GradientReducer(field, comm, control_slots=2, buckets=settings.allreduce_buckets,
                               cuda_aware=settings.cuda_aware_mpi)
     sampler = ShardedSampler([RaySampler(shard, geometry, shard=index, seed=settings.seed, device=device)

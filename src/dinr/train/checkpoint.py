@@ -27,9 +27,9 @@ from dinr.io.atomic import atomic_path
 from dinr.settings import TrainSettings, section_defaults
 
 
-#: Training keys whose default is not what a checkpoint made before the key existed was
-#: trained with, and that value: keys of the field's architecture (fields before the
-#: static grid had none) and of its optimizer.
+#: Training keys of the field's architecture and of its optimizer, with the value a
+#: checkpoint made before the key existed was trained with (fields before the static grid
+#: had none; Adam was PyTorch's), whatever the key's default is or becomes.
 TRAINED_BEFORE_KEY: dict[str, object] = {"hash_static_levels": 0, "time_ends": "linear",
                                          "time_cells_per_half_turn": 1, "hash_slow_levels": 0,
                                          "adam_beta2": 0.999, "adam_eps": 1e-8}
@@ -82,8 +82,8 @@ class TrainingState:
 
     def completed_settings(self) -> dict[str, Any]:
         """The run's training settings with the keys added to the schema since then: at
-        their defaults, except those whose default differs from what the run was trained
-        with, which take that value (``TRAINED_BEFORE_KEY``)."""
+        their defaults, except those of ``TRAINED_BEFORE_KEY``, which take the value the
+        run was trained with."""
         return {**section_defaults("train"), **TRAINED_BEFORE_KEY, **self.settings}
 
     def train_settings(self) -> TrainSettings:

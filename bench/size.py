@@ -59,6 +59,7 @@ VARIANTS: dict[str, dict[str, object]] = {
     "coarse_start": {"coarse_samples": "auto"},
     "width_x2": {"width": 128},
     "adam_ngp": {"adam_beta2": 0.99, "adam_eps": 1e-15},  # instant-NGP's Adam (PyTorch's: 0.999, 1e-8)
+    "adam_ngp_samples_half": {"adam_beta2": 0.99, "adam_eps": 1e-15, "samples_per_ray": lambda columns: columns // 2},
     "lr_x2": {"lr": 0.02},
 }
 #: Training keys of every variant unless ``--base`` says otherwise.

@@ -47,6 +47,11 @@ sys.path.insert(0, str(HERE.parent))
 from distributed import launcher, machine  # noqa: E402
 from generalisation import train_keys  # noqa: E402
 
+#: Half the quadrature points per ray of the default (one per pixel of the diameter).
+HALF_SAMPLES: dict[str, object] = {"samples_per_ray": lambda columns: columns // 2}
+#: instant-NGP's Adam (PyTorch's, the defaults: 0.999, 1e-8).
+INSTANT_NGP_ADAM: dict[str, object] = {"adam_beta2": 0.99, "adam_eps": 1e-15}
+
 #: Training keys changed one at a time against the defaults (``default``: none); a value
 #: may be a function of the scan's width in pixels.
 VARIANTS: dict[str, dict[str, object]] = {
@@ -55,11 +60,11 @@ VARIANTS: dict[str, dict[str, object]] = {
     "table_x4": {"hash_log2_table": 22},  # 4x the fixed 2^20 of the runs before hash_log2_table auto
     "table_2e20": {"hash_log2_table": 20},  # the fixed table before auto
     "batch_x4": {"batch_rays": 2048, "lr": 0.02},
-    "samples_half": {"samples_per_ray": lambda columns: columns // 2},
+    "samples_half": HALF_SAMPLES,
     "coarse_start": {"coarse_samples": "auto"},
     "width_x2": {"width": 128},
-    "adam_ngp": {"adam_beta2": 0.99, "adam_eps": 1e-15},  # instant-NGP's Adam (PyTorch's: 0.999, 1e-8)
-    "adam_ngp_samples_half": {"adam_beta2": 0.99, "adam_eps": 1e-15, "samples_per_ray": lambda columns: columns // 2},
+    "adam_ngp": INSTANT_NGP_ADAM,
+    "adam_ngp_samples_half": {**INSTANT_NGP_ADAM, **HALF_SAMPLES},
     "lr_x2": {"lr": 0.02},
 }
 #: Training keys of every variant unless ``--base`` says otherwise.

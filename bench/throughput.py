@@ -112,11 +112,16 @@ def step_in_parts(run: object, step: int, clock: Clock) -> None:
     clock.mark("optimizer")
 
 
+def grids(field: object) -> list[object]:
+    """The hash grids of the field's encoding (4D, static, slow), however they are nested."""
+    from dinr.inr.hashgrid import HashGridEncoding
+
+    return [module for module in field.encoding.modules() if isinstance(module, HashGridEncoding)]  # type: ignore[attr-defined]
+
+
 def tables(field: object) -> list[object]:
-    """The hash tables of every grid of the field's encoding (4D, static, slow; one per
-    level), found by their parameter names."""
-    encoding = field.encoding  # type: ignore[attr-defined]
-    return [parameter for name, parameter in encoding.named_parameters() if ".tables." in f".{name}"]
+    """The hash tables of every grid of the field's encoding, one per level."""
+    return [table for grid in grids(field) for table in grid.tables]  # type: ignore[attr-defined]
 
 
 def mlp_flops(field: object, points: int) -> float:
@@ -149,8 +154,8 @@ def limits(run: object, points: int, clock: Clock, repeats: int) -> dict[str, fl
     if tables(field):
         # a table as large as all levels' together, of random rows: what a perfect gather would read
         table = torch.rand(sum(len(t) for t in tables(field)), tables(field)[0].shape[1], device=device)
-        corners = 8 if getattr(field.encoding, "axes", 0) == 1 else 16
-        lookups = points * int(field.encoding.levels) * corners
+        # each level blends the 2^4 corners of its cell (2^3 where the grid has no time cells)
+        lookups = points * sum(int(grid.levels) * 2 ** (4 - int(grid.axes)) for grid in grids(field))  # type: ignore[attr-defined]
         index = torch.randint(table.shape[0], (min(lookups, 1 << 25),), device=device)
         for _ in range(repeats + 1):
             clock.start()

@@ -66,6 +66,8 @@ VARIANTS: dict[str, dict[str, object]] = {
     "adam_ngp": INSTANT_NGP_ADAM,
     "adam_ngp_samples_half": {**INSTANT_NGP_ADAM, **HALF_SAMPLES},
     "lr_x2": {"lr": 0.02},
+    "average_100": {"average_steps": 100},
+    "average_100_adam_ngp": {"average_steps": 100, **INSTANT_NGP_ADAM},
 }
 #: Training keys of every variant unless ``--base`` says otherwise.
 BASE = "{time_cells_per_half_turn: 1}"

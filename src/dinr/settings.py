@@ -116,6 +116,7 @@ class TrainSettings:
     lr_final: float
     adam_beta2: float
     adam_eps: float
+    average_steps: int
     warmup_steps: int
     seed: int
     checkpoint_every: int

@@ -95,7 +95,10 @@ def resume(run: TrainingRun, state: TrainingState, checkpoint_path: Path, other_
                         "starts afresh", checkpoint_path, keys, int(saved.step), kept)
         run.comm.barrier()
         return
-    run.field.load_state_dict(saved.model)
+    run.field.load_state_dict(saved.iterate or saved.model)
+    if run.average is not None:
+        run.average.module.load_state_dict(saved.model)
+        run.average.n_averaged.fill_(int(saved.step))
     run.optimizer.load_state_dict(saved.optimizer)
     state.step, state.history = int(saved.step), list(saved.history)
     state.lr_scale, state.skipped_steps = float(saved.lr_scale), list(saved.skipped_steps)
@@ -111,11 +114,15 @@ def resume(run: TrainingRun, state: TrainingState, checkpoint_path: Path, other_
 
 
 def snapshot(run: TrainingRun, state: TrainingState, step: int, checkpoint_path: Path) -> TrainingState:
-    """``state`` at ``step`` with the current parameters and optimizer state; refuses
-    non-finite parameters (the previous checkpoint then stays)."""
-    if not all(bool(torch.isfinite(p).all()) for p in run.field.parameters()):
+    """``state`` at ``step`` with the field it puts out, the iterate beside it when that
+    is an average, and the optimizer state; refuses non-finite parameters (the previous
+    checkpoint then stays)."""
+    fields = {run.field, run.output_field}
+    if not all(bool(torch.isfinite(p).all()) for field in fields for p in field.parameters()):
         raise NumericalError(f"non-finite parameters at step {step}; checkpoint {checkpoint_path} not updated")
-    return dataclasses.replace(state, model=run.field.state_dict(), optimizer=run.optimizer.state_dict(), step=step)
+    iterate = run.field.state_dict() if run.average is not None else {}
+    return dataclasses.replace(state, model=run.output_field.state_dict(), iterate=iterate,
+                               optimizer=run.optimizer.state_dict(), step=step)
 
 
 def skip_nonfinite_step(step: int, skipped: list[int], lr_scale: float, retries: int, rank: int) -> float:
@@ -164,7 +171,7 @@ def validate(run: TrainingRun, state: TrainingState, plateau: Plateau, done: int
     """Measure the held-out residual after step ``done`` (taken at rate ``lr``), record it
     in ``state.validation`` and, for an adaptive budget, take it into ``plateau``; return
     why training must stop now, or an empty string."""
-    residual = run.heldout.relative_residual(run.field, run.samples, run.comm, MAX_POINTS_PER_PASS)
+    residual = run.heldout.relative_residual(run.output_field, run.samples, run.comm, MAX_POINTS_PER_PASS)
     state.validation.append([done, residual, lr])
     if not run.budget.adaptive:
         return ""
@@ -273,9 +280,9 @@ def train(settings: TrainSettings, shards: dict[int, Sinogram], n_shards: int, n
             if done % settings.checkpoint_every == 0 and comm.rank == 0:
                 save_checkpoint(checkpoint_path, snapshot(run, state, done, checkpoint_path))
             if snapshot_dir is not None and done % snapshot_every == 0 and comm.rank == 0:
-                save_snapshot(snapshot_dir, done, progress.elapsed(), run.field.state_dict())
+                save_snapshot(snapshot_dir, done, progress.elapsed(), run.output_field.state_dict())
     if snapshot_dir is not None and comm.rank == 0 and done > 0:
-        save_snapshot(snapshot_dir, done, progress.elapsed(), run.field.state_dict())
+        save_snapshot(snapshot_dir, done, progress.elapsed(), run.output_field.state_dict())
     final = snapshot(run, state, done, checkpoint_path)
     if comm.rank == 0:
         save_checkpoint(checkpoint_path, final)

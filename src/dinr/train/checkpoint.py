@@ -32,17 +32,15 @@ from dinr.settings import TrainSettings, section_defaults
 #: had none; Adam was PyTorch's), whatever the key's default is or becomes.
 TRAINED_BEFORE_KEY: dict[str, object] = {"hash_static_levels": 0, "time_ends": "linear",
                                          "time_cells_per_half_turn": 1, "hash_slow_levels": 0,
-                                         "adam_beta2": 0.999, "adam_eps": 1e-8, "average_steps": 0}
+                                         "adam_beta2": 0.999, "adam_eps": 1e-8,
+                                         "adam_beta2_start": None, "adam_eps_start": None}
 
 
 @dataclass
 class TrainingState:
     """Everything needed to resume a run, or to rebuild and use its field.
 
-    ``model`` and ``optimizer`` are state dicts (``model`` the field the run puts out:
-    the average of its iterates when ``average_steps`` is set, :mod:`dinr.train.averaging`);
-    ``iterate`` the optimizer's own parameters beside that average (empty when the run
-    puts out its iterate); ``step`` the steps done; ``settings`` the
+    ``model`` and ``optimizer`` are state dicts; ``step`` the steps done; ``settings`` the
     train section as a dict and ``settings_hash`` its hash with the ray-shard count;
     ``field_spec`` what :func:`dinr.inr.build.field_spec` resolved from the scan;
     ``history`` rows of (step, mean loss, rays/s); ``geometry`` the
@@ -76,7 +74,6 @@ class TrainingState:
     skipped_steps: list[int]
     prior: dict[str, float]
     validation: list[list[float]] = dataclasses.field(default_factory=list)
-    iterate: dict[str, torch.Tensor] = dataclasses.field(default_factory=dict)
     plateau: dict[str, float] = dataclasses.field(default_factory=dict)
     train_seconds: float = 0.0
     stop_reason: str = ""
@@ -159,8 +156,7 @@ def load_checkpoint(path: str | os.PathLike[str]) -> TrainingState:
         raise InputError(f"{path}: not a DINR checkpoint (missing: {', '.join(missing)})")
     known = {f.name for f in dataclasses.fields(TrainingState)}
     state = TrainingState(**{k: v for k, v in stored.items() if k in known})
-    bad = [name for name, tensor in (*state.model.items(), *state.iterate.items())
-           if not bool(torch.isfinite(tensor).all())]
+    bad = [name for name, tensor in state.model.items() if not bool(torch.isfinite(tensor).all())]
     if bad:
         raise InputError(f"{path}: checkpoint holds non-finite parameters ({', '.join(bad)})")
     return state

@@ -95,10 +95,7 @@ def resume(run: TrainingRun, state: TrainingState, checkpoint_path: Path, other_
                         "starts afresh", checkpoint_path, keys, int(saved.step), kept)
         run.comm.barrier()
         return
-    run.field.load_state_dict(saved.iterate or saved.model)
-    if run.average is not None:
-        run.average.module.load_state_dict(saved.model)
-        run.average.n_averaged.fill_(int(saved.step))
+    run.field.load_state_dict(saved.model)
     run.optimizer.load_state_dict(saved.optimizer)
     state.step, state.history = int(saved.step), list(saved.history)
     state.lr_scale, state.skipped_steps = float(saved.lr_scale), list(saved.skipped_steps)
@@ -114,15 +111,11 @@ def resume(run: TrainingRun, state: TrainingState, checkpoint_path: Path, other_
 
 
 def snapshot(run: TrainingRun, state: TrainingState, step: int, checkpoint_path: Path) -> TrainingState:
-    """``state`` at ``step`` with the field it puts out, the iterate beside it when that
-    is an average, and the optimizer state; refuses non-finite parameters (the previous
-    checkpoint then stays)."""
-    fields = {run.field, run.output_field}
-    if not all(bool(torch.isfinite(p).all()) for field in fields for p in field.parameters()):
+    """``state`` at ``step`` with the current parameters and optimizer state; refuses
+    non-finite parameters (the previous checkpoint then stays)."""
+    if not all(bool(torch.isfinite(p).all()) for p in run.field.parameters()):
         raise NumericalError(f"non-finite parameters at step {step}; checkpoint {checkpoint_path} not updated")
-    iterate = run.field.state_dict() if run.average is not None else {}
-    return dataclasses.replace(state, model=run.output_field.state_dict(), iterate=iterate,
-                               optimizer=run.optimizer.state_dict(), step=step)
+    return dataclasses.replace(state, model=run.field.state_dict(), optimizer=run.optimizer.state_dict(), step=step)
 
 
 def skip_nonfinite_step(step: int, skipped: list[int], lr_scale: float, retries: int, rank: int) -> float:
@@ -171,7 +164,7 @@ def validate(run: TrainingRun, state: TrainingState, plateau: Plateau, done: int
     """Measure the held-out residual after step ``done`` (taken at rate ``lr``), record it
     in ``state.validation`` and, for an adaptive budget, take it into ``plateau``; return
     why training must stop now, or an empty string."""
-    residual = run.heldout.relative_residual(run.output_field, run.samples, run.comm, MAX_POINTS_PER_PASS)
+    residual = run.heldout.relative_residual(run.field, run.samples, run.comm, MAX_POINTS_PER_PASS)
     state.validation.append([done, residual, lr])
     if not run.budget.adaptive:
         return ""
@@ -191,6 +184,21 @@ def step_samples(run: TrainingRun, plateau: Plateau) -> int:
     held-out residual's first plateau halves the learning rate (``steps: auto`` with
     held-out views), ``samples_per_ray`` from then on and in every other run."""
     return run.coarse_samples if run.budget.adaptive and plateau.reductions == 0 else run.samples
+
+
+def adam_memory(run: TrainingRun, plateau: Plateau) -> tuple[float, float]:
+    """Adam's beta2 and epsilon for the next step: ``adam_beta2_start`` and
+    ``adam_eps_start`` (where set) until the held-out residual's first plateau halves the
+    learning rate (``steps: auto`` with held-out views), ``adam_beta2`` and ``adam_eps``
+    from then on and in every other run. Adam's bias correction takes the beta2 of the
+    step, so just after the switch the carried average counts as partly warmed up and the
+    steps shrink by ``sqrt(1 - adam_beta2^step)`` (0.8 for a switch at step 1000 under
+    0.999), which wears off as the steps go on."""
+    settings = run.settings
+    start = run.budget.adaptive and plateau.reductions == 0
+    beta2 = settings.adam_beta2_start if start and settings.adam_beta2_start is not None else settings.adam_beta2
+    eps = settings.adam_eps_start if start and settings.adam_eps_start is not None else settings.adam_eps
+    return beta2, eps
 
 
 def wall_limited(settings: TrainSettings) -> bool:
@@ -247,6 +255,9 @@ def train(settings: TrainSettings, shards: dict[int, Sinogram], n_shards: int, n
     with stop_on_signals() as stop:
         for step in range(state.step, budget.steps if not state.stop_reason else state.step):
             lr = learning_rate(settings, budget, step, plateau.reductions) * state.lr_scale
+            beta2, eps = adam_memory(run, plateau)
+            for group in run.optimizer.param_groups:
+                group["betas"], group["eps"] = (group["betas"][0], beta2), eps
             outcome = train_step(run, step, lr, stop.requested, step_samples(run, plateau))
             done = step + 1
             state.train_seconds = seconds_before + progress.elapsed()
@@ -280,9 +291,9 @@ def train(settings: TrainSettings, shards: dict[int, Sinogram], n_shards: int, n
             if done % settings.checkpoint_every == 0 and comm.rank == 0:
                 save_checkpoint(checkpoint_path, snapshot(run, state, done, checkpoint_path))
             if snapshot_dir is not None and done % snapshot_every == 0 and comm.rank == 0:
-                save_snapshot(snapshot_dir, done, progress.elapsed(), run.output_field.state_dict())
+                save_snapshot(snapshot_dir, done, progress.elapsed(), run.field.state_dict())
     if snapshot_dir is not None and comm.rank == 0 and done > 0:
-        save_snapshot(snapshot_dir, done, progress.elapsed(), run.output_field.state_dict())
+        save_snapshot(snapshot_dir, done, progress.elapsed(), run.field.state_dict())
     final = snapshot(run, state, done, checkpoint_path)
     if comm.rank == 0:
         save_checkpoint(checkpoint_path, final)

@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.optim.swa_utils import AveragedModel
 
 from dinr.geometry import Geometry
 from dinr.geometry.resolve import geometry_of
@@ -25,7 +24,6 @@ from dinr.inr.field import AttenuationField
 from dinr.inr.rays import coarse_samples_per_ray, samples_per_ray
 from dinr.io.canonical import Sinogram
 from dinr.settings import TrainSettings
-from dinr.train.averaging import parameter_average
 from dinr.train.checkpoint import run_identity, settings_hash
 from dinr.train.comm import Communicator
 from dinr.train.device import choose_device
@@ -46,8 +44,7 @@ class TrainingRun:
     """What a run holds for its whole length: the settings (and as a dict, hashed with
     the shard count), the ranks, the scan's geometry and time span, the field and its
     optimizer, the gradient reducer, the ray sampler, the resolved quantities
-    (``spec``, ``prior``, ``average``: the running average of the field's parameters,
-    :mod:`dinr.train.averaging`, or ``None``; ``samples`` per ray and ``coarse_samples`` before the first
+    (``spec``, ``prior``, ``samples`` per ray and ``coarse_samples`` before the first
     plateau, ``global_rays`` per step, the ``budget``)
     and this rank's held-out rays (``heldout``, :mod:`dinr.train.validation`); the
     settings as a dict and the run's hash derive from them."""
@@ -70,14 +67,7 @@ class TrainingRun:
     launch: dict[str, str]
     budget: Budget
     heldout: HeldoutRays
-    average: AveragedModel | None = None
     sinogram_id: str = ""
-
-    @property
-    def output_field(self) -> AttenuationField:
-        """The field the run puts out: the average of its iterates when
-        ``average_steps`` is set, else the iterate the optimizer steps."""
-        return self.field if self.average is None else self.average.module  # type: ignore[return-value]
 
     @property
     def config(self) -> dict[str, Any]:
@@ -193,6 +183,6 @@ def set_up(settings: TrainSettings, shards: dict[int, Sinogram], n_shards: int, 
         samples=samples, coarse_samples=coarse_samples_per_ray(settings.coarse_samples, samples),
         global_rays=settings.batch_rays * n_shards, launch=launch_record(comm, device),
         budget=budget(settings, training_rays, settings.batch_rays * n_shards, validation.total > 0),
-        heldout=validation, average=parameter_average(field, settings.average_steps),
+        heldout=validation,
         sinogram_id=sinogram_id,
     )

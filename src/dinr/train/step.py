@@ -63,8 +63,6 @@ def train_step(run: TrainingRun, step: int, lr: float, stop_requested: bool, sam
     finite, stop = torch.stack([torch.isfinite(buffer).all(), buffer[STOP_SLOT] > 0]).tolist()
     if finite:
         run.optimizer.step()
-    if run.average is not None:
-        run.average.update_parameters(run.field)
     return StepOutcome(loss=loss, finite=bool(finite), stop_requested=bool(stop))
 
 

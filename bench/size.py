@@ -66,7 +66,6 @@ VARIANTS: dict[str, dict[str, object]] = {
     "adam_ngp": INSTANT_NGP_ADAM,
     "adam_ngp_samples_half": {**INSTANT_NGP_ADAM, **HALF_SAMPLES},
     "lr_x2": {"lr": 0.02},
-    "adam_ngp_start": {"adam_beta2_start": 0.99, "adam_eps_start": 1e-15},  # instant-NGP's until the first plateau
 }
 #: Training keys of every variant unless ``--base`` says otherwise.
 BASE = "{time_cells_per_half_turn: 1}"

@@ -38,7 +38,7 @@ TINY_TRAIN = TrainSettings(
     width=16, hidden_layers=1, output_scale="auto", nonnegative=False, steps=30, max_epochs=30, max_wall_s=None,
     validate_every_epochs=0.2, validate_every_rays=10**9, patience=3, validation_rays=256, batch_rays=64, ray_shards="auto",
     samples_per_ray=8, coarse_samples=0, loss_weights="transmission", tv_weight="auto", tv_time_weight="auto", lr=1e-2, lr_final=1e-3,
-    adam_beta2=0.999, adam_eps=1e-8, adam_beta2_start=None, adam_eps_start=None, warmup_steps=5, seed=0,
+    adam_beta2=0.999, adam_eps=1e-8, warmup_steps=5, seed=0,
     checkpoint_every=10,
     log_every=5, checksum_every=5, nonfinite_retries=3, allreduce_buckets=1, cuda_aware_mpi=False, precision="fp32", device="cpu",
     share_gpus=False, deterministic=False,

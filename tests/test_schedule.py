@@ -25,7 +25,7 @@ from dinr.io.canonical import sinogram_id
 from dinr.inr.rays import coarse_samples_per_ray
 from dinr.train.checkpoint import load_checkpoint
 from dinr.train.comm import Communicator
-from dinr.train.loop import adam_memory, step_samples
+from dinr.train.loop import step_samples
 from dinr.train.schedule import Budget, Plateau, budget, learning_rate
 
 #: Converges in a few hundred steps: one halving of the rate allowed (lr_final a third of lr);
@@ -80,17 +80,6 @@ def test_coarse_quadrature_until_the_first_plateau() -> None:
     assert step_samples(run, Plateau(reductions=1)) == 8  # type: ignore[arg-type]
     fixed = SimpleNamespace(coarse_samples=4, samples=8, budget=Budget(100, 10, False, 50.0))
     assert step_samples(fixed, Plateau(reductions=0)) == 8  # type: ignore[arg-type]  # steps: N never coarsens
-
-
-def test_adams_memory_until_the_first_plateau() -> None:
-    settings = dataclasses.replace(TINY_TRAIN, adam_beta2_start=0.99, adam_eps_start=1e-15)
-    run = SimpleNamespace(settings=settings, budget=Budget(100, 10, True, 50.0))
-    assert adam_memory(run, Plateau(reductions=0)) == (0.99, 1e-15)  # type: ignore[arg-type]
-    assert adam_memory(run, Plateau(reductions=1)) == (0.999, 1e-8)  # type: ignore[arg-type]
-    fixed = SimpleNamespace(settings=settings, budget=Budget(100, 10, False, 50.0))
-    assert adam_memory(fixed, Plateau(reductions=0)) == (0.999, 1e-8)  # type: ignore[arg-type]  # steps: N
-    unset = SimpleNamespace(settings=TINY_TRAIN, budget=Budget(100, 10, True, 50.0))
-    assert adam_memory(unset, Plateau(reductions=0)) == (0.999, 1e-8)  # type: ignore[arg-type]
 
 
 def test_a_converged_run_stops_early_and_says_why(tiny_scan: dict[str, Path], tmp_path: Path) -> None:

@@ -116,8 +116,6 @@ class TrainSettings:
     lr_final: float
     adam_beta2: float
     adam_eps: float
-    adam_beta2_start: float | None
-    adam_eps_start: float | None
     warmup_steps: int
     seed: int
     checkpoint_every: int

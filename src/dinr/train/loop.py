@@ -186,21 +186,6 @@ def step_samples(run: TrainingRun, plateau: Plateau) -> int:
     return run.coarse_samples if run.budget.adaptive and plateau.reductions == 0 else run.samples
 
 
-def adam_memory(run: TrainingRun, plateau: Plateau) -> tuple[float, float]:
-    """Adam's beta2 and epsilon for the next step: ``adam_beta2_start`` and
-    ``adam_eps_start`` (where set) until the held-out residual's first plateau halves the
-    learning rate (``steps: auto`` with held-out views), ``adam_beta2`` and ``adam_eps``
-    from then on and in every other run. Adam's bias correction takes the beta2 of the
-    step, so just after the switch the carried average counts as partly warmed up and the
-    steps shrink by ``sqrt(1 - adam_beta2^step)`` (0.8 for a switch at step 1000 under
-    0.999), which wears off as the steps go on."""
-    settings = run.settings
-    start = run.budget.adaptive and plateau.reductions == 0
-    beta2 = settings.adam_beta2_start if start and settings.adam_beta2_start is not None else settings.adam_beta2
-    eps = settings.adam_eps_start if start and settings.adam_eps_start is not None else settings.adam_eps
-    return beta2, eps
-
-
 def wall_limited(settings: TrainSettings) -> bool:
     """Whether ``max_wall_s`` bounds the run (``steps: auto``)."""
     return settings.steps == "auto" and settings.max_wall_s is not None
@@ -255,9 +240,6 @@ def train(settings: TrainSettings, shards: dict[int, Sinogram], n_shards: int, n
     with stop_on_signals() as stop:
         for step in range(state.step, budget.steps if not state.stop_reason else state.step):
             lr = learning_rate(settings, budget, step, plateau.reductions) * state.lr_scale
-            beta2, eps = adam_memory(run, plateau)
-            for group in run.optimizer.param_groups:
-                group["betas"], group["eps"] = (group["betas"][0], beta2), eps
             outcome = train_step(run, step, lr, stop.requested, step_samples(run, plateau))
             done = step + 1
             state.train_seconds = seconds_before + progress.elapsed()

@@ -52,6 +52,7 @@ HERE = Path(__file__).resolve()
 PARTS = ("encoding", "fbp", "demo_dag", "training")
 sys.path.insert(0, str(HERE.parent))
 from distributed import launcher, machine  # noqa: E402
+from throughput import corner_reads, grids  # noqa: E402
 
 
 def simulate_scan(root: Path, size: int, rows: int, views: int) -> Path:
@@ -143,12 +144,6 @@ def _field(size: int, rows: int, device: str) -> Any:
     return build_field(settings, field_spec(settings, geometry, 8 * np.pi, 0.01)).to(device)
 
 
-def _grids(field: Any) -> list[Any]:
-    from dinr.inr.hashgrid import HashGridEncoding
-
-    return [module for module in field.modules() if isinstance(module, HashGridEncoding)]
-
-
 def _median_seconds(work: Any, sync: Any, repeats: int = 4) -> float:
     times = []
     for _ in range(repeats):
@@ -184,15 +179,14 @@ def encoding_paths(device: str, points: list[int], fields: dict[str, tuple[int, 
     report: dict[str, Any] = {"gather_rows_per_s": gathers, "kernels": kernels}
     for name, (size, rows) in fields.items():
         field = _field(size, rows, device)
-        grids = _grids(field)
-        corners = sum(grid.levels * (8 if grid.axes else 16) for grid in grids)
+        field_grids, corners = grids(field), corner_reads(field)
         optimizer = torch.optim.Adam(field.parameters(), lr=1e-3)
         for n in points:
             coords = torch.rand(n, 4, device=device) * 2 - 1
             entry: dict[str, Any] = {}
             try:
                 for path in (kernels, "torch"):
-                    for grid in grids:
+                    for grid in field_grids:
                         grid.path = path
 
                     def step() -> None:
@@ -207,7 +201,7 @@ def encoding_paths(device: str, points: list[int], fields: dict[str, tuple[int, 
                     entry[path] = {"samples_per_s": n / step_s, "encoding_share": encode_s / step_s,
                                    "gather_fraction": n * corners / encode_s / gathers}
                 if device == "cuda":
-                    for grid in grids:
+                    for grid in field_grids:
                         grid.path = kernels
                     torch.use_deterministic_algorithms(True)
                     try:

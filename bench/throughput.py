@@ -119,6 +119,12 @@ def grids(field: object) -> list[object]:
     return [module for module in field.encoding.modules() if isinstance(module, HashGridEncoding)]  # type: ignore[attr-defined]
 
 
+def corner_reads(field: object) -> int:
+    """Table rows one point of the field reads: each level of each grid blends the 2^4
+    corners of its cell (2^3 where the grid has no time cells)."""
+    return sum(int(grid.levels) * 2 ** (4 - int(grid.axes)) for grid in grids(field))  # type: ignore[attr-defined]
+
+
 def tables(field: object) -> list[object]:
     """The hash tables of every grid of the field's encoding, one per level."""
     return [table for grid in grids(field) for table in grid.tables]  # type: ignore[attr-defined]
@@ -151,11 +157,11 @@ def limits(run: object, points: int, clock: Clock, repeats: int) -> dict[str, fl
         clock.mark("limit: MLP-only step")
     out = {"matmul_flops_per_s": 2.0 * 1024**3 / (median_ms(clock.parts["limit: matmul"][1:]) / 1e3),
            "mlp_only_flops_per_s": mlp_flops(field, points) / (median_ms(clock.parts["limit: MLP-only step"][1:]) / 1e3)}
-    if tables(field):
+    levels = tables(field)
+    if levels:
         # a table as large as all levels' together, of random rows: what a perfect gather would read
-        table = torch.rand(sum(len(t) for t in tables(field)), tables(field)[0].shape[1], device=device)
-        # each level blends the 2^4 corners of its cell (2^3 where the grid has no time cells)
-        lookups = points * sum(int(grid.levels) * 2 ** (4 - int(grid.axes)) for grid in grids(field))  # type: ignore[attr-defined]
+        table = torch.rand(sum(len(t) for t in levels), levels[0].shape[1], device=device)
+        lookups = points * corner_reads(field)
         index = torch.randint(table.shape[0], (min(lookups, 1 << 25),), device=device)
         for _ in range(repeats + 1):
             clock.start()

@@ -66,8 +66,9 @@ def test_interpolation_weights_are_a_partition_of_unity_and_continuous() -> None
                                                          ((1.0, 7.0), 16, (0.0625, 0.9375)),
                                                          ((1.0, 7.0), 10, (0.0625, 0.9375)),
                                                          ((0.0, 0.0), 16, (0.0, 1.0)), ((0.0, 0.0), 9, (0.0, 1.0))])
+@pytest.mark.parametrize("features", [2, 3])
 def test_cpu_kernels_match_the_torch_path(time_res: tuple[float, float], log2_table: int,
-                                          span: tuple[float, float]) -> None:
+                                          span: tuple[float, float], features: int) -> None:
     """The Numba kernels (CPU) and the PyTorch formulation (GPUs) are one grid: same
     features and table gradient, for dense and hashed levels, 4D and static grids, time
     spans of the whole scan or part of it, and points outside the box (they take the

@@ -65,7 +65,8 @@ VARIANTS: dict[str, dict[str, object]] = {
     "width_x2": {"width": 128},
     "adam_ngp": INSTANT_NGP_ADAM,
     "adam_ngp_samples_half": {**INSTANT_NGP_ADAM, **HALF_SAMPLES},
-    "lr_x2": {"lr": 0.02},
+    "lr_x2": {"lr": 0.02},  # twice the learning rate of the runs before 2026-12-03 (the default since)
+    "lr_001": {"lr": 0.01},  # the learning rate of the runs before 2026-12-03
 }
 #: Training keys of every variant unless ``--base`` says otherwise.
 BASE = "{time_cells_per_half_turn: 1}"

@@ -72,7 +72,7 @@ def _blend(unit: np.ndarray, level: int, res: np.ndarray, shift: np.ndarray, mul
         first, second = (source[point, 0], source[point, 1]) if scatter and pair else (zero, zero)
         for a in range(times):
             row_t = t_low if a == 0 else t_high
-            weight_t = one if first_axis == 1 else (one * (one - t_frac) if a == 0 else one * t_frac)
+            weight_t = (one - t_frac) if a == 0 else t_frac  # a static grid: 1 - 0, its one time corner
             for b in range(2):
                 row_z = _join(row_t, z_low if b == 0 else z_high, dense)
                 weight_z = weight_t * ((one - z_frac) if b == 0 else z_frac)

@@ -2,9 +2,11 @@
 
     python bench/size.py --out bench/results/size.json                      # every scan, defaults
     python bench/size.py --datasets size_128 --variants table_x4 batch_x4   # one key at a time
+    python bench/size.py --config config/paper.yaml --datasets wide_parallel --methods mbir_sliding fbp_sliding
 
-The scans are those of ``config/size.yaml``: one object and motion at 64, 128 and 256
-pixels across, views in proportion to the width. The workflow (``snakemake``) simulates
+The scans are those of ``config/size.yaml`` (or of ``--config``, e.g. the paper's
+128-pixel scans): one object and motion at 64, 128 and 256 pixels across, views in
+proportion to the width. The workflow (``snakemake``) simulates
 and prepares each scan and runs its peers (sliding-window MBIR and FBP, Snakemake's
 benchmark giving their wall time); this script then trains DINR on the prepared views
 itself (``mpiexec -n --ranks dinr train``, every key at its default unless a variant
@@ -79,14 +81,13 @@ SNAPSHOTS = 16
 SAMPLES_PER_S = 4e5
 
 
-def workflow(datasets: list[str], cores: int) -> None:
-    """Each scan's prepared views, truth, peers and settings, through the workflow (its
-    rules' ``dinr`` taken from this Python's environment)."""
-    methods = yaml.safe_load(CONFIG.read_text())["baselines"]["methods"]
+def workflow(datasets: list[str], cores: int, config: Path, methods: list[str]) -> None:
+    """Each scan's prepared views, truth, peers (``methods``) and settings, through the
+    workflow with ``config`` (its rules' ``dinr`` taken from this Python's environment)."""
     targets = [f"results/{name}/{target}" for name in datasets
                for target in ("settings/train.json", "settings/render.json", *(f"{m}/recon.h5" for m in methods))]
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    subprocess.run([sys.executable, "-m", "snakemake", "--cores", str(cores), *targets, "--configfile", str(CONFIG)],
+    subprocess.run([sys.executable, "-m", "snakemake", "--cores", str(cores), *targets, "--configfile", str(config)],
                    cwd=REPO, check=True, env=env)  # the rules' `dinr` is this environment's
 
 
@@ -133,9 +134,10 @@ def epochs_trained(log: Path) -> float:
 
 
 def score(dataset: str, variant: str, changes: dict[str, object], cap_factor: float, max_cap_s: float | None,
-          ranks: int) -> dict[str, object]:
-    """Train one variant on one scan, for at most ``cap_factor`` times the peer's wall time
-    and ``max_cap_s`` seconds, and score it and the peers against the truth."""
+          ranks: int, config: Path, methods: list[str]) -> dict[str, object]:
+    """Train one variant on one scan of ``config``, for at most ``cap_factor`` times the
+    peer's wall time and ``max_cap_s`` seconds, and score it and the peers (``methods``)
+    against the truth."""
     from dinr.evaluate.metrics import volume_metrics
     from dinr.evaluate.time_to_quality import overtaking, snapshot_curve
     from dinr.frames import frame_times
@@ -146,7 +148,6 @@ def score(dataset: str, variant: str, changes: dict[str, object], cap_factor: fl
     from dinr.train.snapshots import load_snapshots
 
     results = REPO / "results" / dataset
-    methods = yaml.safe_load(CONFIG.read_text())["baselines"]["methods"]
     peer_wall = wall_seconds(dataset, PEER)
     cap_s = min(cap_factor * peer_wall, max_cap_s or np.inf)
     workdir = results / "size_bench" / variant
@@ -169,23 +170,27 @@ def score(dataset: str, variant: str, changes: dict[str, object], cap_factor: fl
     if snapshots[-1]["step"] != state.step:  # the final field, when no snapshot fell on the last step
         snapshots.append({"step": state.step, "elapsed_s": state.train_seconds, "model": state.model})
     curve = snapshot_curve(state, snapshots, truth, normalised, render_chunk)
+    pilot_s = sum(float(c["train_seconds"]) for c in (state.pilots or {}).get("candidates", []))
+    for point in curve:  # the snapshots' clock starts after the pilots (time_cells_per_half_turn auto)
+        point["elapsed_s"] += pilot_s
     shutil.rmtree(workdir / "snapshots")  # tens of MB each; the curve is what is kept
     rows = int(truth.shape[1])
     reach = overtaking(curve, {PEER: {"psnr": peers[PEER]["psnr_mean"]}})[PEER]
     return {
-        "dataset": dataset, "variant": variant,
+        "dataset": dataset, "variant": variant, "config": str(config.relative_to(REPO)),
         "changes": {key: settings[key] for key in changes},
         "scan": {"columns": int(columns), "rows": rows, "training_views": int(views)},
         "rays_per_epoch": int(views * rows * columns),
         "cap_s": cap_s,
         "dinr": {"final": curve[-1], "curve": curve, "steps": state.step,
                  "epochs": epochs_trained(workdir / "train.log"), "train_s": state.train_seconds,
-                 "stop_reason": state.stop_reason,
+                 "stop_reason": state.stop_reason, "pilot_s": pilot_s,
+                 "time_cells_per_half_turn": state.settings["time_cells_per_half_turn"],
                  "model_mb": sum(t.numel() * t.element_size() for t in state.model.values()) / 2**20,
                  "reaches_peer_s": reach, "reaches_peer_over_peer_wall": None if reach is None else reach / peer_wall,
                  "bench_wall_s": time.perf_counter() - started},
         "peers": peers,
-        "provenance": provenance("bench/size.py", settings, {"sinogram": str(sinogram), "config": str(CONFIG)}),
+        "provenance": provenance("bench/size.py", settings, {"sinogram": str(sinogram), "config": str(config)}),
     }
 
 
@@ -214,7 +219,10 @@ def table(entries: list[dict[str, object]]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "size.json")
-    parser.add_argument("--datasets", nargs="+", help="scans of config/size.yaml (default: all)")
+    parser.add_argument("--config", type=Path, default=CONFIG, help="the scans' workflow config (default %(default)s)")
+    parser.add_argument("--datasets", nargs="+", help="scans of --config (default: all)")
+    parser.add_argument("--methods", nargs="+", help=f"peers run and scored ({PEER} among them; default: the "
+                        "config's baselines.methods)")
     parser.add_argument("--variants", nargs="+", default=["default"], choices=sorted(VARIANTS))
     parser.add_argument("--base", default=BASE, help=f"training keys of every variant, as YAML (default {BASE})")
     parser.add_argument("--cap-factor", type=float, default=4.0,
@@ -223,25 +231,29 @@ def main() -> None:
     parser.add_argument("--ranks", type=int, default=2, help="MPI ranks of the training (one thread each)")
     parser.add_argument("--cores", type=int, default=2, help="cores of the workflow's jobs")
     args = parser.parse_args()
-    datasets = list(yaml.safe_load(CONFIG.read_text())["datasets"])
+    config = args.config.resolve()
+    scans = yaml.safe_load(config.read_text())
+    datasets = list(scans["datasets"])
     if args.datasets:
         unknown = sorted(set(args.datasets) - set(datasets))
         if unknown:
-            parser.error(f"not scans of {CONFIG}: {', '.join(unknown)}")
+            parser.error(f"not scans of {config}: {', '.join(unknown)}")
         datasets = args.datasets
+    methods = args.methods or scans["baselines"]["methods"]
+    if PEER not in methods:
+        parser.error(f"--methods: {PEER}, the peer DINR is timed against, is missing")
     base = train_keys(args.base, "--base")
-    workflow(datasets, args.cores)
+    workflow(datasets, args.cores, config, methods)
     stored = json.loads(args.out.read_text()) if args.out.exists() else {"entries": []}
     entries = {(e["dataset"], e["variant"]): e for e in stored["entries"]}
     for dataset in datasets:
         for variant in args.variants:
             changes = {**base, **VARIANTS[variant]}
-            entry = score(dataset, variant, changes, args.cap_factor, args.max_cap_s, args.ranks)
+            entry = score(dataset, variant, changes, args.cap_factor, args.max_cap_s, args.ranks, config, methods)
             entries[(dataset, variant)] = entry
             ordered = [entries[k] for k in sorted(entries, key=lambda k: (k[0], k[1] != "default", k[1]))]
             args.out.parent.mkdir(parents=True, exist_ok=True)
-            args.out.write_text(json.dumps({"machine": machine(), "config": str(CONFIG.relative_to(REPO)),
-                                            "entries": ordered}, indent=2) + "\n")
+            args.out.write_text(json.dumps({"machine": machine(), "entries": ordered}, indent=2) + "\n")
             text = table(ordered)
             args.out.with_suffix(".md").write_text(text)
             print(text, flush=True)

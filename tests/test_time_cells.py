@@ -15,7 +15,11 @@ from conftest import TINY_TRAIN, geometry_settings, prepare_settings, train
 from dinr import stages
 from dinr.train.checkpoint import TrainingState, load_checkpoint
 from dinr.train.comm import Communicator
-from dinr.train.time_cells import PILOT_WALL_SHARE, TIME_PRIOR_RATIO, best_heldout, chosen_cells, pilot_path
+from dinr.geometry.resolve import geometry_of
+from dinr.io.canonical import read_sinogram, training_views
+from dinr.train.setup import epoch_rays
+from dinr.train.time_cells import (PILOT_WALL_SHARE, TIME_PRIOR_RATIO, best_heldout, chosen_cells, pilot_epochs,
+                                   pilot_path)
 
 #: steps auto on the tiny scan (converges in a few hundred steps), time cells chosen by
 #: pilots of one epoch.
@@ -95,3 +99,25 @@ def test_max_wall_s_bounds_the_pilots_and_the_run_together(tiny_scan: dict[str, 
         assert pilot.train_seconds < 2 * PILOT_WALL_SHARE * limit  # the share, not the whole limit
     loser = pilots[3 - final.settings["time_cells_per_half_turn"]]
     assert final.settings["max_wall_s"] == pytest.approx(limit - loser.train_seconds)
+
+
+def test_a_pilot_lasts_its_epochs_or_its_rays_whichever_come_first() -> None:
+    settings = dataclasses.replace(AUTO_CELLS, time_cells_pilot_epochs=2, time_cells_pilot_rays=700_416, max_epochs=30)
+    assert pilot_epochs(settings, 350_208) == 2  # a 64-pixel scan of 8 rows: two epochs are the rays
+    assert pilot_epochs(settings, 2 * 1_400_832) == 0.25  # four times the rows and twice the width
+    assert pilot_epochs(settings, 100_000) == 2  # a small scan: the epochs
+    assert pilot_epochs(dataclasses.replace(settings, max_epochs=1.5), 100_000) == 1.5
+
+
+def test_the_pilots_stop_at_their_rays_on_a_scan(tiny_scan: dict[str, Path], tmp_path: Path) -> None:
+    sinogram = tiny_scan["sinogram"]
+    rays = epoch_rays(geometry_of(read_sinogram(sinogram)), len(training_views(sinogram)))
+    settings = dataclasses.replace(AUTO_CELLS, max_epochs=1, time_cells_pilot_epochs=1,
+                                   time_cells_pilot_rays=rays // 2)
+    checkpoint = tmp_path / "ck.pt"
+    final = train(settings, sinogram, checkpoint, Communicator(use_mpi=False))
+    for cells in (1, 2):
+        pilot = load_checkpoint(pilot_path(checkpoint, cells))
+        assert pilot.stop_reason.startswith(f"max_epochs: {(rays // 2) / rays:g} epochs"), pilot.stop_reason
+    assert final.pilots["pilot_epochs"] == (rays // 2) / rays
+    assert final.stop_reason.startswith("max_epochs: 1 epochs")

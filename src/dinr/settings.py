@@ -93,6 +93,7 @@ class TrainSettings:
     time_resolution: int | str
     time_cells_per_half_turn: int | str
     time_cells_pilot_epochs: float
+    time_cells_pilot_rays: int
     time_ends: str
     width: int
     hidden_layers: int

@@ -93,7 +93,7 @@ from dinr.train import loop, time_cells
 from dinr.train.checkpoint import TrainingState, load_checkpoint, save_checkpoint
 from dinr.train.comm import Communicator
 from dinr.train.device import choose_device
-from dinr.train.setup import line_integral_peak
+from dinr.train.setup import epoch_rays, line_integral_peak
 from dinr.train.shards import ray_shard_count, shard_views
 from dinr.train.snapshots import load_snapshots
 
@@ -321,7 +321,8 @@ def train(settings: TrainSettings, sinogram_path: Path, checkpoint_path: Path, m
     other settings is treated by ``other_settings`` (:func:`dinr.train.loop.resume`).
     Returns the final state."""
     n_shards = ray_shard_count(settings.ray_shards, comm.size)
-    views = shard_views(training_views(sinogram_path), n_shards, comm.rank, comm.size, str(sinogram_path))
+    train_views = training_views(sinogram_path)
+    views = shard_views(train_views, n_shards, comm.rank, comm.size, str(sinogram_path))
     shards, peaks = {}, []
     for shard, indices in views.items():  # the peak is taken in place on a first read: no second copy
         peaks.append(line_integral_peak(read_sinogram(sinogram_path, views=indices).projections, overwrite=True))
@@ -336,7 +337,9 @@ def train(settings: TrainSettings, sinogram_path: Path, checkpoint_path: Path, m
         return loop.train(run_settings, shards, n_shards, noise, path, comm, other_settings,
                           snapshot_dir if is_final else None, snapshot_every, max(peaks), heldout, scan_id)
 
-    state = time_cells.train(settings, checkpoint_path, comm, run, len(held_out) > 0, other_settings)
+    rays_per_epoch = epoch_rays(geometry_of(next(iter(shards.values()))), len(train_views))
+    state = time_cells.train(settings, checkpoint_path, comm, run, len(held_out) > 0, rays_per_epoch,
+                             other_settings)
     if comm.rank == 0:
         state.provenance = provenance("train", dataclasses.asdict(settings), {"sinogram": str(sinogram_path)})
         save_checkpoint(model_path, state)

@@ -474,8 +474,10 @@ def train_runtime_min(wildcards, input, threads):
     samples = cols if train["samples_per_ray"] == "auto" else train["samples_per_ray"]
     shards = config["resources"]["train_tasks"] if train["ray_shards"] == "auto" else train["ray_shards"]
     if train["steps"] == "auto":
-        pilot = train["time_cells_pilot_epochs"] if train["time_cells_per_half_turn"] == "auto" else 0
-        rays = (train["max_epochs"] + pilot) * views * rows * cols
+        epoch = views * rows * cols
+        pilot = (min(train["time_cells_pilot_epochs"] * epoch, train["time_cells_pilot_rays"])
+                 if train["time_cells_per_half_turn"] == "auto" else 0)
+        rays = train["max_epochs"] * epoch + pilot
     else:
         rays = train["steps"] * train["batch_rays"] * shards
     evaluations = rays * samples

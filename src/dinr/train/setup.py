@@ -133,6 +133,12 @@ def prior_record(settings: TrainSettings, noise_variance: float, views: int,
             "time_step": time_step, "noise_variance": noise_variance}
 
 
+def epoch_rays(geometry: Geometry, views: int) -> int:
+    """Rays of an epoch of ``views`` training views: each view's rays that cross the
+    reconstruction cylinder (rows x crossing columns)."""
+    return views * geometry.rows * int(np.count_nonzero(geometry.column_mask()))
+
+
 def warn_if_motion_unresolved(settings: TrainSettings, spec: dict[str, Any], span: float) -> None:
     """Log a warning when ``time_resolution: auto`` made a static field because the
     training views span ``span`` radians, one half-turn or less: no two instants of such
@@ -175,14 +181,13 @@ def set_up(settings: TrainSettings, shards: dict[int, Sinogram], n_shards: int, 
                               for index, shard in shards.items()])
     validation = HeldoutRays(heldout or {}, geometry, settings.validation_rays // n_shards, settings.seed, device,
                              settings.loss_weights == "transmission", comm)
-    training_rays = views * geometry.rows * int(np.count_nonzero(geometry.column_mask()))
     samples = samples_per_ray(settings.samples_per_ray, geometry.n)
     return TrainingRun(
         settings=settings, comm=comm, device=device, n_shards=n_shards, geometry=geometry, scan_time=held[0].scan_time, spec=spec,
         prior=prior, field=field, optimizer=optimizer, reducer=reducer, sampler=sampler,
         samples=samples, coarse_samples=coarse_samples_per_ray(settings.coarse_samples, samples),
         global_rays=settings.batch_rays * n_shards, launch=launch_record(comm, device),
-        budget=budget(settings, training_rays, settings.batch_rays * n_shards, validation.total > 0),
+        budget=budget(settings, epoch_rays(geometry, views), settings.batch_rays * n_shards, validation.total > 0),
         heldout=validation,
         sinogram_id=sinogram_id,
     )

@@ -1,8 +1,10 @@
 """``train.time_cells_per_half_turn: auto``: the finest time level's cells chosen by the
 scan's own held-out views.
 
-Two candidates are trained for ``time_cells_pilot_epochs`` epochs each (pilots: runs of
-``steps: auto``, capped there): one time cell per half-turn with the configured priors,
+Two candidates are trained for ``time_cells_pilot_epochs`` epochs each, or
+``time_cells_pilot_rays`` rays when that comes first (pilots: runs of ``steps: auto``,
+capped there; the steps that tell the candidates apart are the optimizer's, and do not
+grow with the scan as its epochs do): one time cell per half-turn with the configured priors,
 and two cells per half-turn, whose spatial TV weight is the one-cell pilot's resolved
 weight and whose temporal TV weight is :data:`TIME_PRIOR_RATIO` times it (each cell of
 two sees a quarter-turn of views; the temporal prior keeps it determined, and
@@ -124,11 +126,18 @@ def start_from_pilot(checkpoint_path: Path, pilot: TrainingState, cells: int, ot
         shutil.copyfile(pilot_path(checkpoint_path, cells), tmp)
 
 
+def pilot_epochs(settings: TrainSettings, epoch_rays: int) -> float:
+    """Each pilot's length in epochs of ``epoch_rays`` rays: ``time_cells_pilot_epochs``,
+    or ``time_cells_pilot_rays`` when that comes first, and never past ``max_epochs``."""
+    return min(settings.time_cells_pilot_epochs, settings.time_cells_pilot_rays / epoch_rays, settings.max_epochs)
+
+
 def train(settings: TrainSettings, checkpoint_path: Path, comm: Communicator, trainer: Trainer,
-          has_heldout: bool, other_settings: str = "refuse") -> TrainingState:
+          has_heldout: bool, epoch_rays: int, other_settings: str = "refuse") -> TrainingState:
     """Train with ``settings`` by ``trainer``, first choosing the time cells by pilots when
     ``time_cells_per_half_turn`` is ``auto`` (see the module note); ``has_heldout``: the
-    scan has held-out views; ``other_settings``: what ``trainer`` does with a checkpoint
+    scan has held-out views; ``epoch_rays``: the rays of an epoch (all shards together,
+    :func:`dinr.train.setup.epoch_rays`); ``other_settings``: what ``trainer`` does with a checkpoint
     of other settings (:func:`start_from_pilot`). The returned state's settings hold the
     cells trained with, and its ``pilots`` the choice (:func:`pilot_record`)."""
     if settings.time_cells_per_half_turn != "auto":
@@ -140,7 +149,7 @@ def train(settings: TrainSettings, checkpoint_path: Path, comm: Communicator, tr
                         "it is 1", "no held-out views (prepare.heldout_every 0)" if not has_heldout
                         else f"steps {settings.steps}")
         return trainer(one_cell, checkpoint_path, True)
-    epochs = min(settings.time_cells_pilot_epochs, settings.max_epochs)
+    epochs = pilot_epochs(settings, epoch_rays)
 
     def pilot(cells: int, candidate: TrainSettings) -> TrainingState:
         if comm.rank == 0:

@@ -28,8 +28,10 @@ AUTO_CELLS = dataclasses.replace(TINY_TRAIN, steps="auto", max_epochs=400, lr=1e
                                  time_cells_per_half_turn="auto", time_cells_pilot_epochs=1, tv_time_weight=0)
 
 
-def _pilot(*residuals: float) -> TrainingState:
-    return SimpleNamespace(validation=[[10 * i, r, 0.01] for i, r in enumerate(residuals)])  # type: ignore[return-value]
+def _pilot(*residuals: float, step: int | None = None) -> TrainingState:
+    """A pilot evaluated every 10 steps from step 10, stopped at ``step`` (its last evaluation)."""
+    return SimpleNamespace(validation=[[10 * (i + 1), r, 0.01] for i, r in enumerate(residuals)],  # type: ignore[return-value]
+                           step=10 * len(residuals) if step is None else step)
 
 
 def test_the_lower_best_residual_wins_and_a_tie_keeps_one_cell() -> None:
@@ -39,6 +41,14 @@ def test_the_lower_best_residual_wins_and_a_tie_keeps_one_cell() -> None:
     assert chosen_cells({1: _pilot(0.3)}) == 1
     assert chosen_cells({1: _pilot(0.3), 2: _pilot()}) == 1  # a pilot never evaluated ranks last
     assert chosen_cells({1: _pilot(), 2: _pilot()}) == 1
+
+
+def test_pilots_stopped_at_different_steps_are_compared_at_the_steps_both_reached() -> None:
+    """Under max_wall_s a two-cell pilot (dearer steps) may stop sooner: the one-cell
+    pilot's later evaluations do not count."""
+    one, two = _pilot(0.5, 0.40, 0.35, 0.30), _pilot(0.45, 0.38)
+    assert chosen_cells({1: one, 2: two}) == 2  # at step 20: 0.38 against 0.40
+    assert best_heldout(one, 20) == 0.40 and best_heldout(one) == 0.30
 
 
 def test_the_pilots_choose_and_the_winner_goes_on_from_its_pilot_as_if_trained_alone(
@@ -60,6 +70,7 @@ def test_the_pilots_choose_and_the_winner_goes_on_from_its_pilot_as_if_trained_a
     assert final.settings["time_cells_per_half_turn"] == chosen and final.stop_reason.startswith("converged")
     model = load_checkpoint(tmp_path / "ck-model.pt")
     assert model.pilots["chosen"] == chosen and model.settings == final.settings
+    assert model.pilots["compared_steps"] == min(pilots[1].step, pilots[2].step)
     assert [c["best_heldout"] for c in model.pilots["candidates"]] == [best_heldout(pilots[1]),
                                                                         best_heldout(pilots[2])]
 

@@ -10,7 +10,8 @@ weight and whose temporal TV weight is :data:`TIME_PRIOR_RATIO` times it (each c
 two sees a quarter-turn of views; the temporal prior keeps it determined, and
 ``tv_weight: auto`` would count the extra cells as unknowns and over-smooth). The
 candidate whose pilot predicted the held-out views best (lowest relative residual at any
-evaluation) wins, a tie going to one cell, and its pilot goes on to the run's full
+evaluation up to the steps both pilots reached: a pilot stopped by its share of
+``max_wall_s`` may have trained fewer steps, a two-cell step being dearer) wins, a tie going to one cell, and its pilot goes on to the run's full
 budget: its checkpoint becomes the run's, and since the epoch cap is not part of an
 adaptive run's identity (:data:`dinr.train.checkpoint.BUDGET_CAPS`) it continues exactly
 as an uncapped run of the winner would.
@@ -69,10 +70,15 @@ def finer_candidate(settings: TrainSettings, one_cell_pilot: TrainingState) -> T
                                tv_time_weight=TIME_PRIOR_RATIO * weight)
 
 
-def best_heldout(state: TrainingState) -> float:
-    """The lowest relative residual of the held-out views over a run's evaluations
-    (infinite for a run stopped before its first)."""
-    return min((float(residual) for _, residual, _ in state.validation), default=math.inf)
+def best_heldout(state: TrainingState, until_step: float = math.inf) -> float:
+    """The lowest relative residual of the held-out views over a run's evaluations at
+    steps up to ``until_step`` (infinite for a run stopped before its first)."""
+    return min((float(residual) for step, residual, _ in state.validation if step <= until_step), default=math.inf)
+
+
+def compared_steps(pilots: dict[int, TrainingState]) -> int:
+    """The steps every pilot reached: the pilots are compared on their evaluations up to it."""
+    return min(pilot.step for pilot in pilots.values())
 
 
 def pilot_settings(candidate: TrainSettings, epochs: float) -> TrainSettings:
@@ -92,20 +98,23 @@ def winner_settings(candidate: TrainSettings, pilots: dict[int, TrainingState], 
 
 
 def chosen_cells(pilots: dict[int, TrainingState]) -> int:
-    """Cells per half-turn of the pilot with the lowest :func:`best_heldout`; a tie goes
-    to the fewer cells."""
-    return min(pilots, key=lambda cells: (best_heldout(pilots[cells]), cells))
+    """Cells per half-turn of the pilot with the lowest :func:`best_heldout` up to the
+    :func:`compared_steps`; a tie goes to the fewer cells."""
+    until = compared_steps(pilots)
+    return min(pilots, key=lambda cells: (best_heldout(pilots[cells], until), cells))
 
 
 def pilot_record(pilots: dict[int, TrainingState], chosen: int, epochs: float) -> dict[str, Any]:
     """What the final model keeps of the choice: each candidate's priors, its pilot's
-    steps, training seconds and best held-out residual, the pilots' length and the cells
-    chosen."""
+    steps, training seconds and best held-out residual up to the steps compared, the
+    pilots' length, those steps and the cells chosen."""
+    until = compared_steps(pilots)
     return {
-        "pilot_epochs": epochs, "chosen": chosen,
+        "pilot_epochs": epochs, "compared_steps": until, "chosen": chosen,
         "candidates": [{"time_cells_per_half_turn": cells, "tv_weight": pilots[cells].prior["tv_weight"],
                         "tv_time_weight": pilots[cells].prior["tv_time_weight"], "steps": pilots[cells].step,
-                        "train_seconds": pilots[cells].train_seconds, "best_heldout": best_heldout(pilots[cells])}
+                        "train_seconds": pilots[cells].train_seconds,
+                        "best_heldout": best_heldout(pilots[cells], until)}
                        for cells in pilots],
     }
 
@@ -164,9 +173,10 @@ def train(settings: TrainSettings, checkpoint_path: Path, comm: Communicator, tr
         pilots[2] = pilot(2, candidates[2])
     cells = chosen_cells(pilots)
     if comm.rank == 0:
-        log.info("time_cells_per_half_turn auto: best held-out residual after %g-epoch pilots %s; %d cell(s) "
-                 "per half-turn go on", epochs, ", ".join(f"{c} cell(s) {best_heldout(p):.6g}"
-                                                          for c, p in pilots.items()), cells)
+        until = compared_steps(pilots)
+        log.info("time_cells_per_half_turn auto: best held-out residual of %g-epoch pilots up to step %d %s; %d "
+                 "cell(s) per half-turn go on", epochs, until,
+                 ", ".join(f"{c} cell(s) {best_heldout(p, until):.6g}" for c, p in pilots.items()), cells)
         start_from_pilot(checkpoint_path, pilots[cells], cells, other_settings)
     comm.barrier()
     final = trainer(winner_settings(candidates[cells], pilots, cells), checkpoint_path, True)

@@ -177,7 +177,7 @@ def score(dataset: str, variant: str, changes: dict[str, object], cap_factor: fl
     rows = int(truth.shape[1])
     reach = overtaking(curve, {PEER: {"psnr": peers[PEER]["psnr_mean"]}})[PEER]
     return {
-        "dataset": dataset, "variant": variant, "config": str(config.relative_to(REPO)),
+        "dataset": dataset, "variant": variant, "config": str(config.relative_to(REPO)), "machine": machine(),
         "changes": {key: settings[key] for key in changes},
         "scan": {"columns": int(columns), "rows": rows, "training_views": int(views)},
         "rays_per_epoch": int(views * rows * columns),

@@ -276,6 +276,7 @@ def scan_size(measured: dict[str, object], path: Path, peer: str = "mbir_sliding
     axes[1].legend(fontsize=6)
     for ax in axes:
         ax.grid(alpha=0.3, which="both")
-    machine = measured.get("machine", {})
-    fig.suptitle(f"{machine.get('cpu', '')}, {machine.get('cores', '?')} cores", fontsize=9)  # type: ignore[union-attr]
+    machines = {f"{e['machine']['cpu']}, {e['machine']['cores']} cores" if "machine" in e else "machine not recorded"
+                for e in entries}
+    fig.suptitle("; ".join(sorted(machines)), fontsize=9)
     _save(fig, path)

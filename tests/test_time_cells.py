@@ -13,10 +13,10 @@ import torch
 
 from conftest import TINY_TRAIN, geometry_settings, prepare_settings, train
 from dinr import stages
-from dinr.train.checkpoint import TrainingState, load_checkpoint
-from dinr.train.comm import Communicator
 from dinr.geometry.resolve import geometry_of
 from dinr.io.canonical import read_sinogram, training_views
+from dinr.train.checkpoint import TrainingState, load_checkpoint
+from dinr.train.comm import Communicator
 from dinr.train.setup import epoch_rays
 from dinr.train.time_cells import (PILOT_WALL_SHARE, TIME_PRIOR_RATIO, best_heldout, chosen_cells, pilot_epochs,
                                    pilot_path)
@@ -28,10 +28,10 @@ AUTO_CELLS = dataclasses.replace(TINY_TRAIN, steps="auto", max_epochs=400, lr=1e
                                  time_cells_per_half_turn="auto", time_cells_pilot_epochs=1, tv_time_weight=0)
 
 
-def _pilot(*residuals: float, step: int | None = None) -> TrainingState:
-    """A pilot evaluated every 10 steps from step 10, stopped at ``step`` (its last evaluation)."""
+def _pilot(*residuals: float) -> TrainingState:
+    """A pilot evaluated every 10 steps from step 10, stopped at its last evaluation."""
     return SimpleNamespace(validation=[[10 * (i + 1), r, 0.01] for i, r in enumerate(residuals)],  # type: ignore[return-value]
-                           step=10 * len(residuals) if step is None else step)
+                           step=10 * len(residuals))
 
 
 def test_the_lower_best_residual_wins_and_a_tie_keeps_one_cell() -> None:

@@ -11,8 +11,8 @@ two sees a quarter-turn of views; the temporal prior keeps it determined, and
 ``tv_weight: auto`` would count the extra cells as unknowns and over-smooth). The
 candidate whose pilot predicted the held-out views best (lowest relative residual at any
 evaluation up to the steps both pilots reached: a pilot stopped by its share of
-``max_wall_s`` may have trained fewer steps, a two-cell step being dearer) wins, a tie going to one cell, and its pilot goes on to the run's full
-budget: its checkpoint becomes the run's, and since the epoch cap is not part of an
+``max_wall_s`` may have trained fewer steps, a two-cell step being dearer) wins, a tie
+going to one cell, and its pilot goes on to the run's full budget: its checkpoint becomes the run's, and since the epoch cap is not part of an
 adaptive run's identity (:data:`dinr.train.checkpoint.BUDGET_CAPS`) it continues exactly
 as an uncapped run of the winner would.
 

@@ -12,12 +12,13 @@ two sees a quarter-turn of views; the temporal prior keeps it determined, and
 candidate whose pilot predicted the held-out views best (lowest relative residual at any
 evaluation up to the steps both pilots reached: a pilot stopped by its share of
 ``max_wall_s`` may have trained fewer steps, a two-cell step being dearer) wins, a tie
-going to one cell, and its pilot goes on to the run's full budget: its checkpoint becomes the run's, and since the epoch cap is not part of an
-adaptive run's identity (:data:`dinr.train.checkpoint.BUDGET_CAPS`) it continues exactly
-as an uncapped run of the winner would.
+going to one cell, and its pilot goes on to the run's full budget: its checkpoint becomes
+the run's, and since the epoch cap is not part of an adaptive run's identity
+(:data:`dinr.train.checkpoint.BUDGET_CAPS`) it continues exactly as an uncapped run of
+the winner would.
 
 With ``max_wall_s`` set, it bounds the whole training, pilots included: each pilot stops
-at :data:`PILOT_WALL_SHARE` of it (or at its epochs, whichever comes first), and the
+at :data:`PILOT_WALL_SHARE` of it (or at its epochs or rays, whichever comes first), and the
 winner goes on until its own seconds (its pilot's included) and the losing pilot's reach
 it. A pilot stopped before its first held-out evaluation ranks last.
 

@@ -8,7 +8,7 @@
 
 Each named scan of ``config/paper.yaml`` must have been trained through the workflow already
 (``bench/pilot_ranking.py``: its model records the pilots). The scan's training settings, with the
-``--train`` keys and ``max_epochs`` at the pilots' length, train the candidate's pilot under
+``--train`` keys and ``max_epochs`` at the length of its recorded pilots, train the candidate's pilot under
 ``results/<scan>/dinr/candidate_<label>/`` on ``--ranks`` MPI ranks; its best held-out residual is
 set against each recorded pilot's (the rule's own score, :func:`dinr.train.time_cells.best_heldout`).
 
@@ -75,15 +75,16 @@ def as_chosen(scan: str, keys: dict[str, object]) -> dict[str, object]:
     return {**{key: chosen[key] for key in ("time_cells_per_half_turn", "tv_weight", "tv_time_weight")}, **keys}
 
 
-def pilot_row(scan: str, label: str, keys: dict[str, object], epochs: float, ranks: int) -> dict[str, object]:
-    """The candidate's pilot of ``scan``, trained if not yet, against the scan's recorded pilots."""
+def pilot_row(scan: str, label: str, keys: dict[str, object], ranks: int) -> dict[str, object]:
+    """The candidate's pilot of ``scan``, trained if not yet for as long as the scan's
+    recorded pilots (their epochs, or their rays on a wide scan), against them."""
     workdir = candidate_dir(scan, label)
     workdir.mkdir(parents=True, exist_ok=True)
     model = workdir / "pilot.pt"
-    if not model.exists():
-        train(scan, workdir, write_settings(scan, workdir, keys, epochs), model, ranks)
-    pilot = load_checkpoint(model)
     recorded = pilot_records(scan)
+    if not model.exists():
+        train(scan, workdir, write_settings(scan, workdir, keys, recorded["pilot_epochs"]), model, ranks)
+    pilot = load_checkpoint(model)
     best = best_heldout(pilot)
     return {"scan": scan, "candidate": {"label": label, "keys": keys, "tv_weight": pilot.prior["tv_weight"],
                                         "tv_time_weight": pilot.prior["tv_time_weight"], "steps": pilot.step,
@@ -168,14 +169,13 @@ def main() -> None:
         raise SystemExit(f"--datasets/--full: {', '.join(unknown)} not in {CONFIG}")
     keys = train_keys(args.train)
     out = args.out or REPO / "bench" / "results" / f"candidate_{args.label}.json"
-    epochs = section_defaults("train")["time_cells_pilot_epochs"]
     scan_keys = {name: as_chosen(name, keys) if args.as_chosen else keys for name in args.datasets + args.full}
-    rows = [pilot_row(name, args.label, scan_keys[name], epochs, args.ranks) for name in args.datasets]
+    rows = [pilot_row(name, args.label, scan_keys[name], args.ranks) for name in args.datasets]
     full = [full_row(name, args.label, scan_keys[name], args.ranks) for name in args.full]
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"label": args.label, "keys": keys, "pilot_epochs": epochs, "pilots": rows,
+    out.write_text(json.dumps({"label": args.label, "keys": keys, "pilots": rows,
                                     "full": full}, indent=1))
-    header = (f"Candidate `{args.label}` ({args.train}) piloted for {epochs:g} epochs beside the pilots of "
+    header = (f"Candidate `{args.label}` ({args.train}) piloted as long as each scan's own pilots of "
               f"`time_cells_per_half_turn: auto`; written by `python bench/candidate_pilot.py` on "
               f"{date.today().isoformat()}. Lower is better: a ratio below 1 means the candidate predicted the "
               "held-out views better than that pilot.\n\n")

@@ -6,7 +6,9 @@
 Trains each named scan of ``config/paper.yaml`` through the workflow (``snakemake --cores N``,
 its model only) with every training key at its default but ``max_epochs`` capped at the
 pilots' length (``train.time_cells_pilot_epochs``), so each run stops right after
-:mod:`dinr.train.time_cells` has chosen: the winner's pilot is the run. A later run at the
+:mod:`dinr.train.time_cells` has chosen: the winner's pilot is the run. (On a scan whose
+pilots end at ``time_cells_pilot_rays`` first, wider than the paper's 64-pixel scans, the
+winner trains on to that cap.) A later run at the
 defaults continues it (under ``steps: auto`` with held-out views a cap is not part of the
 run's identity). A scan already trained further keeps its model; its pilots are the same.
 

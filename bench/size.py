@@ -166,13 +166,16 @@ def score(dataset: str, variant: str, changes: dict[str, object], cap_factor: fl
         peers[method]["wall_s"] = wall_seconds(dataset, method)
     _, normalised = frame_times(read_scan_time(sinogram), truth_times, len(truth))
     render_chunk = json.loads((results / "settings" / "render.json").read_text())["chunk"]
+    pilots = (state.pilots or {}).get("candidates", [])  # time_cells_per_half_turn auto
+    pilot_s = sum(float(c["train_seconds"]) for c in pilots)
+    losers_s = sum(float(c["train_seconds"]) for c in pilots if c["time_cells_per_half_turn"] != state.pilots["chosen"])
     snapshots = load_snapshots(workdir / "snapshots")
+    for snapshot in snapshots:  # their clock starts after the pilots
+        snapshot["elapsed_s"] += pilot_s
     if snapshots[-1]["step"] != state.step:  # the final field, when no snapshot fell on the last step
-        snapshots.append({"step": state.step, "elapsed_s": state.train_seconds, "model": state.model})
+        # its training seconds hold the winner's pilot already, not the losers'
+        snapshots.append({"step": state.step, "elapsed_s": state.train_seconds + losers_s, "model": state.model})
     curve = snapshot_curve(state, snapshots, truth, normalised, render_chunk)
-    pilot_s = sum(float(c["train_seconds"]) for c in (state.pilots or {}).get("candidates", []))
-    for point in curve:  # the snapshots' clock starts after the pilots (time_cells_per_half_turn auto)
-        point["elapsed_s"] += pilot_s
     shutil.rmtree(workdir / "snapshots")  # tens of MB each; the curve is what is kept
     rows = int(truth.shape[1])
     reach = overtaking(curve, {PEER: {"psnr": peers[PEER]["psnr_mean"]}})[PEER]

@@ -173,13 +173,14 @@ def train(settings: TrainSettings, checkpoint_path: Path, comm: Communicator, tr
         candidates[2] = finer_candidate(settings, pilots[1])
         pilots[2] = pilot(2, candidates[2])
     cells = chosen_cells(pilots)
+    record = pilot_record(pilots, cells, epochs)
     if comm.rank == 0:
-        until = compared_steps(pilots)
         log.info("time_cells_per_half_turn auto: best held-out residual of %g-epoch pilots up to step %d %s; %d "
-                 "cell(s) per half-turn go on", epochs, until,
-                 ", ".join(f"{c} cell(s) {best_heldout(p, until):.6g}" for c, p in pilots.items()), cells)
+                 "cell(s) per half-turn go on", epochs, record["compared_steps"],
+                 ", ".join(f"{c['time_cells_per_half_turn']} cell(s) {c['best_heldout']:.6g}"
+                           for c in record["candidates"]), cells)
         start_from_pilot(checkpoint_path, pilots[cells], cells, other_settings)
     comm.barrier()
     final = trainer(winner_settings(candidates[cells], pilots, cells), checkpoint_path, True)
-    final.pilots = pilot_record(pilots, cells, epochs)
+    final.pilots = record
     return final

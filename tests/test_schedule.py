@@ -135,17 +135,22 @@ def test_a_resumed_auto_run_stops_at_the_same_step(tiny_scan: dict[str, Path], t
         assert torch.equal(tensor, final.model[name]), name
 
 
-def test_a_raised_cap_continues_a_capped_run_as_if_uncapped(tiny_scan: dict[str, Path], tmp_path: Path) -> None:
+@pytest.mark.parametrize("time_ends", ["linear", "heldout"])  # heldout: chosen at the cap, trained on from the fit
+def test_a_raised_cap_continues_a_capped_run_as_if_uncapped(tiny_scan: dict[str, Path], tmp_path: Path,
+                                                            time_ends: str) -> None:
     comm = Communicator(use_mpi=False)
-    reference = train(AUTO, tiny_scan["sinogram"], tmp_path / "straight.pt", comm)
-    capped = train(dataclasses.replace(AUTO, max_epochs=0.5), tiny_scan["sinogram"], tmp_path / "ck.pt", comm)
+    auto = dataclasses.replace(AUTO, time_ends=time_ends)
+    reference = train(auto, tiny_scan["sinogram"], tmp_path / "straight.pt", comm)
+    capped = train(dataclasses.replace(auto, max_epochs=0.5), tiny_scan["sinogram"], tmp_path / "ck.pt", comm)
     assert capped.stop_reason.startswith("max_epochs") and 0 < capped.step < reference.step
-    extended = train(AUTO, tiny_scan["sinogram"], tmp_path / "ck.pt", comm)
+    assert bool(capped.time_ends) == (time_ends == "heldout")
+    extended = train(auto, tiny_scan["sinogram"], tmp_path / "ck.pt", comm)
     assert extended.step == reference.step and extended.stop_reason == reference.stop_reason
     assert extended.validation == reference.validation
     for name, tensor in reference.model.items():
         assert torch.equal(tensor, extended.model[name]), name
-    again = train(dataclasses.replace(AUTO, max_epochs=800), tiny_scan["sinogram"], tmp_path / "straight.pt", comm)
+    assert extended.time_ends == reference.time_ends
+    again = train(dataclasses.replace(auto, max_epochs=800), tiny_scan["sinogram"], tmp_path / "straight.pt", comm)
     assert again.step == reference.step  # a converged run stays converged whatever its cap
 
 

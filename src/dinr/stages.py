@@ -335,7 +335,8 @@ def train(settings: TrainSettings, sinogram_path: Path, checkpoint_path: Path, m
 
     def run(run_settings: TrainSettings, path: Path, is_final: bool) -> TrainingState:
         return loop.train(run_settings, shards, n_shards, noise, path, comm, other_settings,
-                          snapshot_dir if is_final else None, snapshot_every, max(peaks), heldout, scan_id)
+                          snapshot_dir if is_final else None, snapshot_every, max(peaks), heldout, scan_id,
+                          choose_ends=is_final)
 
     rays_per_epoch = epoch_rays(geometry_of(next(iter(shards.values()))), len(train_views))
     state = time_cells.train(settings, checkpoint_path, comm, run, len(held_out) > 0, rays_per_epoch,

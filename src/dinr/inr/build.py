@@ -127,7 +127,7 @@ def _build(settings: TrainSettings, spec: dict[str, Any]) -> AttenuationField:
         encoding = HashGridEncoding(*grids["dynamic"], extent, settings.hash_features, log2, settings.seed,
                                     spec_time_span(spec))
         if settings.time_ends != "linear" and spec_time_span(spec) != (0.0, 1.0):
-            encoding = TimeEnds(encoding, settings.time_ends)
+            encoding = TimeEnds(encoding, "fitted" if settings.time_ends == "heldout" else settings.time_ends)
         if "static" in grids or "slow" in grids:
             static = HashGridEncoding(*grids["static"], extent, settings.hash_features, log2, settings.seed + 1) \
                 if "static" in grids else None

@@ -26,8 +26,8 @@ class RayBatch:
     t: torch.Tensor
     measured: torch.Tensor
 
-    def select(self, rays: slice) -> RayBatch:
-        """The batch of rays ``rays`` (a slice) of this one."""
+    def select(self, rays: slice | torch.Tensor) -> RayBatch:
+        """The batch of rays ``rays`` (a slice or a tensor of indices) of this one."""
         return RayBatch(self.theta[rays], self.u[rays], self.z[rays], self.t[rays], self.measured[rays])
 
 

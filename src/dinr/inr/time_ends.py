@@ -15,9 +15,14 @@ last quarter-turns lie outside them. Three ways to continue there
   objective to the views of that end's quarter-turn, so each scan's own data choose how
   far the motion runs on. Costs a second evaluation of the grid for the points outside
   its nodes.
+- ``heldout``: trained as ``fitted``; when training stops, each end's weight is chosen
+  by the held-out views of its quarter-turn (:mod:`dinr.train.end_weights`).
 """
 
 from __future__ import annotations
+
+import math
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -44,6 +49,14 @@ class TimeEnds(nn.Module):
             return torch.zeros(2, device=self.grid.time_span.device)
         return torch.sigmoid(self.end_logits)
 
+    @torch.no_grad()
+    def set_end_weights(self, weights: Sequence[float]) -> None:
+        """Set the (first, last) end weights of a ``fitted`` module (0 held, 1 linear;
+        the ends are stored as logits, 0 and 1 as ``-+END_LOGIT_BOUND``)."""
+        if self.mode != "fitted":
+            raise ValueError(f"only fitted ends have weights to set, these are {self.mode!r}")
+        self.end_logits.copy_(torch.tensor([_logit(float(w)) for w in weights], dtype=self.end_logits.dtype))
+
     def forward(self, coords: torch.Tensor) -> torch.Tensor:
         start, end = (float(v) for v in self.grid.time_span)
         if self.mode == "held":
@@ -58,6 +71,18 @@ class TimeEnds(nn.Module):
         weight = self.end_weights()[(t[index] > end).long()][:, None]
         blended = held + weight.to(held.dtype) * (flat[index] - held)
         return flat.index_put((index,), blended).reshape(features.shape)
+
+
+#: The logit magnitude that stands for an end weight of 0 or 1 (its sigmoid is 2e-9 from it).
+END_LOGIT_BOUND = 20.0
+
+
+def _logit(weight: float) -> float:
+    if not 0.0 <= weight <= 1.0:
+        raise ValueError(f"an end weight must lie in [0, 1], got {weight}")
+    if weight in (0.0, 1.0):
+        return math.copysign(END_LOGIT_BOUND, weight - 0.5)
+    return max(-END_LOGIT_BOUND, min(END_LOGIT_BOUND, math.log(weight / (1.0 - weight))))
 
 
 def _clamp_time(coords: torch.Tensor, start: float, end: float) -> torch.Tensor:

@@ -54,6 +54,8 @@ class TrainingState:
     (:func:`dinr.io.canonical.sinogram_id`; empty when unknown); ``pilots`` the pilot
     runs that chose its time cells (``time_cells_per_half_turn: auto``,
     :func:`dinr.train.time_cells.pilot_record`; final model only, empty when none ran);
+    ``time_ends`` how ``time_ends: heldout`` chose the end weights when the run stopped
+    (:func:`dinr.train.end_weights.choose_end_weights`; empty before, and for other ends);
     ``provenance`` (final model only).
     """
 
@@ -78,6 +80,7 @@ class TrainingState:
     stop_reason: str = ""
     sinogram_id: str = ""
     pilots: dict[str, Any] = dataclasses.field(default_factory=dict)
+    time_ends: dict[str, Any] = dataclasses.field(default_factory=dict)
     provenance: dict[str, str] | None = None
 
     def completed_settings(self) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from dinr.settings import TrainSettings
 from dinr.train.checkpoint import (BUDGET_CAPS, TrainingState, differing_keys, load_checkpoint, run_identity,
                                    save_checkpoint, settings_hash)
 from dinr.train.comm import Communicator
+from dinr.train.end_weights import choose_end_weights, restore_fitted
 from dinr.train.progress import Progress
 from dinr.train.setup import TrainingRun, set_up
 from dinr.train.signals import Interrupted, stop_on_signals
@@ -101,6 +102,7 @@ def resume(run: TrainingRun, state: TrainingState, checkpoint_path: Path, other_
     state.lr_scale, state.skipped_steps = float(saved.lr_scale), list(saved.skipped_steps)
     state.validation, state.plateau = list(saved.validation), dict(saved.plateau)
     state.train_seconds, state.stop_reason = float(saved.train_seconds), saved.stop_reason
+    state.time_ends = dict(saved.time_ends)
     if run.comm.rank == 0:
         log.info("resuming from %s at step %d", checkpoint_path, state.step)
     if state.stop_reason.startswith(BUDGET_CAPS) and not budget_reason(run, state, state.step,
@@ -108,6 +110,8 @@ def resume(run: TrainingRun, state: TrainingState, checkpoint_path: Path, other_
         if run.comm.rank == 0:
             log.info("it had stopped for %s; the raised cap lets it go on", state.stop_reason)
         state.stop_reason = ""
+        restore_fitted(run.field, state.time_ends)  # the end weights go on from their fit, not their choice
+        state.time_ends = {}
 
 
 def snapshot(run: TrainingRun, state: TrainingState, step: int, checkpoint_path: Path) -> TrainingState:
@@ -211,10 +215,23 @@ def budget_reason(run: TrainingRun, state: TrainingState, done: int, seconds: fl
     return f"steps: the configured {budget.steps} steps done"
 
 
+def choose_time_ends(run: TrainingRun, state: TrainingState, done: int) -> None:
+    """``time_ends: heldout``: choose the end weights of the stopped run by its held-out
+    views (:mod:`dinr.train.end_weights`) into ``state.time_ends``; without held-out
+    views the fitted weights stay, which the log says."""
+    if not run.heldout.total:
+        if run.comm.rank == 0:
+            log.warning("time_ends heldout without held-out views (prepare.heldout_every is 0): the fitted end "
+                        "weights stay")
+        return
+    state.time_ends = choose_end_weights(run.field, run.heldout, run.samples, run.comm, MAX_POINTS_PER_PASS)
+    run.comm.check_identical(run.field, done)
+
+
 def train(settings: TrainSettings, shards: dict[int, Sinogram], n_shards: int, noise_variance: float,
           checkpoint_path: str | Path, comm: Communicator, other_settings: str = "refuse",
           snapshot_dir: Path | None = None, snapshot_every: int = 0, local_peak: float | None = None,
-          heldout: dict[int, Sinogram] | None = None, sinogram_id: str = "") -> TrainingState:
+          heldout: dict[int, Sinogram] | None = None, sinogram_id: str = "", choose_ends: bool = True) -> TrainingState:
     """Train the field on this rank's ray ``shards`` (shard index -> its training views)
     of ``n_shards``, with the scan's ``noise_variance`` for the prior (``local_peak``: the
     shards' line-integral peak, if already measured) and ``heldout`` (shard index -> its
@@ -224,7 +241,9 @@ def train(settings: TrainSettings, shards: dict[int, Sinogram], n_shards: int, n
     ``checkpoint_path`` (see :func:`resume`, which treats a checkpoint made with other
     settings by ``other_settings``). With ``snapshot_dir``, rank 0 also saves the field
     every ``snapshot_every`` steps and at the end (:mod:`dinr.train.snapshots`), with the
-    wall time since this process's first step."""
+    wall time since this process's first step. Under ``time_ends: heldout`` the stopped
+    run's end weights are chosen by its held-out views (:func:`choose_time_ends`), unless
+    ``choose_ends`` is false (a pilot, which a run may go on from)."""
     checkpoint_path = Path(checkpoint_path)
     run = set_up(settings, shards, n_shards, noise_variance, comm, local_peak, heldout, sinogram_id)
     state = initial_state(run)
@@ -274,6 +293,8 @@ def train(settings: TrainSettings, shards: dict[int, Sinogram], n_shards: int, n
                 save_checkpoint(checkpoint_path, snapshot(run, state, done, checkpoint_path))
             if snapshot_dir is not None and done % snapshot_every == 0 and comm.rank == 0:
                 save_snapshot(snapshot_dir, done, progress.elapsed(), run.field.state_dict())
+    if choose_ends and settings.time_ends == "heldout" and (done > state.step or not state.time_ends):
+        choose_time_ends(run, state, done)
     if snapshot_dir is not None and comm.rank == 0 and done > 0:
         save_snapshot(snapshot_dir, done, progress.elapsed(), run.field.state_dict())
     final = snapshot(run, state, done, checkpoint_path)

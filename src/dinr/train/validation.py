@@ -51,14 +51,16 @@ class HeldoutRays:
         return len(self.rays.measured)
 
     def relative_residual(self, field: AttenuationField, samples: int, comm: Communicator,
-                          points_per_pass: int) -> float:
+                          points_per_pass: int, where: torch.Tensor | None = None) -> float:
         """The set's relative residual (module note) with ``samples`` points per ray, in
-        passes of at most ``points_per_pass`` points; NaN when no rank holds a ray."""
+        passes of at most ``points_per_pass`` points, over the rays ``where`` marks (a
+        boolean per ray of this rank; default all); NaN when no rank holds such a ray."""
         error = norm = 0.0
         per_pass = max(1, points_per_pass // samples)
+        chosen = torch.arange(len(self), device=self.weights.device) if where is None else where.nonzero().squeeze(1)
         with torch.no_grad():
-            for start in range(0, len(self), per_pass):
-                part = slice(start, start + per_pass)
+            for start in range(0, len(chosen), per_pass):
+                part = chosen[start:start + per_pass]
                 rays = self.rays.select(part)
                 midpoints = torch.full((len(rays.measured), samples), 0.5, device=rays.measured.device)
                 predicted = integrate_rays(field, rays, self.geometry, samples, midpoints).double()

@@ -1,7 +1,7 @@
 """What ``train.time_ends: heldout`` does to models trained with ``fitted`` ends, scored against the truth.
 
     python bench/time_ends_choice.py --datasets gen_few_views gen_late gen_oscillate \\
-        --model gen_swelling=results/gen_swelling/dinr/candidate_fitted/model.pt   # -> bench/results/time_ends_choice.{json,md}
+        --model gen_swelling=path/to/fitted/model.pt   # -> bench/results/time_ends_choice.{json,md}
 
 ``heldout`` trains exactly as ``fitted`` does and only chooses each end's weight when the run stops
 (:mod:`dinr.train.end_weights`), so applying that choice to a ``fitted`` model gives the ``heldout``

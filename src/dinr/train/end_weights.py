@@ -43,9 +43,10 @@ def choose_end_weights(field: AttenuationField, heldout: HeldoutRays, samples: i
     :data:`CANDIDATES`) with the lowest relative residual of ``heldout``'s rays in that
     end's quarter-turn (``samples`` points per ray, passes of at most ``points_per_pass``
     points); return the record: ``fitted`` and ``chosen`` (first, last) weights, the
-    ``fitted_logits`` (the parameters as trained), ``candidates`` and their ``residuals`` per end (the fitted weight first; none for an end
-    without validation rays, which keeps its fitted weight), and each end's validation
-    ``rays`` (all ranks). An empty record when the field has no weighted ends."""
+    ``fitted_logits`` (the parameters as trained), the ``candidates``, each end's
+    ``residuals`` (the fitted weight's first; none for an end without validation rays,
+    which keeps its fitted weight) and each end's validation ``rays`` (all ranks). An
+    empty record when the field has no weighted ends."""
     ends = time_ends_of(field)
     if ends is None:
         return {}
@@ -65,8 +66,8 @@ def choose_end_weights(field: AttenuationField, heldout: HeldoutRays, samples: i
         if scores:
             chosen[index] = candidates[scores.index(min(scores))]  # the first on a tie: the fitted weight
     ends.set_end_weights(chosen)
-    record = {"fitted": fitted, "fitted_logits": fitted_logits, "chosen": chosen, "candidates": list(CANDIDATES), "residuals": residuals,
-              "rays": rays}
+    record = {"fitted": fitted, "fitted_logits": fitted_logits, "chosen": chosen, "candidates": list(CANDIDATES),
+              "residuals": residuals, "rays": rays}
     if comm.rank == 0:
         log.info("time ends chosen by the held-out views of their quarter-turns: first %.3f (fitted %.3f), last "
                  "%.3f (fitted %.3f); residuals %s over %s rays", chosen[0], fitted[0], chosen[1], fitted[1],

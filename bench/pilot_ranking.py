@@ -48,15 +48,26 @@ def pilot_records(name: str) -> dict[str, object]:
             "candidates": candidates}
 
 
+def best_until(candidate: dict[str, object], step: int) -> float:
+    """A pilot's best held-out residual up to ``step`` (from its recorded curve)."""
+    return min(residual for at, residual in candidate["heldout_curve"] if at <= step)  # type: ignore[union-attr]
+
+
 def table(rows: list[dict[str, object]]) -> str:
     """Markdown: per scan, each pilot's prior weights and best held-out residual, the
-    2-cell pilot's over the 1-cell one's, and the cells chosen."""
+    2-cell pilot's over the 1-cell one's (also had the pilots stopped at a quarter and at
+    half of their steps), and the cells chosen."""
     lines = ["| scan | pilot steps | 1 cell: TV space / time | best held-out | 2 cells: TV space / time "
-             "| best held-out | 2 cells / 1 cell | chosen |", "|---|---|---|---|---|---|---|---|"]
+             "| best held-out | 2 cells / 1 cell | at 1/4, 1/2 of the steps | chosen |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
         one, *finer = row["candidates"]  # type: ignore[misc]
+        steps = min(c["steps"] for c in row["candidates"])  # type: ignore[union-attr]
+        shorter = ", ".join(f"{best_until(finer[0], steps // k) / best_until(one, steps // k):.3f}"
+                            for k in (4, 2)) if finer else "–"
         two = (f"{finer[0]['tv_weight']:.4g} / {finer[0]['tv_time_weight']:.4g} | {finer[0]['best_heldout']:.5f} "
-               f"| {finer[0]['best_heldout'] / one['best_heldout']:.3f}") if finer else "– | – | – (static)"
+               f"| {finer[0]['best_heldout'] / one['best_heldout']:.3f} | {shorter}") if finer \
+            else "– | – | – (static) | –"
         lines.append(f"| {row['scan']} | {one['steps']} | {one['tv_weight']:.4g} / {one['tv_time_weight']:.4g} "
                      f"| {one['best_heldout']:.5f} | {two} | {row['chosen']} |")
     return "\n".join(lines) + "\n"

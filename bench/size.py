@@ -182,7 +182,8 @@ def score(dataset: str, variant: str, changes: dict[str, object], cap_factor: fl
     return {
         "dataset": dataset, "variant": variant, "config": str(config.relative_to(REPO)), "machine": machine(),
         "changes": {key: settings[key] for key in changes},
-        "scan": {"columns": int(columns), "rows": rows, "training_views": int(views)},
+        "scan": {"columns": int(columns), "rows": rows, "training_views": int(views),
+                 "beam": state.beam_geometry().beam},
         "rays_per_epoch": int(views * rows * columns),
         "cap_s": cap_s,
         "dinr": {"final": curve[-1], "curve": curve, "steps": state.step,
@@ -197,20 +198,41 @@ def score(dataset: str, variant: str, changes: dict[str, object], cap_factor: fl
     }
 
 
+def beam(entry: dict[str, object]) -> str:
+    """The beam of an entry's scan: recorded, or for entries from before it was, from the
+    scan's workflow config (``config/size.yaml`` for entries from before ``config`` was)."""
+    if "beam" in entry["scan"]:  # type: ignore[operator]
+        return str(entry["scan"]["beam"])  # type: ignore[index]
+    config = yaml.safe_load((REPO / str(entry.get("config", CONFIG.relative_to(REPO)))).read_text())
+    return config["datasets"][entry["dataset"]].get("geometry", {}).get("beam", "parallel")
+
+
+def write(entries: dict[tuple[str, str], dict[str, object]], out: Path) -> None:
+    """The entries (each with its scan's beam) as JSON, defaults first per scan, and the table beside it."""
+    ordered = [entries[k] for k in sorted(entries, key=lambda k: (k[0], k[1] != "default", k[1]))]
+    for entry in ordered:
+        entry["scan"]["beam"] = beam(entry)  # type: ignore[index]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"machine": machine(), "entries": ordered}, indent=2) + "\n")
+    text = table(ordered)
+    out.with_suffix(".md").write_text(text)
+    print(text, flush=True)
+
+
 def table(entries: list[dict[str, object]]) -> str:
     """Markdown: one line per (scan, variant)."""
     head = ("| scan (columns x rows x training views) | variant | DINR PSNR / SSIM, worst frame | steps (epochs), "
             f"train s, stop | {PEER} PSNR / SSIM, worst frame (s) | DINR - peer (dB) | DINR reaches the peer at "
-            "| fbp_sliding PSNR (s) |")
+            "| sliding FBP (FDK in cone beam) PSNR (s) |")
     lines = [head, "|---" * 8 + "|"]
     for e in entries:
         d, scan, peers = e["dinr"], e["scan"], e["peers"]
-        final, peer, fbp = d["final"], peers[PEER], peers.get("fbp_sliding")
+        final, peer, fbp = d["final"], peers[PEER], peers.get("fbp_sliding") or peers.get("fdk_sliding")
         fbp_cell = f"{fbp['psnr_mean']:.2f} ({fbp['wall_s']:.0f})" if fbp else "–"
         reach = (f"{d['reaches_peer_s']:.0f} s ({d['reaches_peer_over_peer_wall']:.1f}x its time)"
                  if d["reaches_peer_s"] is not None else f"not within {e['cap_s']:.0f} s")
         lines.append(
-            f"| {scan['columns']} x {scan['rows']} x {scan['training_views']} | {e['variant']} "
+            f"| {scan['columns']} x {scan['rows']} x {scan['training_views']}, {beam(e)} | {e['variant']} "
             f"| {final['psnr']:.2f} / {final['ssim']:.3f}, {final['psnr_worst']:.2f} "
             f"| {d['steps']} ({d['epochs']:.1f}), {d['train_s']:.0f}, {d['stop_reason'].split(':')[0]} "
             f"| {peer['psnr_mean']:.2f} / {peer['ssim_mean']:.3f}, {peer['psnr_worst']:.2f} ({peer['wall_s']:.0f}) "
@@ -233,6 +255,7 @@ def main() -> None:
     parser.add_argument("--max-cap-s", type=float, help="and at most this many seconds")
     parser.add_argument("--ranks", type=int, default=2, help="MPI ranks of the training (one thread each)")
     parser.add_argument("--cores", type=int, default=2, help="cores of the workflow's jobs")
+    parser.add_argument("--tabulate-only", action="store_true", help="rewrite the JSON and table, run nothing")
     args = parser.parse_args()
     config = args.config.resolve()
     scans = yaml.safe_load(config.read_text())
@@ -246,20 +269,18 @@ def main() -> None:
     if PEER not in methods:
         parser.error(f"--methods: {PEER}, the peer DINR is timed against, is missing")
     base = train_keys(args.base, "--base")
-    workflow(datasets, args.cores, config, methods)
     stored = json.loads(args.out.read_text()) if args.out.exists() else {"entries": []}
     entries = {(e["dataset"], e["variant"]): e for e in stored["entries"]}
+    if args.tabulate_only:
+        write(entries, args.out)
+        return
+    workflow(datasets, args.cores, config, methods)
     for dataset in datasets:
         for variant in args.variants:
             changes = {**base, **VARIANTS[variant]}
-            entry = score(dataset, variant, changes, args.cap_factor, args.max_cap_s, args.ranks, config, methods)
-            entries[(dataset, variant)] = entry
-            ordered = [entries[k] for k in sorted(entries, key=lambda k: (k[0], k[1] != "default", k[1]))]
-            args.out.parent.mkdir(parents=True, exist_ok=True)
-            args.out.write_text(json.dumps({"machine": machine(), "entries": ordered}, indent=2) + "\n")
-            text = table(ordered)
-            args.out.with_suffix(".md").write_text(text)
-            print(text, flush=True)
+            entries[(dataset, variant)] = score(dataset, variant, changes, args.cap_factor, args.max_cap_s,
+                                                args.ranks, config, methods)
+            write(entries, args.out)
 
 
 if __name__ == "__main__":

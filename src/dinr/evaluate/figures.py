@@ -4,6 +4,7 @@ training curve, quality against wall time."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -235,19 +236,29 @@ def memory(measured: dict[str, object], path: Path) -> None:
     _save(fig, path)
 
 
+def _beam(entry: dict[str, Any]) -> str:
+    return str(entry["scan"].get("beam", "parallel"))
+
+
+def _rows(entry: dict[str, Any]) -> str:
+    """An entry's row count, with its beam when it is not parallel (the size figure's groups)."""
+    beam = _beam(entry)
+    return f"{entry['scan']['rows']} rows" + ("" if beam == "parallel" else f", {beam} beam")
+
+
 def scan_size(measured: dict[str, object], path: Path, peer: str = "mbir_sliding") -> None:
     """DINR against the MBIR peer at each scan size, from ``bench/size.py``'s JSON (its
     ``entries`` of the ``default`` variant). Left: DINR's mean PSNR against training wall
     time (one line per scan) and the peer's (wall time, PSNR) as a marker of the same
-    colour. Right (log-log), for the scans of each row count: against the width in
+    colour. Right (log-log), for the scans of each row count and beam: against the width in
     pixels, the peer's wall time, DINR's time to reach the peer's PSNR (an open marker at
     the cap where it did not) and DINR's seconds per epoch."""
     entries = sorted((e for e in measured["entries"] if e["variant"] == "default"),  # type: ignore[index, union-attr]
-                     key=lambda e: (e["scan"]["rows"], e["scan"]["columns"]))
+                     key=lambda e: (_beam(e) != "parallel", e["scan"]["rows"], e["scan"]["columns"]))
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), layout="constrained")
     for k, e in enumerate(entries):
         curve, mark = e["dinr"]["curve"], e["peers"][peer]
-        label = f"{e['scan']['columns']} px, {e['scan']['rows']} rows"
+        label = f"{e['scan']['columns']} px, {_rows(e)}"
         axes[0].plot([p["elapsed_s"] for p in curve], [p["psnr"] for p in curve], color=f"C{k}", marker="o", ms=2,
                      label=f"DINR, {label}")
         axes[0].plot([mark["wall_s"]], [mark["psnr_mean"]], color=f"C{k}", marker="s", ls="none",
@@ -257,20 +268,21 @@ def scan_size(measured: dict[str, object], path: Path, peer: str = "mbir_sliding
     axes[0].set_xlabel("wall time (s)")
     axes[0].set_ylabel("mean PSNR (dB)")
     axes[0].legend(fontsize=6, ncol=2)
-    for rows in sorted({e["scan"]["rows"] for e in entries}):
-        group = [e for e in entries if e["scan"]["rows"] == rows]
+    for key in sorted({(_beam(e), e["scan"]["rows"]) for e in entries}, key=lambda k: (k[0] != "parallel", k[1])):
+        group = [e for e in entries if (_beam(e), e["scan"]["rows"]) == key]
+        rows = _rows(group[0])
         width = [e["scan"]["columns"] for e in group]
         axes[1].loglog(width, [e["peers"][peer]["wall_s"] for e in group], "s-", color="C3", base=2,
-                       label=f"{LABELS.get(peer, peer)}: wall time, {rows} rows")
+                       label=f"{LABELS.get(peer, peer)}: wall time, {rows}")
         reached = [(w, e["dinr"]["reaches_peer_s"]) for w, e in zip(width, group) if e["dinr"]["reaches_peer_s"]]
         capped = [(w, e["cap_s"]) for w, e in zip(width, group) if not e["dinr"]["reaches_peer_s"]]
         if reached:
-            axes[1].loglog(*zip(*reached), "o-", color="C0", base=2, label=f"DINR: time to the peer's PSNR, {rows} rows")
+            axes[1].loglog(*zip(*reached), "o-", color="C0", base=2, label=f"DINR: time to the peer's PSNR, {rows}")
         if capped:
             axes[1].loglog(*zip(*capped), "o", mfc="none", color="C0", base=2,
-                           label=f"DINR: not reached within (cap), {rows} rows")
+                           label=f"DINR: not reached within (cap), {rows}")
         axes[1].loglog(width, [e["dinr"]["train_s"] / e["dinr"]["epochs"] for e in group], "^--", color="C2", base=2,
-                       label=f"DINR: seconds per epoch, {rows} rows")
+                       label=f"DINR: seconds per epoch, {rows}")
     axes[1].set_xlabel("scan width (pixels; views in proportion)")
     axes[1].set_ylabel("wall time (s)")
     axes[1].legend(fontsize=6)

@@ -5,7 +5,8 @@
 
 ``heldout`` trains exactly as ``fitted`` does and only chooses each end's weight when the run stops
 (:mod:`dinr.train.end_weights`), so applying that choice to a ``fitted`` model gives the ``heldout``
-model exactly, with the same validation rays (the run's seed, shards and ``validation_rays``). For
+model exactly, with the same validation rays (the run's seed, shards and ``validation_rays``); a
+``heldout`` model is taken back to its fitted weights (its ``time_ends`` record) first. For
 each scan (``results/<scan>/dinr/model.pt``, or ``--model scan=path``; its prepared scan and truth
 under ``results/<scan>/``): each end's fitted and chosen weight, the held-out residual of every
 candidate, and the PSNR of the first and last frames (the only frames outside the grid's time nodes)
@@ -31,7 +32,8 @@ from dinr.io.canonical import read_sinogram, training_views
 from dinr.io.volume import open_volume
 from dinr.train.checkpoint import TrainingState, load_checkpoint
 from dinr.train.comm import Communicator
-from dinr.train.end_weights import CANDIDATES, choose_end_weights, time_ends_of
+from dinr.train.end_weights import CANDIDATES, choose_end_weights, restore_fitted, time_ends_of
+from dinr.train.shards import heldout_shard_views
 from dinr.train.step import MAX_POINTS_PER_PASS
 from dinr.train.validation import HeldoutRays
 
@@ -39,24 +41,36 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def validation_rays(state: TrainingState, sinogram: Path) -> HeldoutRays:
-    """The run's validation rays, all its shards in this process (as :func:`dinr.stages.train` deals them)."""
+    """The run's validation rays, all its shards in this process (dealt as :func:`dinr.stages.train` deals them)."""
     settings, shards = state.train_settings(), state.ray_shards
-    held = training_views(sinogram, heldout=True)
-    views = {shard: read_sinogram(sinogram, views=held[shard::shards]) for shard in range(min(shards, len(held)))}
+    held = heldout_shard_views(training_views(sinogram, heldout=True), shards, range(shards))
+    views = {shard: read_sinogram(sinogram, views=indices) for shard, indices in held.items()}
     return HeldoutRays(views, state.beam_geometry(), settings.validation_rays // shards, settings.seed,
                        torch.device("cpu"), settings.loss_weights == "transmission", Communicator(use_mpi=False))
 
 
-def end_frame_psnr(field: AttenuationField, state: TrainingState, scan: Path, frame: int) -> float:
-    """PSNR (dB) of ``frame`` of the field against ``scan``'s truth, as ``dinr evaluate`` scores it."""
+def truth_psnr_by_weight(field: AttenuationField, state: TrainingState, scan: Path, frames: list[int],
+                         fitted: list[float]) -> list[list[float]]:
+    """Per end (first, last), the PSNR (dB) of its frame of ``frames`` against ``scan``'s
+    truth, as ``dinr evaluate`` scores it, at the end weights ``fitted[end]`` and
+    :data:`CANDIDATES` (the other end at its fitted weight); the weights are left fitted."""
+    ends = time_ends_of(field)
+    assert ends is not None
     geometry = state.beam_geometry()
+    render, mask = SliceRenderer(field, geometry), geometry.region_mask()
     header = read_sinogram(scan / "prepared" / "sinogram.h5", rows=slice(0, 0))
+    scores: list[list[float]] = []
     with open_volume(scan / "raw" / "truth.h5", name="truth") as (truth, seconds):
-        time = float(header.normalised_time(seconds)[frame])
-        render = SliceRenderer(field, geometry)
-        recon = np.zeros(truth.shape, dtype=np.float32)  # only ``frame`` is read
-        recon[frame] = np.stack([render(time, z) for z in range(truth.shape[1])])
-        return frame_metrics(truth, recon, frame, geometry.region_mask(), data_range(truth))["psnr"]
+        times, value_range = header.normalised_time(seconds), data_range(truth)
+        recon = np.zeros(truth.shape, dtype=np.float32)  # only the frame scored is read
+        for end, frame in enumerate(frames):
+            scores.append([])
+            for weight in [fitted[end], *CANDIDATES]:
+                ends.set_end_weights([weight if i == end else fitted[i] for i in range(2)])
+                recon[frame] = np.stack([render(float(times[frame]), z) for z in range(truth.shape[1])])
+                scores[end].append(frame_metrics(truth, recon, frame, mask, value_range)["psnr"])
+    ends.set_end_weights(fitted)
+    return scores
 
 
 def scan_row(name: str, model: Path) -> dict[str, object]:
@@ -66,6 +80,7 @@ def scan_row(name: str, model: Path) -> dict[str, object]:
     if state.train_settings().time_ends not in ("fitted", "heldout"):
         raise SystemExit(f"{model}: trained with time_ends {state.train_settings().time_ends}, not fitted")
     field = state.field()
+    restore_fitted(field, state.time_ends)  # a heldout model: back to the weights it was trained to
     ends = time_ends_of(field)
     assert ends is not None
     geometry = state.beam_geometry()
@@ -73,16 +88,8 @@ def scan_row(name: str, model: Path) -> dict[str, object]:
     sinogram = scan / "prepared" / "sinogram.h5"
     fitted = ends.end_weights().detach().tolist()
     metrics = json.loads((scan / "metrics.json").read_text())
-    last = len(metrics["methods"]["dinr"]["per_frame"]) - 1
-    frames = [0, last]
-    truth_psnr = []
-    for end, frame in enumerate(frames):
-        scores = []
-        for weight in [fitted[end], *CANDIDATES]:
-            ends.set_end_weights([weight if i == end else fitted[i] for i in range(2)])
-            scores.append(end_frame_psnr(field, state, scan, frame))
-        truth_psnr.append(scores)
-    ends.set_end_weights(fitted)
+    frames = [0, len(metrics["methods"]["dinr"]["per_frame"]) - 1]
+    truth_psnr = truth_psnr_by_weight(field, state, scan, frames, fitted)
     record = choose_end_weights(field, validation_rays(state, sinogram), samples, Communicator(use_mpi=False),
                                 MAX_POINTS_PER_PASS)
     peers = {method: values["per_frame"] for method, values in metrics["methods"].items()

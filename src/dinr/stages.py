@@ -94,7 +94,7 @@ from dinr.train.checkpoint import TrainingState, load_checkpoint, save_checkpoin
 from dinr.train.comm import Communicator
 from dinr.train.device import choose_device
 from dinr.train.setup import epoch_rays, line_integral_peak
-from dinr.train.shards import ray_shard_count, shard_views
+from dinr.train.shards import heldout_shard_views, ray_shard_count, shard_views
 from dinr.train.snapshots import load_snapshots
 
 log = logging.getLogger(__name__)
@@ -328,8 +328,8 @@ def train(settings: TrainSettings, sinogram_path: Path, checkpoint_path: Path, m
         peaks.append(line_integral_peak(read_sinogram(sinogram_path, views=indices).projections, overwrite=True))
         shards[shard] = read_sinogram(sinogram_path, views=indices)
     held_out = training_views(sinogram_path, heldout=True)
-    heldout = {shard: read_sinogram(sinogram_path, views=held_out[shard::n_shards]) for shard in views
-               if shard < len(held_out)}  # shard k holds held-out views k, k + n_shards, ...
+    heldout = {shard: read_sinogram(sinogram_path, views=indices)
+               for shard, indices in heldout_shard_views(held_out, n_shards, views).items()}
     noise = read_noise_variance(sinogram_path, settings.loss_weights == "transmission")
     scan_id = sinogram_id(sinogram_path)
 

@@ -27,7 +27,7 @@ class RayBatch:
     measured: torch.Tensor
 
     def select(self, rays: slice | torch.Tensor) -> RayBatch:
-        """The batch of rays ``rays`` (a slice or a tensor of indices) of this one."""
+        """The batch of rays ``rays`` (a slice, or a tensor of indices or a boolean mask) of this one."""
         return RayBatch(self.theta[rays], self.u[rays], self.z[rays], self.t[rays], self.measured[rays])
 
 

@@ -3,10 +3,13 @@
 Training view ``k`` (in scan order) goes to shard ``k % shards``, so every shard spans
 the whole scan time; shard ``j`` belongs to rank ``j % ranks``. A rank reads only its
 shards' views, and the rays of a step depend on the shards, not on the ranks: one rank
-holding two shards replays a two-rank run.
+holding two shards replays a two-rank run. The views held out of training are dealt the
+same way (held-out view ``k`` to shard ``k % shards``).
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -39,3 +42,10 @@ def shard_views(training_views: np.ndarray, shards: int, rank: int, size: int,
                              f"training views ({len(training_views)} training views for {shards} shards)")
         mine[shard] = views
     return mine
+
+
+def heldout_shard_views(heldout_views: np.ndarray, shards: int, owned: Iterable[int]) -> dict[int, np.ndarray]:
+    """Shard index -> the scan indices of its held-out views, for the ``owned`` shards of
+    ``shards`` (``heldout_views`` ascending); a shard past the last held-out view has none
+    and is left out."""
+    return {shard: heldout_views[shard::shards] for shard in owned if shard < len(heldout_views)}

@@ -57,14 +57,15 @@ class HeldoutRays:
         boolean per ray of this rank; default all); NaN when no rank holds such a ray."""
         error = norm = 0.0
         per_pass = max(1, points_per_pass // samples)
-        chosen = torch.arange(len(self), device=self.weights.device) if where is None else where.nonzero().squeeze(1)
+        marked, marked_weights = (self.rays, self.weights) if where is None else \
+            (self.rays.select(where), self.weights[where])
         with torch.no_grad():
-            for start in range(0, len(chosen), per_pass):
-                part = chosen[start:start + per_pass]
-                rays = self.rays.select(part)
+            for start in range(0, len(marked.measured), per_pass):
+                part = slice(start, start + per_pass)
+                rays = marked.select(part)
                 midpoints = torch.full((len(rays.measured), samples), 0.5, device=rays.measured.device)
                 predicted = integrate_rays(field, rays, self.geometry, samples, midpoints).double()
-                measured, weights = rays.measured.double(), self.weights[part]
+                measured, weights = rays.measured.double(), marked_weights[part]
                 error += float(torch.sum(weights * (predicted - measured) ** 2))
                 norm += float(torch.sum(weights * measured ** 2))
         error, norm = comm.allreduce_sum(error), comm.allreduce_sum(norm)

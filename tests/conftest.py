@@ -34,7 +34,7 @@ TINY_SIMULATE = SimulateSettings(
 TINY_TRAIN = TrainSettings(
     encoding="hashgrid", n_features=16, sigma_t=0.5, sigma_s=3.0, hash_levels=4, hash_features=2,
     hash_log2_table=12, hash_min_resolution=4, hash_static_levels=0, hash_slow_levels=0, space_resolution="auto", time_resolution="auto",
-    time_cells_per_half_turn=1, time_cells_pilot_epochs=2, time_cells_pilot_rays=10**9, time_ends="linear",
+    time_cells_per_half_turn=1, time_cells_pilot_epochs=2, time_cells_pilot_rays=10**9, time_ends="linear", initial="none",
     width=16, hidden_layers=1, output_scale="auto", nonnegative=False, steps=30, max_epochs=30, max_wall_s=None,
     validate_every_epochs=0.2, validate_every_rays=10**9, patience=3, validation_rays=256, batch_rays=64, ray_shards="auto",
     samples_per_ray=8, coarse_samples=0, loss_weights="transmission", tv_weight="auto", tv_time_weight="auto", lr=1e-2, lr_final=1e-3,

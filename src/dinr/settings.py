@@ -95,6 +95,7 @@ class TrainSettings:
     time_cells_pilot_epochs: float
     time_cells_pilot_rays: int
     time_ends: str
+    initial: str
     width: int
     hidden_layers: int
     output_scale: float | str

@@ -37,6 +37,7 @@ from dinr.train.signals import Interrupted, stop_on_signals
 from dinr.train.snapshots import save_snapshot
 from dinr.train.schedule import MIN_IMPROVEMENT, Plateau, learning_rate
 from dinr.train.step import MAX_POINTS_PER_PASS, train_step
+from dinr.train.warm_start import warm_start
 
 log = logging.getLogger(__name__)
 
@@ -248,6 +249,10 @@ def train(settings: TrainSettings, shards: dict[int, Sinogram], n_shards: int, n
     run = set_up(settings, shards, n_shards, noise_variance, comm, local_peak, heldout, sinogram_id)
     state = initial_state(run)
     resume(run, state, checkpoint_path, other_settings)
+    fit_seconds = warm_start(run, list(shards.values())) if state.step == 0 and settings.initial == "fbp" else 0.0
+    state.train_seconds += fit_seconds  # the fit counts as training: max_wall_s and the snapshots' clock include it
+    if snapshot_dir is not None and fit_seconds and comm.rank == 0:
+        save_snapshot(snapshot_dir, 0, fit_seconds, run.field.state_dict())
     comm.check_identical(run.field, state.step)
     plateau = Plateau(**state.plateau)
     budget = run.budget
@@ -292,11 +297,11 @@ def train(settings: TrainSettings, shards: dict[int, Sinogram], n_shards: int, n
             if done % settings.checkpoint_every == 0 and comm.rank == 0:
                 save_checkpoint(checkpoint_path, snapshot(run, state, done, checkpoint_path))
             if snapshot_dir is not None and done % snapshot_every == 0 and comm.rank == 0:
-                save_snapshot(snapshot_dir, done, progress.elapsed(), run.field.state_dict())
+                save_snapshot(snapshot_dir, done, fit_seconds + progress.elapsed(), run.field.state_dict())
     if choose_ends and settings.time_ends == "heldout" and (done > state.step or not state.time_ends):
         choose_time_ends(run, state, done)
     if snapshot_dir is not None and comm.rank == 0 and done > 0:
-        save_snapshot(snapshot_dir, done, progress.elapsed(), run.field.state_dict())
+        save_snapshot(snapshot_dir, done, fit_seconds + progress.elapsed(), run.field.state_dict())
     final = snapshot(run, state, done, checkpoint_path)
     if comm.rank == 0:
         save_checkpoint(checkpoint_path, final)

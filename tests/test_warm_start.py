@@ -1,0 +1,63 @@
+"""``train.initial: fbp``: the field fitted to sliding-window FBP before training."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+from skimage.metrics import peak_signal_noise_ratio
+
+from conftest import TINY_TRAIN, train
+from dinr.inr.render import SliceRenderer
+from dinr.io.canonical import read_sinogram
+from dinr.train.comm import Communicator
+from dinr.train.setup import TrainingRun, set_up
+from dinr.train.warm_start import fbp_instants, warm_start
+
+WARM = dataclasses.replace(TINY_TRAIN, initial="fbp", hash_levels=6, width=32)
+
+
+def _psnr_to_truth(run: TrainingRun, truth_path: Path) -> float:
+    """Mean PSNR of the field's frames at the truth's instants against the truth."""
+    with h5py.File(truth_path) as f:
+        truth, seconds = f["truth"][:], f["time"][:]
+    sino = read_sinogram(truth_path.with_name("sinogram.h5"))
+    render = SliceRenderer(run.field, run.geometry)
+    scores = []
+    for frame, instant in zip(truth, sino.normalised_time(seconds)):
+        volume = np.stack([render(float(instant), row) for row in range(run.geometry.rows)])
+        scores.append(peak_signal_noise_ratio(frame, volume, data_range=float(truth.max() - truth.min())))
+    return float(np.mean(scores))
+
+
+def test_instants_are_two_per_half_turn_at_interval_centres() -> None:
+    theta = np.linspace(0, 4 * np.pi, 400, endpoint=False)  # two turns = four half-turns
+    np.testing.assert_allclose(fbp_instants(theta), (np.arange(8) + 0.5) / 8)
+
+
+def test_the_warm_started_field_is_close_to_the_truth_before_any_step(tiny_scan: dict[str, Path]) -> None:
+    sino = read_sinogram(tiny_scan["sinogram"])
+    run = set_up(WARM, {0: sino}, 1, 1e-4, Communicator(use_mpi=False))
+    before = _psnr_to_truth(run, tiny_scan["truth"])
+    warm_start(run, [sino])
+    after = _psnr_to_truth(run, tiny_scan["truth"])
+    assert after > 20.0 and after > before + 10.0, (before, after)
+
+
+def test_a_run_warm_starts_once_and_a_rerun_does_not_fit_again(tiny_scan: dict[str, Path], tmp_path: Path,
+                                                              caplog: pytest.LogCaptureFixture) -> None:
+    comm = Communicator(use_mpi=False)
+    caplog.set_level("INFO", logger="dinr.train.warm_start")
+    settings = dataclasses.replace(WARM, steps=10)
+    first = train(settings, tiny_scan["sinogram"], tmp_path / "ck.pt", comm)
+    assert sum("fitted to FBP" in r.message for r in caplog.records) == 1
+    caplog.clear()
+    again = train(settings, tiny_scan["sinogram"], tmp_path / "ck.pt", comm)  # resumes at its last step
+    assert again.step == first.step == 10
+    assert not any("fitted to FBP" in r.message for r in caplog.records)
+    for name, tensor in again.model.items():
+        assert torch.equal(tensor, first.model[name]), name

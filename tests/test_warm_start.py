@@ -16,7 +16,7 @@ from dinr.inr.render import SliceRenderer
 from dinr.io.canonical import read_sinogram
 from dinr.train.comm import Communicator
 from dinr.train.setup import TrainingRun, set_up
-from dinr.train.warm_start import fbp_instants, warm_start
+from dinr.train.warm_start import MAX_VOXELS, binned, binning, fbp_instants, warm_start, window_reconstructions
 
 WARM = dataclasses.replace(TINY_TRAIN, initial="fbp", hash_levels=6, width=32)
 
@@ -61,3 +61,28 @@ def test_a_run_warm_starts_once_and_a_rerun_does_not_fit_again(tiny_scan: dict[s
     assert not any("fitted to FBP" in r.message for r in caplog.records)
     for name, tensor in again.model.items():
         assert torch.equal(tensor, first.model[name]), name
+
+
+def test_binning_bounds_the_reconstructions_of_a_beamline_scan() -> None:
+    assert binning(8, 32, 64) == 1
+    factor = binning(16, 256, 2048)  # four turns of a 2048-column, 256-row detector
+    assert 16 * (256 // factor) * (2048 // factor) ** 2 <= MAX_VOXELS < 16 * (256 // (factor - 1)) * (2048 // (factor - 1)) ** 2
+
+
+def test_binned_views_reconstruct_the_object_at_the_coarser_pixel(tiny_scan: dict[str, Path]) -> None:
+    sino = read_sinogram(tiny_scan["sinogram"])
+    instants = fbp_instants(sino.theta)
+    full, half = (window_reconstructions([binned(sino, f)], instants) for f in (1, 2))
+    assert half.shape == (len(instants), 1, 16, 16)
+    coarse = full.reshape(len(instants), 1, 2, 16, 2, 16, 2).mean(axis=(2, 4, 6))  # full's voxels 2 x 2 x 2
+    assert np.corrcoef((half / 2).ravel(), coarse.ravel())[0, 1] > 0.9
+    np.testing.assert_allclose((half / 2).sum(), coarse.sum(), rtol=0.1)
+
+
+def test_a_fit_to_binned_views_still_finds_the_object(tiny_scan: dict[str, Path],
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    sino = read_sinogram(tiny_scan["sinogram"])
+    monkeypatch.setattr("dinr.train.warm_start.MAX_VOXELS", 8 * 2 * 16 * 16)  # binned 2 x 2
+    run = set_up(WARM, {0: sino}, 1, 1e-4, Communicator(use_mpi=False))
+    warm_start(run, [sino])
+    assert _psnr_to_truth(run, tiny_scan["truth"]) > 18.0

@@ -19,6 +19,7 @@ its usual warm-up, and a resumed run does not fit again.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
@@ -29,7 +30,7 @@ import torch
 from dinr.baselines.fbp import sliding_window_fbp_frames
 from dinr.baselines.fdk import fdk_sliding
 from dinr.errors import InputError
-from dinr.geometry import Geometry
+from dinr.geometry.resolve import geometry_of
 from dinr.geometry.cone import ConeGeometry
 from dinr.inr.render import VoxelGrid
 from dinr.io.canonical import Sinogram
@@ -49,15 +50,52 @@ def fbp_instants(theta: np.ndarray) -> np.ndarray:
     return (np.arange(count) + 0.5) / count
 
 
-def window_reconstructions(shards: list[Sinogram], geometry: Geometry, instants: np.ndarray) -> np.ndarray:
-    """(instants, rows, n, n) attenuation per pixel from this rank's training views (all
-    its shards together, in scan order) around each normalised instant: ASTRA's FBP of a
-    half-turn window (parallel beam) or RTK's Parker-weighted FDK of a short scan (cone
-    beam; :class:`~dinr.errors.InputError` when RTK is not installed)."""
+#: Most voxels of a rank's window reconstructions (256 MiB of float32): a larger scan's
+#: views are binned until its reconstructions fit (a 2048-column scan of 256 rows over
+#: four turns, by 7), which bounds the fit's memory and the reconstructions' time.
+MAX_VOXELS = 2**26
+
+
+def binning(instants: int, rows: int, cols: int) -> int:
+    """The smallest detector binning (columns per bin; rows too, up to all of them, see
+    :func:`binned`) at which ``instants`` reconstructions of a ``rows x cols`` detector
+    take at most :data:`MAX_VOXELS`."""
+    factor = 1
+    while instants * (rows // min(factor, rows)) * max(1, cols // factor) ** 2 > MAX_VOXELS:
+        factor += 1
+    return factor
+
+
+def binned(sino: Sinogram, factor: int) -> Sinogram:
+    """``sino`` with its detector binned ``factor`` columns by ``min(factor, rows)`` rows
+    (line integrals averaged; the last rows and columns that do not fill a bin dropped),
+    its axis, pixel pitch and central row in the binned pixels. A cone-beam detector needs
+    square pixels: one with fewer rows than ``factor`` is an :class:`InputError`."""
+    if factor == 1:
+        return sino
+    views, rows, cols = sino.shape
+    down = min(factor, rows)
+    if sino.beam == "cone" and down < factor:
+        raise InputError(f"a cone-beam detector of {rows} rows cannot be binned {factor} x {factor} to bound "
+                         "the window reconstructions' memory")
+    rows, cols = rows // down, cols // factor
+    projections = sino.projections[:, :rows * down, :cols * factor]
+    projections = projections.reshape(views, rows, down, cols, factor).mean(axis=(2, 4), dtype=np.float32)
+    return dataclasses.replace(sino, projections=projections, center=sino.center / factor,
+                               pixel_size_mm=sino.pixel_size_mm * factor,
+                               row_center=None if sino.row_center is None else sino.row_center / down)
+
+
+def window_reconstructions(shards: list[Sinogram], instants: np.ndarray) -> np.ndarray:
+    """(instants, rows, n, n) attenuation per pixel of the (binned) detector from this
+    rank's training views (all its shards together, in scan order) around each normalised
+    instant: ASTRA's FBP of a half-turn window (parallel beam) or RTK's Parker-weighted FDK
+    of a short scan (cone beam; :class:`~dinr.errors.InputError` when RTK is not installed)."""
     theta = np.concatenate([s.theta for s in shards])
     order = np.argsort(theta)
     projections = np.concatenate([s.projections for s in shards])[order]
     time_norm = shards[0].normalised_time(np.concatenate([s.time for s in shards])[order])
+    geometry = geometry_of(shards[0])
     if isinstance(geometry, ConeGeometry):
         return fdk_sliding(projections, theta[order], time_norm, instants, geometry)
     return np.stack(list(sliding_window_fbp_frames(projections, theta[order], time_norm, instants,
@@ -70,31 +108,42 @@ def warm_start(run: TrainingRun, shards: list[Sinogram]) -> float:
     (the seconds to find that it cannot, where RTK is missing)."""
     started = time.perf_counter()
     instants = fbp_instants(np.concatenate([s.theta for s in shards]))
+    _, detector_rows, detector_cols = shards[0].shape
+    factor = binning(len(instants), detector_rows, detector_cols)
     try:
-        frames = torch.as_tensor(window_reconstructions(shards, run.geometry, instants), device=run.device)
-    except InputError as err:  # every rank has the same RTK, so all ranks skip together
+        frames = torch.as_tensor(window_reconstructions([binned(s, factor) for s in shards], instants),
+                                 device=run.device)
+    except InputError as err:  # no RTK, or a detector that cannot be binned: the same on every rank
         if run.comm.rank == 0:
             log.warning("train.initial fbp: %s; the field starts from the network's initialisation", err)
         return time.perf_counter() - started
+    frames /= factor  # attenuation per binned pixel -> per pixel of the detector
     grid = VoxelGrid.full(run.geometry)
     z, y, x = (torch.as_tensor(a, dtype=torch.float32, device=run.device) for a in (grid.z, grid.y, grid.x))
     rows, columns = torch.nonzero(y[:, None] ** 2 + x[None, :] ** 2 < run.geometry.radius ** 2).unbind(1)
     plane = torch.stack([y[rows], x[columns]], dim=-1) / run.geometry.half_width  # (pixels, 2) in the cylinder
-    slices = max(1, FIT_POINTS // len(rows))  # whole slices a step: the table is read in order
+    cells_y, cells_x = (torch.clamp(index // factor, max=frames.shape[-1] - 1) for index in (rows, columns))
+    # Whole slices a step, or a band of one slice's rows where a slice has more pixels than a
+    # step fits: pixels in row order, so the tables are read in order.
+    band = min(len(rows), FIT_POINTS)
+    slices, offsets = max(1, FIT_POINTS // band), torch.arange(band, device=run.device)
     optimizer = torch.optim.Adam(run.field.parameters(), lr=FIT_LR, fused=run.device.type in ("cpu", "cuda"))
     generator = torch.Generator(device="cpu").manual_seed(run.settings.seed)
     scale, first, spacing = float(run.field.scale), float(instants[0]), float(instants[1] - instants[0])
     for step in range(FIT_STEPS):
         t = torch.rand(slices, generator=generator)
         height = torch.randint(len(z), (slices,), generator=generator)
+        start = torch.randint(len(rows) - band + 1, (slices,), generator=generator)
         position = torch.clamp((t - first) / spacing, 0, len(instants) - 1)  # in instants
         low = torch.clamp(position.floor().long(), max=len(instants) - 2)
-        frac = (position - low).to(run.device)[:, None]
-        low, height, t = low.to(run.device), height.to(run.device), t.to(run.device)
-        target = (1 - frac) * frames[low, height][:, rows, columns] + frac * frames[low + 1, height][:, rows, columns]
+        frac = (position - low)[:, None]
+        t, height, low, frac = (a.to(run.device) for a in (t, height, low, frac))
+        pixels = start.to(run.device)[:, None] + offsets  # (slices, band)
+        level = torch.clamp(height // min(factor, detector_rows), max=frames.shape[1] - 1)[:, None]
+        target = (1 - frac) * frames[low[:, None], level, cells_y[pixels], cells_x[pixels]] + \
+            frac * frames[low[:, None] + 1, level, cells_y[pixels], cells_x[pixels]]
         tz = torch.stack([t, z[height] / run.geometry.half_width], dim=-1)
-        coords = torch.cat([tz[:, None, :].expand(slices, len(rows), 2),
-                            plane[None].expand(slices, len(rows), 2)], dim=-1).reshape(-1, 4)
+        coords = torch.cat([tz[:, None, :].expand(slices, band, 2), plane[pixels]], dim=-1).reshape(-1, 4)
         for group in optimizer.param_groups:
             group["lr"] = FIT_LR * min(1.0, (step + 1) / 50)
         run.reducer.zero_()
@@ -104,7 +153,8 @@ def warm_start(run: TrainingRun, shards: list[Sinogram]) -> float:
         optimizer.step()
     run.comm.check_identical(run.field, 0)
     if run.comm.rank == 0:
-        log.info("initial: fitted to %s of %d windows in %d steps (%.1f s), loss %.3g",
-                 "FDK" if isinstance(run.geometry, ConeGeometry) else "FBP", len(instants), FIT_STEPS,
+        log.info("initial: fitted to %s of %d windows%s in %d steps (%.1f s), loss %.3g",
+                 "FDK" if isinstance(run.geometry, ConeGeometry) else "FBP", len(instants),
+                 f" of views binned {factor} x {factor}" if factor > 1 else "", FIT_STEPS,
                  time.perf_counter() - started, loss.item())
     return time.perf_counter() - started

@@ -59,6 +59,7 @@ INSTANT_NGP_ADAM: dict[str, object] = {"adam_beta2": 0.99, "adam_eps": 1e-15}
 VARIANTS: dict[str, dict[str, object]] = {
     "default": {},
     "initial_none": {"initial": "none"},
+    "initial_fbp": {"initial": "fbp"},
     "epoch_spaced": {"validate_every_rays": 10**12},  # held-out evaluations every 0.2 epoch, however many steps
     "table_x4": {"hash_log2_table": 22},  # 4x the fixed 2^20 of the runs before hash_log2_table auto
     "table_2e20": {"hash_log2_table": 20},  # the fixed table before auto

@@ -11,11 +11,12 @@ the ranks' reconstructions. Between two instants the target is their linear blen
 before the first and after the last it is held. A fit step takes whole slices (the
 tables are read in order) and a voxel costs one field evaluation where a training ray
 costs ``samples_per_ray`` (the fit took 45 s on the 2 cores at 128 pixels, about 120
-training steps), and it skips the part of training that only finds the object's shape: on the 128-pixel parallel scan
-of ``config/paper.yaml`` training from it is 2.6 dB ahead after 1200 s; on the 5000-photon foam it ends 0.76 dB
-lower (its noisy FBP stays in the fine levels), so ``none`` is the default (README,
-"Where training starts"). The fit has its own Adam; training then starts with fresh moments and
-its usual warm-up, and a resumed run does not fit again.
+training steps), and it skips the part of training that only finds the object's shape:
+on the 128-pixel parallel scan of ``config/paper.yaml`` training from it is 2.6 dB ahead
+after 1200 s; on the 5000-photon foam it ends 0.76 dB lower (its noisy FBP stays in the
+fine levels), so ``none`` is the default (README, "Where training starts"). The fit has
+its own Adam; training then starts with fresh moments and its usual warm-up, and a
+resumed run does not fit again.
 """
 
 from __future__ import annotations

@@ -51,7 +51,7 @@ def field_spec(settings: TrainSettings, geometry: Geometry, angular_span: float,
         cells = int(settings.time_resolution)
         return {**spec, "time_resolution": cells, "slow_time_resolution": slow_time_cells(cells),
                 "time_span": (0.0, 1.0)}
-    half_turns = max(1, math.ceil(angular_span / math.pi - 1e-6))
+    half_turns = half_turns_of(angular_span)
     if half_turns == 1:  # one half-turn resolves no motion
         return {**spec, "time_resolution": 0, "time_span": (0.0, 1.0)}
     if settings.time_cells_per_half_turn == "auto":
@@ -60,6 +60,12 @@ def field_spec(settings: TrainSettings, geometry: Geometry, angular_span: float,
     margin = 0.5 / half_turns
     return {**spec, "time_resolution": (half_turns - 1) * settings.time_cells_per_half_turn,
             "slow_time_resolution": slow_time_cells(half_turns - 1), "time_span": (margin, 1.0 - margin)}
+
+
+def half_turns_of(angular_span: float) -> int:
+    """Half-turns begun by ``angular_span`` radians of rotation (at least one): the time
+    grid's node count under ``time_resolution: auto``."""
+    return max(1, math.ceil(angular_span / math.pi - 1e-6))
 
 
 def slow_time_cells(half_turns: int) -> int:

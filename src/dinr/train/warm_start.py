@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import time
 
 import numpy as np
@@ -34,9 +33,10 @@ from dinr.baselines.fdk import fdk_sliding
 from dinr.errors import InputError
 from dinr.geometry.resolve import geometry_of
 from dinr.geometry.cone import ConeGeometry
+from dinr.inr.build import half_turns_of
 from dinr.inr.render import VoxelGrid
 from dinr.io.canonical import Sinogram
-from dinr.train.setup import TrainingRun
+from dinr.train.setup import TrainingRun, angular_span
 
 log = logging.getLogger(__name__)
 
@@ -44,11 +44,10 @@ log = logging.getLogger(__name__)
 FIT_STEPS, FIT_POINTS, FIT_LR = 300, 32768, 0.01
 
 
-def fbp_instants(theta: np.ndarray) -> np.ndarray:
-    """Normalised instants two per half-turn of the views' rotation ``theta`` (radians):
-    the centres of the scan's ``2 x half-turns`` equal intervals."""
-    half_turns = max(1, math.ceil((float(theta.max()) - float(theta.min())) / math.pi - 1e-6))
-    count = 2 * half_turns
+def fbp_instants(angular_span: float) -> np.ndarray:
+    """Normalised instants two per half-turn of a scan of ``angular_span`` radians of
+    rotation: the centres of its ``2 x half-turns`` equal intervals."""
+    count = 2 * half_turns_of(angular_span)
     return (np.arange(count) + 0.5) / count
 
 
@@ -109,7 +108,7 @@ def warm_start(run: TrainingRun, shards: list[Sinogram]) -> float:
     module note); every rank ends with the same parameters. Returns the seconds it took
     (the seconds to find that it cannot, where RTK is missing)."""
     started = time.perf_counter()
-    instants = fbp_instants(np.concatenate([s.theta for s in shards]))
+    instants = fbp_instants(angular_span(shards, run.comm))  # agreed: every rank fits the same instants
     _, detector_rows, detector_cols = shards[0].shape
     factor = binning(len(instants), detector_rows, detector_cols)
     try:

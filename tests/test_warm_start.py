@@ -15,8 +15,9 @@ from dinr.evaluate.metrics import volume_metrics
 from dinr.inr.render import SliceRenderer
 from dinr.io.canonical import read_sinogram
 from dinr.train.comm import Communicator
-from dinr.train.setup import TrainingRun, set_up
-from dinr.train.warm_start import MAX_VOXELS, binned, binning, fbp_instants, warm_start, window_reconstructions
+from dinr.train.setup import AUTO_FBP_EPOCH_STEPS, TrainingRun, set_up, starting_point
+from dinr.train.warm_start import (MAX_VOXELS, binned, binning, fbp_instants, warm_start, wiener_denoised,
+                                  window_reconstructions)
 
 WARM = dataclasses.replace(TINY_TRAIN, initial="fbp", hash_levels=6, width=32)
 
@@ -71,7 +72,7 @@ def test_binning_bounds_the_reconstructions_of_a_beamline_scan() -> None:
 def test_binned_views_reconstruct_the_object_at_the_coarser_pixel(tiny_scan: dict[str, Path]) -> None:
     sino = read_sinogram(tiny_scan["sinogram"])
     instants = fbp_instants(float(sino.theta.max() - sino.theta.min()))
-    full, half = (window_reconstructions([binned(sino, f)], instants) for f in (1, 2))
+    full, half = (sum(window_reconstructions([binned(sino, f)], instants)) / 2 for f in (1, 2))
     assert half.shape == (len(instants), 1, 16, 16)
     coarse = full.reshape(len(instants), 1, 2, 16, 2, 16, 2).mean(axis=(2, 4, 6))  # full's voxels 2 x 2 x 2
     assert np.corrcoef((half / 2).ravel(), coarse.ravel())[0, 1] > 0.9
@@ -85,3 +86,25 @@ def test_a_fit_to_binned_views_still_finds_the_object(tiny_scan: dict[str, Path]
     run = set_up(WARM, {0: sino}, 1, 1e-4, Communicator(use_mpi=False))
     warm_start(run, [sino])
     assert _psnr_to_truth(run, tiny_scan["truth"]) > 18.0
+
+
+def test_the_wiener_target_keeps_a_clean_object_and_removes_noise_the_halves_disagree_on() -> None:
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[-1:1:64j, -1:1:64j]
+    disk = np.stack([(yy ** 2 + xx ** 2 < r ** 2).astype(np.float32) for r in (0.3, 0.5, 0.7)])  # (3, 64, 64)
+    np.testing.assert_allclose(wiener_denoised(disk, disk), disk, atol=1e-5)  # halves agree: nothing is noise
+    even, odd = (disk + rng.normal(0, 0.5, disk.shape).astype(np.float32) for _ in range(2))
+    error_of = lambda image: float(np.sqrt(np.mean((image - disk) ** 2)))
+    assert error_of(wiener_denoised(even, odd)) < 0.5 * error_of((even + odd) / 2)
+
+
+def test_auto_starts_from_fbp_only_where_an_epoch_is_many_steps(tiny_scan: dict[str, Path]) -> None:
+    assert [starting_point("auto", steps) for steps in (342, 2736)] == ["none", "fbp"]  # 64 and 128 pixels
+    assert starting_point("none", 10**6) == "none" and starting_point("fbp", 1) == "fbp"
+    sino = read_sinogram(tiny_scan["sinogram"])
+    auto = dataclasses.replace(WARM, initial="auto")
+    run = set_up(auto, {0: sino}, 1, 1e-4, Communicator(use_mpi=False))
+    assert run.budget.epoch_steps <= AUTO_FBP_EPOCH_STEPS and run.identity["initial"] == "none"  # as trained before the key
+    rays_per_epoch = run.budget.epoch_steps * auto.batch_rays
+    small_batches = dataclasses.replace(auto, batch_rays=max(1, int(rays_per_epoch // (2 * AUTO_FBP_EPOCH_STEPS))))
+    assert set_up(small_batches, {0: sino}, 1, 1e-4, Communicator(use_mpi=False)).settings.initial == "fbp"

@@ -249,7 +249,7 @@ def train(settings: TrainSettings, shards: dict[int, Sinogram], n_shards: int, n
     run = set_up(settings, shards, n_shards, noise_variance, comm, local_peak, heldout, sinogram_id)
     state = initial_state(run)
     resume(run, state, checkpoint_path, other_settings)
-    fit_seconds = warm_start(run, list(shards.values())) if state.step == 0 and settings.initial == "fbp" else 0.0
+    fit_seconds = warm_start(run, list(shards.values())) if state.step == 0 and run.settings.initial == "fbp" else 0.0
     state.train_seconds += fit_seconds  # the fit counts as training: max_wall_s and the snapshots' clock include it
     if snapshot_dir is not None and fit_seconds and comm.rank == 0:
         save_snapshot(snapshot_dir, 0, fit_seconds, run.field.state_dict())

@@ -150,6 +150,25 @@ def warn_if_motion_unresolved(settings: TrainSettings, spec: dict[str, Any], spa
                     span / math.pi)
 
 
+#: ``train.initial: auto`` starts from FBP (``fbp``) on a scan whose epoch is more steps
+#: than this, and from the initialisation (``none``) otherwise. Such a scan's training ends
+#: within about two epochs (the 128-pixel scans of ``config/paper.yaml``, 2736 steps an
+#: epoch: 1.1-1.7), so the shape the fit gives is worth most of a budget that never
+#: reaches it from noise; a 64-pixel scan (342 steps an epoch) converges after 8-10 epochs,
+#: gains at most 0.1 dB from the fit and can lose 0.3 dB to noise in it (README, "Where
+#: training starts").
+AUTO_FBP_EPOCH_STEPS = 1000
+
+
+def starting_point(initial: str, epoch_steps: float) -> str:
+    """``train.initial`` resolved for a scan of ``epoch_steps`` steps an epoch:
+    ``auto`` becomes ``fbp`` above :data:`AUTO_FBP_EPOCH_STEPS` and ``none`` otherwise;
+    ``none`` and ``fbp`` stay."""
+    if initial != "auto":
+        return initial
+    return "fbp" if epoch_steps > AUTO_FBP_EPOCH_STEPS else "none"
+
+
 def set_up(settings: TrainSettings, shards: dict[int, Sinogram], n_shards: int, noise_variance: float,
            comm: Communicator, local_peak: float | None = None,
            heldout: dict[int, Sinogram] | None = None, sinogram_id: str = "") -> TrainingRun:
@@ -171,6 +190,13 @@ def set_up(settings: TrainSettings, shards: dict[int, Sinogram], n_shards: int, 
         warn_if_motion_unresolved(settings, spec, span)
     field = build_field(settings, spec).to(device)
     views = int(comm.allreduce_sum(float(sum(len(shard.theta) for shard in held))))
+    validation = HeldoutRays(heldout or {}, geometry, settings.validation_rays // n_shards, settings.seed, device,
+                             settings.loss_weights == "transmission", comm)
+    run_budget = budget(settings, epoch_rays(geometry, views), settings.batch_rays * n_shards, validation.total > 0)
+    if settings.initial == "auto" and comm.rank == 0:
+        log.info("initial auto: %s (an epoch is %.0f steps; fbp above %d)",
+                 starting_point("auto", run_budget.epoch_steps), run_budget.epoch_steps, AUTO_FBP_EPOCH_STEPS)
+    settings = dataclasses.replace(settings, initial=starting_point(settings.initial, run_budget.epoch_steps))
     prior = prior_record(settings, noise_variance, views, geometry, spec)
     comm.broadcast_module(field)
     optimizer = torch.optim.Adam(field.parameters(), lr=settings.lr, betas=(0.9, settings.adam_beta2),
@@ -179,15 +205,13 @@ def set_up(settings: TrainSettings, shards: dict[int, Sinogram], n_shards: int, 
                               cuda_aware=settings.cuda_aware_mpi)
     sampler = ShardedSampler([RaySampler(shard, geometry, shard=index, seed=settings.seed, device=device)
                               for index, shard in shards.items()])
-    validation = HeldoutRays(heldout or {}, geometry, settings.validation_rays // n_shards, settings.seed, device,
-                             settings.loss_weights == "transmission", comm)
     samples = samples_per_ray(settings.samples_per_ray, geometry.n)
     return TrainingRun(
         settings=settings, comm=comm, device=device, n_shards=n_shards, geometry=geometry, scan_time=held[0].scan_time, spec=spec,
         prior=prior, field=field, optimizer=optimizer, reducer=reducer, sampler=sampler,
         samples=samples, coarse_samples=coarse_samples_per_ray(settings.coarse_samples, samples),
         global_rays=settings.batch_rays * n_shards, launch=launch_record(comm, device),
-        budget=budget(settings, epoch_rays(geometry, views), settings.batch_rays * n_shards, validation.total > 0),
+        budget=run_budget,
         heldout=validation,
         sinogram_id=sinogram_id,
     )

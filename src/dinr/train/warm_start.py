@@ -26,6 +26,7 @@ import logging
 import time
 
 import numpy as np
+import scipy.fft
 import torch
 
 from dinr.baselines.fbp import sliding_window_fbp_frames
@@ -87,20 +88,47 @@ def binned(sino: Sinogram, factor: int) -> Sinogram:
                                row_center=None if sino.row_center is None else sino.row_center / down)
 
 
-def window_reconstructions(shards: list[Sinogram], instants: np.ndarray) -> np.ndarray:
-    """(instants, rows, n, n) attenuation per pixel of the (binned) detector from this
-    rank's training views (all its shards together, in scan order) around each normalised
-    instant: ASTRA's FBP of a half-turn window (parallel beam) or RTK's Parker-weighted FDK
-    of a short scan (cone beam; :class:`~dinr.errors.InputError` when RTK is not installed)."""
+def window_reconstructions(shards: list[Sinogram], instants: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Two (instants, rows, n, n) reconstructions, attenuation per pixel of the (binned)
+    detector, from this rank's training views (all its shards together, in scan order)
+    around each normalised instant: one from its even views, one from its odd views in
+    angle order. Each is ASTRA's FBP of a half-turn window (parallel beam) or RTK's
+    Parker-weighted FDK of a short scan (cone beam; :class:`~dinr.errors.InputError` when
+    RTK is not installed). Their mean is the reconstruction from every view, half their
+    difference has its noise (:func:`wiener_denoised`)."""
     theta = np.concatenate([s.theta for s in shards])
     order = np.argsort(theta)
     projections = np.concatenate([s.projections for s in shards])[order]
     time_norm = shards[0].normalised_time(np.concatenate([s.time for s in shards])[order])
-    geometry = geometry_of(shards[0])
-    if isinstance(geometry, ConeGeometry):
-        return fdk_sliding(projections, theta[order], time_norm, instants, geometry)
-    return np.stack(list(sliding_window_fbp_frames(projections, theta[order], time_norm, instants,
-                                                   shards[0].center, "shepp")))
+    theta, geometry = theta[order], geometry_of(shards[0])
+    halves = []
+    for half in (slice(0, None, 2), slice(1, None, 2)):
+        if isinstance(geometry, ConeGeometry):
+            halves.append(fdk_sliding(projections[half], theta[half], time_norm[half], instants, geometry))
+        else:
+            halves.append(np.stack(list(sliding_window_fbp_frames(
+                projections[half], theta[half], time_norm[half], instants, shards[0].center, "shepp"))))
+    return halves[0], halves[1]
+
+
+def wiener_denoised(even: np.ndarray, odd: np.ndarray) -> np.ndarray:
+    """The mean of two reconstructions ``even`` and ``odd`` (..., n, n) of one object from
+    disjoint halves of its views, with each in-plane spatial frequency shrunk by the
+    Wiener gain ``max(0, 1 - N(k) / P(k))``: ``P`` the power of their mean and ``N`` that
+    of half their difference (the mean's noise and streaks, which the object does not
+    share), both averaged over every slice and frame in rings of ``|k|`` one frequency
+    bin wide. A noisy scan's target thus loses its fine detail and a clean one keeps it,
+    so the fit does not put into the field's fine levels what the views do not support."""
+    mean, noise = scipy.fft.rfft2((even + odd) / 2), scipy.fft.rfft2((even - odd) / 2)  # single precision
+    n = even.shape[-1]
+    ky, kx = np.fft.fftfreq(n)[:, None], np.fft.rfftfreq(n)[None, :]
+    ring = np.minimum(np.rint(np.hypot(ky, kx) * n).astype(int), n // 2)
+    def ring_power(spectrum: np.ndarray) -> np.ndarray:
+        power = np.abs(spectrum.reshape(-1, *ring.shape)) ** 2
+        return np.bincount(ring.ravel(), weights=power.sum(axis=0).ravel(), minlength=n // 2 + 1)
+    signal_power = ring_power(mean)
+    gain = np.clip(1 - ring_power(noise) / np.maximum(signal_power, np.finfo(float).tiny), 0, 1)
+    return scipy.fft.irfft2(mean * gain[ring].astype(np.float32), s=even.shape[-2:]).astype(np.float32)
 
 
 def warm_start(run: TrainingRun, shards: list[Sinogram]) -> float:
@@ -112,8 +140,8 @@ def warm_start(run: TrainingRun, shards: list[Sinogram]) -> float:
     _, detector_rows, detector_cols = shards[0].shape
     factor = binning(len(instants), detector_rows, detector_cols)
     try:
-        frames = torch.as_tensor(window_reconstructions([binned(s, factor) for s in shards], instants),
-                                 device=run.device)
+        even, odd = window_reconstructions([binned(s, factor) for s in shards], instants)
+        frames = torch.as_tensor(wiener_denoised(even, odd), device=run.device)
     except InputError as err:  # no RTK, or a detector that cannot be binned: the same on every rank
         if run.comm.rank == 0:
             log.warning("train.initial fbp: %s; the field starts from the network's initialisation", err)

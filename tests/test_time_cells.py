@@ -15,7 +15,7 @@ from conftest import TINY_TRAIN, geometry_settings, prepare_settings, train
 from dinr import stages
 from dinr.geometry.resolve import geometry_of
 from dinr.io.canonical import read_sinogram, training_views
-from dinr.train.checkpoint import TrainingState, load_checkpoint
+from dinr.train.checkpoint import TrainingState, load_checkpoint, run_identity, save_checkpoint, settings_hash
 from dinr.train.comm import Communicator
 from dinr.train.setup import epoch_rays
 from dinr.train.time_cells import (PILOT_WALL_SHARE, TIME_PRIOR_RATIO, best_heldout, chosen_cells, pilot_epochs,
@@ -84,6 +84,15 @@ def test_the_pilots_choose_and_the_winner_goes_on_from_its_pilot_as_if_trained_a
     again = train(AUTO_CELLS, tiny_scan["sinogram"], checkpoint, comm)  # a rerun trains nothing more
     assert again.step == final.step and again.pilots == model.pilots
     assert all(load_checkpoint(pilot_path(checkpoint, c)).step == pilots[c].step for c in (1, 2))
+
+    # A run checkpointed before a key existed (stored without it, hashed without it) is the
+    # same run: a rerun that restarts on other settings resumes it and sets nothing aside.
+    old = load_checkpoint(checkpoint)
+    old.settings = {k: v for k, v in old.settings.items() if k != "initial"}
+    old.settings_hash = settings_hash(run_identity(old.settings, old.ray_shards, old.sinogram_id, True))
+    save_checkpoint(checkpoint, old)
+    resumed = train(AUTO_CELLS, tiny_scan["sinogram"], checkpoint, comm, other_settings="restart")
+    assert resumed.step == final.step and len(list(tmp_path.glob("ck.*.pt"))) == 3
 
 
 def test_without_heldout_views_auto_is_one_cell_and_nothing_is_piloted(

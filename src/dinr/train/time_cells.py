@@ -122,13 +122,14 @@ def pilot_record(pilots: dict[int, TrainingState], chosen: int, epochs: float) -
 
 def start_from_pilot(checkpoint_path: Path, pilot: TrainingState, cells: int, other_settings: str) -> None:
     """Make the winning pilot (of ``cells`` cells) the run's checkpoint, unless the run's
-    checkpoint is already of the winner's run (same settings hash: it resumes there). One
+    checkpoint is already of the winner's run (same identity, keys added since at the
+    values it was trained with: it resumes there). One
     made with other settings is set aside first when ``other_settings`` is ``restart``
     (:func:`dinr.train.loop.set_aside`), and otherwise left to
     :func:`dinr.train.loop.resume`, which refuses or reuses it."""
     if checkpoint_path.exists():
-        saved_hash = load_checkpoint(checkpoint_path).settings_hash
-        if saved_hash == pilot.settings_hash or other_settings != "restart":
+        saved_hash = load_checkpoint(checkpoint_path).identity_hash(adaptive=True)  # pilots need steps auto + held-out views
+        if saved_hash == pilot.identity_hash(adaptive=True) or other_settings != "restart":
             return
         log.warning("%s was made with other settings; kept as %s, the run goes on from its %d-cell pilot",
                     checkpoint_path, set_aside(checkpoint_path, saved_hash), cells)

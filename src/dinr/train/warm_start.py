@@ -55,9 +55,10 @@ def fbp_instants(angular_span: float) -> np.ndarray:
     return (np.arange(count) + 0.5) / count
 
 
-#: Most voxels of a rank's window reconstructions (256 MiB of float32): a larger scan's
-#: views are binned until its reconstructions fit (a 2048-column scan of 256 rows over
-#: four turns, by 7), which bounds the fit's memory and the reconstructions' time.
+#: Most voxels of a rank's window reconstructions (256 MiB of float32 each: the even
+#: views', the odd views' and the target, 768 MiB together): a larger scan's views are
+#: binned until they fit (a 2048-column scan of 256 rows over four turns, by 7), which
+#: bounds the fit's memory and the reconstructions' time.
 MAX_VOXELS = 2**26
 
 
@@ -121,17 +122,25 @@ def wiener_denoised(even: np.ndarray, odd: np.ndarray) -> np.ndarray:
     of half their difference (the mean's noise and streaks, which the object does not
     share), both averaged over every slice and frame in rings of ``|k|`` one frequency
     bin wide. A noisy scan's target thus loses its fine detail and a clean one keeps it,
-    so the fit does not put into the field's fine levels what the views do not support."""
-    mean, noise = scipy.fft.rfft2((even + odd) / 2), scipy.fft.rfft2((even - odd) / 2)  # single precision
+    so the fit does not put into the field's fine levels what the views do not support.
+    Transformed a window (leading index) at a time."""
     n = even.shape[-1]
     ky, kx = np.fft.fftfreq(n)[:, None], np.fft.rfftfreq(n)[None, :]
     ring = np.minimum(np.rint(np.hypot(ky, kx) * n).astype(int), n // 2)
-    def ring_power(spectrum: np.ndarray) -> np.ndarray:
-        power = np.abs(spectrum.reshape(-1, *ring.shape)) ** 2
+
+    def ring_power(image: np.ndarray) -> np.ndarray:
+        power = np.abs(scipy.fft.rfft2(image).reshape(-1, *ring.shape)) ** 2  # single precision
         return np.bincount(ring.ravel(), weights=power.sum(axis=0).ravel(), minlength=n // 2 + 1)
-    signal_power = ring_power(mean)
-    gain = np.clip(1 - ring_power(noise) / np.maximum(signal_power, np.finfo(float).tiny), 0, 1)
-    return scipy.fft.irfft2(mean * gain[ring].astype(np.float32), s=even.shape[-2:]).astype(np.float32)
+
+    signal_power, noise_power = np.zeros(n // 2 + 1), np.zeros(n // 2 + 1)
+    for e, o in zip(even, odd):  # a window at a time: memory stays that of the reconstructions
+        signal_power += ring_power((e + o) / 2)
+        noise_power += ring_power((e - o) / 2)
+    gain = np.clip(1 - noise_power / np.maximum(signal_power, np.finfo(float).tiny), 0, 1)[ring].astype(np.float32)
+    denoised = np.empty(even.shape, dtype=np.float32)
+    for index, (e, o) in enumerate(zip(even, odd)):
+        denoised[index] = scipy.fft.irfft2(scipy.fft.rfft2((e + o) / 2) * gain, s=even.shape[-2:])
+    return denoised
 
 
 def warm_start(run: TrainingRun, shards: list[Sinogram]) -> float:

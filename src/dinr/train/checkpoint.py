@@ -89,11 +89,15 @@ class TrainingState:
         run was trained with."""
         return {**section_defaults("train"), **TRAINED_BEFORE_KEY, **self.settings}
 
+    def identity(self, adaptive: bool) -> dict[str, Any]:
+        """The run's identity (:func:`run_identity`) over :meth:`completed_settings`: what
+        a run of these settings is today, where the stored ``settings_hash`` predates the
+        keys added since."""
+        return run_identity(self.completed_settings(), self.ray_shards, self.sinogram_id, adaptive)
+
     def identity_hash(self, adaptive: bool) -> str:
-        """The hash of the run's identity (:func:`run_identity`) over
-        :meth:`completed_settings`: what a run of these settings hashes to today, where the
-        stored ``settings_hash`` predates the keys added since."""
-        return settings_hash(run_identity(self.completed_settings(), self.ray_shards, self.sinogram_id, adaptive))
+        """:func:`settings_hash` of :meth:`identity`."""
+        return settings_hash(self.identity(adaptive))
 
     def train_settings(self) -> TrainSettings:
         """The training settings of the run (:meth:`completed_settings`)."""

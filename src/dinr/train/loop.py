@@ -27,8 +27,8 @@ import torch
 from dinr.errors import InputError, NumericalError
 from dinr.io.canonical import Sinogram
 from dinr.settings import TrainSettings
-from dinr.train.checkpoint import (BUDGET_CAPS, TrainingState, differing_keys, load_checkpoint, run_identity,
-                                   save_checkpoint)
+from dinr.train.checkpoint import (BUDGET_CAPS, TrainingState, differing_keys, load_checkpoint,
+                                   save_checkpoint, settings_hash)
 from dinr.train.comm import Communicator
 from dinr.train.end_weights import choose_end_weights, restore_fitted
 from dinr.train.progress import Progress
@@ -83,8 +83,8 @@ def resume(run: TrainingRun, state: TrainingState, checkpoint_path: Path, other_
     if not checkpoint_path.exists():
         return
     saved = load_checkpoint(checkpoint_path)
-    stored = run_identity(saved.completed_settings(), saved.ray_shards, saved.sinogram_id, run.budget.adaptive)
-    saved_hash = saved.identity_hash(run.budget.adaptive)
+    stored = saved.identity(run.budget.adaptive)
+    saved_hash = settings_hash(stored)
     if saved_hash != run.run_hash and other_settings != "reuse":
         keys = ", ".join(differing_keys(stored, run.identity)) or "hash only"
         if other_settings == "refuse":

@@ -193,10 +193,11 @@ def set_up(settings: TrainSettings, shards: dict[int, Sinogram], n_shards: int, 
     validation = HeldoutRays(heldout or {}, geometry, settings.validation_rays // n_shards, settings.seed, device,
                              settings.loss_weights == "transmission", comm)
     run_budget = budget(settings, epoch_rays(geometry, views), settings.batch_rays * n_shards, validation.total > 0)
+    initial = starting_point(settings.initial, run_budget.epoch_steps)
     if settings.initial == "auto" and comm.rank == 0:
-        log.info("initial auto: %s (an epoch is %.0f steps; fbp above %d)",
-                 starting_point("auto", run_budget.epoch_steps), run_budget.epoch_steps, AUTO_FBP_EPOCH_STEPS)
-    settings = dataclasses.replace(settings, initial=starting_point(settings.initial, run_budget.epoch_steps))
+        log.info("initial auto: %s (an epoch is %.0f steps; fbp above %d)", initial, run_budget.epoch_steps,
+                 AUTO_FBP_EPOCH_STEPS)
+    settings = dataclasses.replace(settings, initial=initial)
     prior = prior_record(settings, noise_variance, views, geometry, spec)
     comm.broadcast_module(field)
     optimizer = torch.optim.Adam(field.parameters(), lr=settings.lr, betas=(0.9, settings.adam_beta2),

@@ -25,8 +25,11 @@ from dinr.io.canonical import sinogram_id
 from dinr.inr.rays import coarse_samples_per_ray
 from dinr.train.checkpoint import load_checkpoint
 from dinr.train.comm import Communicator
-from dinr.train.loop import step_samples
-from dinr.train.schedule import Budget, Plateau, budget, learning_rate
+from dinr.io.canonical import read_sinogram
+from dinr.train.loop import initial_state, step_samples, validate
+from dinr.train.schedule import DIVERGENCE_FACTOR, Budget, Plateau, budget, learning_rate
+from dinr.train.setup import set_up
+from dinr.train.step import train_step
 
 #: Converges in a few hundred steps: one halving of the rate allowed (lr_final a third of lr);
 #: half the quadrature points per ray until then.
@@ -51,6 +54,47 @@ def test_no_plateau_counts_during_warm_up() -> None:
     plateau = Plateau()
     assert [plateau.update(1.0, settings, step) for step in (10, 20, 30)] == ["improved", "waiting", "waiting"]
     assert plateau.update(1.0, settings, 100) == "reduced"
+
+
+def test_a_residual_far_above_its_best_lowers_the_rate_at_once() -> None:
+    settings = dataclasses.replace(TINY_TRAIN, lr=1e-2, lr_final=2e-3, patience=5, warmup_steps=5)
+    plateau = Plateau()
+    outcomes = [plateau.update(r, settings, step) for step, r in
+                enumerate([1.0, 0.5, 0.99, 1.01, 0.45, 0.95], start=10)]
+    # 0.99 is a spike within DIVERGENCE_FACTOR of the best 0.5: waiting; 1.01 is past it
+    assert DIVERGENCE_FACTOR == 2.0
+    assert outcomes == ["improved", "improved", "waiting", "diverged", "improved", "diverged"]
+    assert plateau.reductions == 2 and plateau.since_best == 0
+    assert plateau.update(10.0, settings, 20) == "converged"  # a third halving would go below lr_final
+
+
+def test_a_diverged_run_goes_on_from_its_best_field(tiny_scan: dict[str, Path]) -> None:
+    comm = Communicator(use_mpi=False)
+    sino = read_sinogram(tiny_scan["sinogram"], split="all")
+    run = set_up(AUTO, {0: sino}, 1, 1e-4, comm, heldout={0: sino})
+    state, plateau = initial_state(run), Plateau()
+    for step in range(20):
+        train_step(run, step, AUTO.lr, False, run.samples)
+    assert validate(run, state, plateau, 20, AUTO.lr) == "" and state.best["step"] == 20
+    kept = {name: tensor.clone() for name, tensor in run.field.state_dict().items()}
+    kept_moments = {index: entry["exp_avg_sq"].clone() for index, entry in run.optimizer.state_dict()["state"].items()}
+    for step in range(20, 25):
+        train_step(run, step, AUTO.lr, False, run.samples)
+    with torch.no_grad():  # a step that throws the field off
+        for parameter in run.field.parameters():
+            parameter.add_(torch.randn_like(parameter), alpha=3.0)
+    assert validate(run, state, plateau, 25, AUTO.lr) == ""
+    assert state.validation[-1][1] > DIVERGENCE_FACTOR * state.validation[0][1]  # it had diverged
+    assert plateau.reductions == 1 and state.best["step"] == 20
+    for name, tensor in run.field.state_dict().items():
+        assert torch.equal(tensor, kept[name]), name
+    for index, entry in run.optimizer.state_dict()["state"].items():
+        assert torch.equal(entry["exp_avg_sq"], kept_moments[index])
+    train_step(run, 25, AUTO.lr / 2, False, run.samples)  # training on leaves the kept copy as it was
+    assert all(torch.equal(tensor, kept[name]) for name, tensor in state.best["model"].items())
+    assert not all(torch.equal(tensor, kept[name]) for name, tensor in run.field.state_dict().items())
+    assert validate(run, state, plateau, 26, AUTO.lr / 2) == ""
+    assert state.validation[-1][1] < DIVERGENCE_FACTOR * state.validation[0][1]
 
 
 def test_budget_follows_the_scan() -> None:

@@ -343,7 +343,7 @@ def train(settings: TrainSettings, sinogram_path: Path, checkpoint_path: Path, m
                              other_settings)
     if comm.rank == 0:
         state.provenance = provenance("train", dataclasses.asdict(settings), {"sinogram": str(sinogram_path)})
-        save_checkpoint(model_path, state)
+        save_checkpoint(model_path, dataclasses.replace(state, best={}))  # the best field only serves training
     return state
 
 

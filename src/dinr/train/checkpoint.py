@@ -56,7 +56,9 @@ class TrainingState:
     :func:`dinr.train.time_cells.pilot_record`; final model only, empty when none ran);
     ``time_ends`` how ``time_ends: heldout`` chose the end weights when the run stopped
     (:func:`dinr.train.end_weights.choose_end_weights`; empty before, and for other ends);
-    ``provenance`` (final model only).
+    ``best`` the step, field and optimizer (host copies) of the best held-out evaluation of
+    a ``steps: auto`` run, which a diverged run goes back to (:func:`dinr.train.loop.restore_best`;
+    checkpoints only, empty in the final model); ``provenance`` (final model only).
     """
 
     model: dict[str, torch.Tensor]
@@ -81,6 +83,7 @@ class TrainingState:
     sinogram_id: str = ""
     pilots: dict[str, Any] = dataclasses.field(default_factory=dict)
     time_ends: dict[str, Any] = dataclasses.field(default_factory=dict)
+    best: dict[str, Any] = dataclasses.field(default_factory=dict)
     provenance: dict[str, str] | None = None
 
     def completed_settings(self) -> dict[str, Any]:

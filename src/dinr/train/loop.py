@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -35,7 +36,7 @@ from dinr.train.progress import Progress
 from dinr.train.setup import TrainingRun, set_up
 from dinr.train.signals import Interrupted, stop_on_signals
 from dinr.train.snapshots import save_snapshot
-from dinr.train.schedule import MIN_IMPROVEMENT, Plateau, learning_rate
+from dinr.train.schedule import DIVERGENCE_FACTOR, MIN_IMPROVEMENT, Plateau, learning_rate
 from dinr.train.step import MAX_POINTS_PER_PASS, train_step
 from dinr.train.warm_start import warm_start
 
@@ -103,7 +104,7 @@ def resume(run: TrainingRun, state: TrainingState, checkpoint_path: Path, other_
     state.lr_scale, state.skipped_steps = float(saved.lr_scale), list(saved.skipped_steps)
     state.validation, state.plateau = list(saved.validation), dict(saved.plateau)
     state.train_seconds, state.stop_reason = float(saved.train_seconds), saved.stop_reason
-    state.time_ends = dict(saved.time_ends)
+    state.time_ends, state.best = dict(saved.time_ends), dict(saved.best)
     if run.comm.rank == 0:
         log.info("resuming from %s at step %d", checkpoint_path, state.step)
     if state.stop_reason.startswith(BUDGET_CAPS) and not budget_reason(run, state, state.step,
@@ -173,15 +174,51 @@ def validate(run: TrainingRun, state: TrainingState, plateau: Plateau, done: int
     state.validation.append([done, residual, lr])
     if not run.budget.adaptive:
         return ""
+    diverged = plateau.diverged(residual)
     outcome = plateau.update(residual, run.settings, done)
     state.plateau = plateau.as_dict()
     if run.comm.rank == 0:
         log.info("step %d held-out residual %.6g (best %.6g, %d evaluation(s) since): %s", done, residual,
                  plateau.best, plateau.since_best, outcome)
+    if outcome == "improved":
+        state.best = {"step": done, "model": host_copy(run.field.state_dict()),
+                      "optimizer": host_copy(run.optimizer.state_dict())}
+    elif diverged:
+        restore_best(run, state, done)
     if outcome == "converged":
         return (f"converged: the held-out residual did not improve on {plateau.best:.6g} by "
                 f"{MIN_IMPROVEMENT:g} in {run.settings.patience} evaluations at the lowest learning rate")
     return ""
+
+
+def host_copy(value: Any) -> Any:
+    """``value`` (a state dict: tensors in nested dicts and lists) with every tensor
+    copied to host memory."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().to("cpu", copy=True)
+    if isinstance(value, dict):
+        return {key: host_copy(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [host_copy(item) for item in value]
+    return value
+
+
+def restore_best(run: TrainingRun, state: TrainingState, done: int) -> None:
+    """Put back the field and optimizer of the best held-out evaluation (``state.best``)
+    after the evaluation at step ``done`` found the run diverged
+    (:data:`~dinr.train.schedule.DIVERGENCE_FACTOR`); a checkpoint made before the best
+    was kept has none, and the run then goes on at the lowered rate alone."""
+    if not state.best:
+        if run.comm.rank == 0:
+            log.warning("step %d: the run diverged and no best field was kept (its checkpoint predates "
+                        "that); it goes on at the lowered rate", done)
+        return
+    run.field.load_state_dict(state.best["model"])
+    run.optimizer.load_state_dict(host_copy(state.best["optimizer"]))  # a copy: the kept one stays as it is
+    if run.comm.rank == 0:
+        log.warning("step %d: the held-out residual is more than %g times its best: the run diverged; it goes "
+                    "on from the field and optimizer of step %d at half the rate", done, DIVERGENCE_FACTOR,
+                    state.best["step"])
 
 
 def step_samples(run: TrainingRun, plateau: Plateau) -> int:

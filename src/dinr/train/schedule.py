@@ -15,7 +15,11 @@ run's ray shards a step, it is ``epoch_steps`` steps.
   the warm-up the learning rate stays at ``lr`` while the residual keeps improving; once
   it has not beaten its best by :data:`MIN_IMPROVEMENT` (relative) in ``patience``
   evaluations in a row, the rate is multiplied by :data:`PLATEAU_FACTOR`, and when that
-  would take it below ``lr_final`` the run has converged and stops. It also stops after
+  would take it below ``lr_final`` the run has converged and stops. An evaluation more
+  than :data:`DIVERGENCE_FACTOR` times the best one means a step has thrown the field off
+  (seen at 128 pixels from FBP at ``lr`` 0.02: the residual went from 0.021 to 0.48 and
+  the run never recovered): the loop puts back the field and the optimizer of the best
+  evaluation (:func:`dinr.train.loop.validate`) and the rate is halved as at a plateau. It also stops after
   ``max_epochs`` epochs and, when ``max_wall_s`` is set, after that many seconds of
   training (summed over resumes; the one stop that a resume does not reproduce). A scan
   without held-out views cannot steer: ``auto`` then trains ``max_epochs`` epochs on the
@@ -38,6 +42,12 @@ PLATEAU_FACTOR = 0.5
 
 #: Relative drop of the held-out residual below its best that counts as improvement.
 MIN_IMPROVEMENT = 1e-3
+
+#: A held-out residual above this multiple of the best means the run diverged. The
+#: noisiest runs' evaluations (the spikes of a 16384-ray estimate and of single steps)
+#: rose to at most 1.65 times their best and came back (every 64- and 128-pixel run of
+#: 2026-12-04); the divergence seen rose 22-fold.
+DIVERGENCE_FACTOR = 2.0
 
 @dataclass(frozen=True)
 class Budget:
@@ -88,20 +98,32 @@ class Plateau:
     def update(self, residual: float, settings: TrainSettings, step: int) -> str:
         """Take one evaluation at ``step`` (during the warm-up it only records the best);
         return ``improved``, ``waiting``, ``reduced`` (the rate was lowered) or
-        ``converged`` (a further reduction would go below ``lr_final``)."""
+        ``converged`` (a further reduction would go below ``lr_final``), or ``diverged``
+        (:meth:`diverged`: the rate was lowered; the caller puts back the best field)."""
         if residual < self.best * (1.0 - MIN_IMPROVEMENT):
             self.best, self.since_best = residual, 0
             return "improved"
+        if self.diverged(residual):
+            return self._reduce(settings, "diverged")
         if step < settings.warmup_steps:
             return "waiting"
         self.since_best += 1
         if self.since_best < settings.patience:
             return "waiting"
+        return self._reduce(settings, "reduced")
+
+    def diverged(self, residual: float) -> bool:
+        """Whether ``residual`` is more than :data:`DIVERGENCE_FACTOR` times the best."""
+        return residual > DIVERGENCE_FACTOR * self.best
+
+    def _reduce(self, settings: TrainSettings, outcome: str) -> str:
+        """Halve the rate and return ``outcome``, or ``converged`` where that would take
+        it below ``lr_final``."""
         if settings.lr * PLATEAU_FACTOR ** (self.reductions + 1) < settings.lr_final:
             return "converged"
         self.reductions += 1
         self.since_best = 0
-        return "reduced"
+        return outcome
 
     def as_dict(self) -> dict[str, float]:
         return asdict(self)

@@ -107,6 +107,16 @@ def test_without_heldout_views_auto_is_one_cell_and_nothing_is_piloted(
     assert "no held-out views" in caplog.text
 
 
+def test_a_run_that_starts_from_fbp_takes_one_cell_without_pilots(
+        tiny_scan: dict[str, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    settings = dataclasses.replace(AUTO_CELLS, initial="fbp", max_epochs=0.5, hash_levels=6, width=32)
+    with caplog.at_level(logging.INFO, logger="dinr.train.time_cells"):
+        state = train(settings, tiny_scan["sinogram"], tmp_path / "ck.pt", Communicator(use_mpi=False))
+    assert state.settings["time_cells_per_half_turn"] == 1 and not state.pilots
+    assert not any(tmp_path.glob("ck.cells*.pt"))
+    assert "not piloted: the run starts from FBP" in caplog.text
+
+
 def test_max_wall_s_bounds_the_pilots_and_the_run_together(tiny_scan: dict[str, Path], tmp_path: Path) -> None:
     """Each pilot stops at its share of max_wall_s; the winner has what the loser left."""
     limit = 4.0

@@ -63,6 +63,18 @@ def test_a_run_warm_starts_once_and_a_rerun_does_not_fit_again(tiny_scan: dict[s
         assert torch.equal(tensor, first.model[name]), name
 
 
+def test_a_run_fitted_to_fbp_starts_at_half_the_rate(tiny_scan: dict[str, Path], tmp_path: Path) -> None:
+    """Under steps auto the fit counts as the first plateau; from the initialisation the
+    run starts at lr."""
+    auto = dataclasses.replace(WARM, steps="auto", max_epochs=1, validate_every_epochs=0.5, lr_final=1e-4,
+                               patience=100)
+    for initial, rate in (("fbp", auto.lr / 2), ("none", auto.lr)):
+        state = train(dataclasses.replace(auto, initial=initial), tiny_scan["sinogram"], tmp_path / f"{initial}.pt",
+                      Communicator(use_mpi=False))
+        assert {lr for *_, lr in state.validation} == {rate}, (initial, state.validation)
+        assert state.plateau["reductions"] == (1 if initial == "fbp" else 0)
+
+
 def test_binning_bounds_the_reconstructions_of_a_beamline_scan() -> None:
     assert binning(8, 32, 64) == 1
     factor = binning(16, 256, 2048)  # four turns of a 2048-column, 256-row detector

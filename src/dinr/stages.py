@@ -93,7 +93,7 @@ from dinr.train import loop, time_cells
 from dinr.train.checkpoint import TrainingState, load_checkpoint, save_checkpoint
 from dinr.train.comm import Communicator
 from dinr.train.device import choose_device
-from dinr.train.setup import epoch_rays, line_integral_peak
+from dinr.train.setup import epoch_rays, line_integral_peak, starting_point
 from dinr.train.shards import heldout_shard_views, ray_shard_count, shard_views
 from dinr.train.snapshots import load_snapshots
 
@@ -339,8 +339,9 @@ def train(settings: TrainSettings, sinogram_path: Path, checkpoint_path: Path, m
                           choose_ends=is_final)
 
     rays_per_epoch = epoch_rays(geometry_of(next(iter(shards.values()))), len(train_views))
+    from_fbp = starting_point(settings.initial, rays_per_epoch / (settings.batch_rays * n_shards)) == "fbp"
     state = time_cells.train(settings, checkpoint_path, comm, run, len(held_out) > 0, rays_per_epoch,
-                             other_settings)
+                             other_settings, from_fbp)
     if comm.rank == 0:
         state.provenance = provenance("train", dataclasses.asdict(settings), {"sinogram": str(sinogram_path)})
         save_checkpoint(model_path, dataclasses.replace(state, best={}))  # the best field only serves training

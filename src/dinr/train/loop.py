@@ -286,7 +286,13 @@ def train(settings: TrainSettings, shards: dict[int, Sinogram], n_shards: int, n
     run = set_up(settings, shards, n_shards, noise_variance, comm, local_peak, heldout, sinogram_id)
     state = initial_state(run)
     resume(run, state, checkpoint_path, other_settings)
-    fit_seconds = warm_start(run, list(shards.values())) if state.step == 0 and run.settings.initial == "fbp" else 0.0
+    fit_seconds, fitted = (warm_start(run, list(shards.values())) if state.step == 0 and run.settings.initial == "fbp"
+                           else (0.0, False))
+    if fitted and run.budget.adaptive:
+        # The fit counts as the first plateau: it has found what the first rate finds, the
+        # object's shape. From FBP at lr 0.02 the 128-pixel parallel scan's held-out residual
+        # spiked and once diverged before its first plateau; at 0.01 it passed sliding MBIR.
+        state.plateau = Plateau(reductions=1).as_dict()
     state.train_seconds += fit_seconds  # the fit counts as training: max_wall_s and the snapshots' clock include it
     if snapshot_dir is not None and fit_seconds and comm.rank == 0:
         save_snapshot(snapshot_dir, 0, fit_seconds, run.field.state_dict())

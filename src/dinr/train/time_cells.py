@@ -25,7 +25,12 @@ it. A pilot stopped before its first held-out evaluation ranks last.
 The pilots' checkpoints, ``<checkpoint stem>.cells<N><suffix>``, stay beside the run's,
 so a rerun reads the choice back without training again and a killed pilot resumes. The
 choice needs held-out views and ``steps: auto``; without them, or with an explicit
-``time_resolution``, ``auto`` is one cell and nothing is piloted.
+``time_resolution``, ``auto`` is one cell and nothing is piloted. Nor is it piloted where
+the run starts from FBP (``train.initial`` resolves to ``fbp``: an epoch of more than
+:data:`dinr.train.setup.AUTO_FBP_EPOCH_STEPS` steps): there the pilots' steps are about
+what the whole run needs to pass sliding MBIR (the 128-pixel parallel scan: 656 s of pilots
+against MBIR's 203 s), and their choice was a tie (held-out residuals 0.15 % and 2.6 %
+apart on the two 128-pixel scans); one cell per half-turn is taken.
 """
 
 from __future__ import annotations
@@ -144,11 +149,13 @@ def pilot_epochs(settings: TrainSettings, epoch_rays: int) -> float:
 
 
 def train(settings: TrainSettings, checkpoint_path: Path, comm: Communicator, trainer: Trainer,
-          has_heldout: bool, epoch_rays: int, other_settings: str = "refuse") -> TrainingState:
+          has_heldout: bool, epoch_rays: int, other_settings: str = "refuse", from_fbp: bool = False) -> TrainingState:
     """Train with ``settings`` by ``trainer``, first choosing the time cells by pilots when
     ``time_cells_per_half_turn`` is ``auto`` (see the module note); ``has_heldout``: the
     scan has held-out views; ``epoch_rays``: the rays of an epoch (all shards together,
-    :func:`dinr.train.setup.epoch_rays`); ``other_settings``: what ``trainer`` does with a checkpoint
+    :func:`dinr.train.setup.epoch_rays`); ``from_fbp``: ``train.initial`` resolves to
+    ``fbp`` (:func:`dinr.train.setup.starting_point`), and ``auto`` is then one cell
+    without pilots; ``other_settings``: what ``trainer`` does with a checkpoint
     of other settings (:func:`start_from_pilot`). The returned state's settings hold the
     cells trained with, and its ``pilots`` the choice (:func:`pilot_record`)."""
     if settings.time_cells_per_half_turn != "auto":
@@ -159,6 +166,11 @@ def train(settings: TrainSettings, checkpoint_path: Path, comm: Communicator, tr
             log.warning("time_cells_per_half_turn auto is chosen by the held-out views under steps auto; with %s "
                         "it is 1", "no held-out views (prepare.heldout_every 0)" if not has_heldout
                         else f"steps {settings.steps}")
+        return trainer(one_cell, checkpoint_path, True)
+    if from_fbp:
+        if comm.rank == 0:
+            log.info("time_cells_per_half_turn auto: 1, not piloted: the run starts from FBP (train.initial), where "
+                     "an epoch is long and two pilots cost about what the run needs")
         return trainer(one_cell, checkpoint_path, True)
     epochs = pilot_epochs(settings, epoch_rays)
 

@@ -363,16 +363,22 @@ def auto_table_log2(sinogram):
 
 
 def model_mb(dataset, sinogram):
-    """The field's parameters with their gradients and Adam's two moments (float32): the
-    tables of the 4D hash grid and of the static and slow ones beside it at most (levels x
-    2**log2_table x features entries each; hash_log2_table auto from the prepared scan
-    ``sinogram``)."""
+    """The field's parameters with their gradients and Adam's two moments (float32), and
+    the parameters and moments of the best held-out evaluation kept beside them (host
+    memory; a diverged run goes back to them): the tables of the 4D hash grid and of the
+    static and slow ones beside it at most (levels x 2**log2_table x features entries
+    each; hash_log2_table auto from the prepared scan ``sinogram``)."""
     train = dataset_settings(dataset, "train")
     levels = train["hash_levels"] + train["hash_static_levels"] + train["hash_slow_levels"]
     log2 = train["hash_log2_table"]
     log2 = auto_table_log2(sinogram) if log2 == "auto" else log2
     entries = levels * 2**log2 * train["hash_features"]
-    return 4 * 4 * entries / 2**20
+    return 7 * 4 * entries / 2**20
+
+
+#: The warm start's window reconstructions on each rank (dinr.train.warm_start.MAX_VOXELS
+#: float32 voxels, three arrays): counted unless train.initial is none.
+WARM_START_MB = 3 * 2**26 * 4 / 2**20
 
 
 def mpi_ranks_per_node():
@@ -382,9 +388,12 @@ def mpi_ranks_per_node():
 
 def train_mem_mb(wildcards, input):
     """Each rank holds its ray shards (the sinogram's size over the ranks, 1.5 times for
-    a step's working set), the model and the process itself; mem_mb is per node."""
+    a step's working set), the model, the warm start's reconstructions (WARM_START_MB,
+    before the first step) and the process itself; mem_mb is per node."""
     tasks = config["resources"]["train_tasks"]
-    return int(mpi_ranks_per_node() * (PROCESS_MB + model_mb(wildcards.dataset, input.sinogram) + 1.5 * input.size_mb / tasks))
+    warm = 0 if dataset_settings(wildcards.dataset, "train")["initial"] == "none" else WARM_START_MB
+    return int(mpi_ranks_per_node() * (PROCESS_MB + model_mb(wildcards.dataset, input.sinogram) + warm
+                                       + 1.5 * input.size_mb / tasks))
 
 
 def render_mem_mb(wildcards, input):

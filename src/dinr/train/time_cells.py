@@ -29,7 +29,7 @@ choice needs held-out views and ``steps: auto``; without them, or with an explic
 the run starts from FBP (``train.initial`` resolves to ``fbp``: an epoch of more than
 :data:`dinr.train.setup.AUTO_FBP_EPOCH_STEPS` steps): there the pilots' steps are about
 what the whole run needs to pass sliding MBIR (the 128-pixel parallel scan: 656 s of pilots
-against MBIR's 203 s), and their choice was a tie (held-out residuals 0.15 % and 2.6 %
+against MBIR's 203 s), and their choice was close (held-out residuals 0.15 % and 2.6 %
 apart on the two 128-pixel scans); one cell per half-turn is taken.
 """
 

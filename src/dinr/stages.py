@@ -93,6 +93,7 @@ from dinr.train import loop, time_cells
 from dinr.train.checkpoint import TrainingState, load_checkpoint, save_checkpoint
 from dinr.train.comm import Communicator
 from dinr.train.device import choose_device
+from dinr.train.schedule import budget
 from dinr.train.setup import epoch_rays, line_integral_peak, starting_point
 from dinr.train.shards import heldout_shard_views, ray_shard_count, shard_views
 from dinr.train.snapshots import load_snapshots
@@ -339,7 +340,8 @@ def train(settings: TrainSettings, sinogram_path: Path, checkpoint_path: Path, m
                           choose_ends=is_final)
 
     rays_per_epoch = epoch_rays(geometry_of(next(iter(shards.values()))), len(train_views))
-    from_fbp = starting_point(settings.initial, rays_per_epoch / (settings.batch_rays * n_shards)) == "fbp"
+    epoch_steps = budget(settings, rays_per_epoch, settings.batch_rays * n_shards, len(held_out) > 0).epoch_steps
+    from_fbp = starting_point(settings.initial, epoch_steps) == "fbp"  # as set_up resolves it for each run
     state = time_cells.train(settings, checkpoint_path, comm, run, len(held_out) > 0, rays_per_epoch,
                              other_settings, from_fbp)
     if comm.rank == 0:

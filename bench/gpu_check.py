@@ -16,6 +16,9 @@ workflow does (``mpiexec -n R``) and records:
   eager and under ``torch.compile``;
 - ``allreduce``: its share of a 2-rank step through host staging (``bench/throughput.py``);
 - ``render``: slices/s of the trained field on the device and on the CPU;
+- ``levels``: forward and backward milliseconds of each level of each grid of the demo
+  field's encoding at 1 M points (the Triton kernels; the Numba ones on the CPU), with the
+  level's table rows, whether it is dense, and its backward's rows per point;
 - ``encoding``: samples/s of the full training step (forward, backward, Adam) of the
   demo field and of a beamline field (2048 columns, 256 rows, 4 turns) at 1 M and 8 M
   points, with the hash encoding's Triton kernels against its PyTorch path (on the CPU:
@@ -49,7 +52,7 @@ import numpy as np
 HERE = Path(__file__).resolve()
 #: The parts of the check, in the order they run (the fastest first: a run stopped at its
 #: time limit keeps what it finished). ``training``: correctness to throughput below.
-PARTS = ("encoding", "fbp", "demo_dag", "training")
+PARTS = ("levels", "encoding", "fbp", "demo_dag", "training")
 sys.path.insert(0, str(HERE.parent))
 from distributed import launcher, machine  # noqa: E402
 from throughput import corner_reads, grids  # noqa: E402
@@ -219,6 +222,41 @@ def encoding_paths(device: str, points: list[int], fields: dict[str, tuple[int, 
     return report
 
 
+def level_times(device: str, points: int, fields: dict[str, tuple[int, int]]) -> list[dict[str, Any]]:
+    """Per level of each grid of each field: forward and backward milliseconds of the
+    level's own kernels (Triton on CUDA, Numba on the CPU) at ``points`` points, its table
+    rows, whether it is dense, and table rows per point (how crowded the backward's adds
+    into one row are)."""
+    import torch
+
+    from dinr.inr.hashgrid import CpuHashGridLevel, TritonHashGridLevel
+
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    rows = []
+    for name, (size, detector_rows) in fields.items():
+        field = _field(size, detector_rows, device)
+        coords = torch.rand(points, 4, device=device) * 2 - 1
+        for index, grid in enumerate(grids(field)):
+            unit = grid.unit_coordinates(coords).contiguous()
+            for level, table in enumerate(grid.tables):
+                leaf = table.detach().clone().requires_grad_(True)
+                spec = grid.level_spec(level)
+
+                def forward() -> torch.Tensor:
+                    if device == "cuda":
+                        return TritonHashGridLevel.apply(leaf, unit, spec)
+                    return CpuHashGridLevel.apply(leaf, unit, grid, level)
+
+                grad = torch.ones_like(forward())
+                forward_s = _median_seconds(forward, sync)
+                backward_s = _median_seconds(lambda: torch.autograd.grad(forward(), leaf, grad), sync) - forward_s
+                rows.append({"field": name, "grid": index, "level": level, "rows": int(table.shape[0]),
+                             "dense": level < int(grid.dense_levels), "rows_per_point": table.shape[0] / points,
+                             "forward_ms": 1e3 * forward_s, "backward_ms": 1e3 * backward_s})
+        del field
+    return rows
+
+
 def fbp_slice(cols: int, views: int) -> dict[str, Any]:
     """Seconds per slice of static FBP of a ``cols``-column sinogram of ``views`` views
     on the GPU (ASTRA's CUDA FBP, when there is one) and on one CPU core."""
@@ -344,8 +382,10 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
+        fields = {"demo": (64, 8), "beamline": (256, 32) if args.cpu else (2048, 256)}
+        if "levels" in args.parts:
+            record("levels", level_times(device, 16_384 if args.cpu else 1_048_576, fields))
         if "encoding" in args.parts:
-            fields = {"demo": (64, 8), "beamline": (256, 32) if args.cpu else (2048, 256)}
             record("encoding", encoding_paths(device, [16_384] if args.cpu else [1_048_576, 8_388_608], fields))
         if "fbp" in args.parts:
             record("fbp", fbp_slice(256, 360) if args.cpu else fbp_slice(2048, 1800))

@@ -37,3 +37,6 @@ def test_gpu_check_cpu_half_reports_every_part(tmp_path: Path) -> None:
         assert entry["cpu"]["samples_per_s"] > 0 and entry["torch"]["samples_per_s"] > 0
         assert 0 < entry["cpu"]["encoding_share"] < 1.5 and entry["speedup"] > 0
     assert report["fbp"]["cpu_s"] > 0 and "demo_dag" not in report
+    levels = report["levels"]  # one row per level of each grid of both fields, each timed
+    assert {row["field"] for row in levels} == {"demo", "beamline"} and len(levels) >= 4
+    assert all(row["forward_ms"] > 0 and row["rows"] > 0 for row in levels)

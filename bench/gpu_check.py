@@ -17,8 +17,8 @@ workflow does (``mpiexec -n R``) and records:
 - ``allreduce``: its share of a 2-rank step through host staging (``bench/throughput.py``);
 - ``render``: slices/s of the trained field on the device and on the CPU;
 - ``levels``: forward and backward milliseconds of each level of each grid of the demo
-  field's encoding at 1 M points (the Triton kernels; the Numba ones on the CPU), with the
-  level's table rows, whether it is dense, and its backward's rows per point;
+  and beamline fields' encodings at 1 M points (the Triton kernels; the Numba ones on the
+  CPU), with the level's table rows, whether it is dense, and its rows per point;
 - ``encoding``: samples/s of the full training step (forward, backward, Adam) of the
   demo field and of a beamline field (2048 columns, 256 rows, 4 turns) at 1 M and 8 M
   points, with the hash encoding's Triton kernels against its PyTorch path (on the CPU:

@@ -95,8 +95,9 @@ def status(sources: list[Path]) -> list[dict[str, Any]]:
     for source in sources:
         report = json.loads(source.read_text())
         rows = size_rows(report) if "entries" in report else generalisation_rows(report)
+        where = {"source": shown(source), "source_date": committed(source)}  # one git call a source
         for name, row in rows.items():
-            found[name] = {**row, "source": shown(source), "source_date": committed(source)}
+            found[name] = {**row, **where}
     out = []
     for name in yaml.safe_load(CONFIG.read_text())["datasets"]:
         row = found.get(name)

@@ -30,6 +30,12 @@ def test_schema_error_names_the_key() -> None:
         validate(config, SCHEMA)
 
 
+def test_photons_beyond_the_16_bit_counts_are_refused_naming_the_key() -> None:
+    config = {"datasets": {"demo": {"simulated": True}}, "simulate": {"photons": 100000}}
+    with pytest.raises(WorkflowError, match="photons"):
+        validate(config, SCHEMA)
+
+
 def test_dataset_override_error_names_dataset_section_and_key(tmp_path: Path) -> None:
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump({"datasets": {"scan": {"raw": "x.h5", "train": {"lr": -1}}}}))

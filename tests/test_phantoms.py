@@ -44,6 +44,15 @@ def test_unknown_phantom_names_the_key() -> None:
         build_phantom(dataclasses.replace(TINY_SIMULATE, phantom="jelly"))
 
 
+def test_flat_counts_beyond_16_bits_stop_naming_the_key() -> None:
+    """1e5 photons would clip every flat at 65535 (the -log comes out biased): refused."""
+    settings = dataclasses.replace(TINY_SIMULATE, photons=1e5)
+    geometry = ParallelGeometry(rows=settings.rows, cols=settings.size, center=settings.size / 2, n=settings.size)
+    with pytest.raises(ValueError, match="simulate.photons: 100000 flat counts"):
+        simulate_scan(build_phantom(settings), geometry, settings.views, settings.turns, settings.photons,
+                      settings.frames, settings.view_time_s)
+
+
 def test_a_views_recorded_angle_and_time_are_the_middle_of_its_exposure() -> None:
     """Each simulated view averages the rays over its exposure; the angle and time it
     records must be that exposure's middle, or every reconstruction comes out rotated by

@@ -34,6 +34,12 @@ from dinr.sim.ellipses import Phantom, project_ellipses, rasterise_phantom
 #: detector pitch (mm).
 CONE_HALF_ANGLE_DEG, CONE_MAGNIFICATION, CONE_PIXEL_MM = 10.0, 2.0, 0.1
 
+#: The largest count a detector pixel records (16-bit counts, as Data Exchange stores them).
+COUNTS_MAX = 65535
+
+#: The beam profile's brightest pixel over its mean (``photons``).
+BEAM_PEAK = 1.05
+
 
 def simulated_geometry(settings: SimulateSettings, beam: GeometrySettings,
                        raw_path: Path) -> tuple[Geometry, dict[str, float]]:
@@ -90,7 +96,12 @@ def simulate_scan(
     sub_angles: int = 2,
     seed: int = 0,
 ) -> SimulatedScan:
-    """Simulate a scan; ``photons`` is the mean flat-field count per pixel and view."""
+    """Simulate a scan; ``photons`` is the mean flat-field count per pixel and view (the
+    beam profile's brightest pixel takes ``BEAM_PEAK`` times it)."""
+    brightest = photons * BEAM_PEAK + dark_counts
+    if brightest + 6.0 * math.sqrt(brightest) > COUNTS_MAX:
+        raise ValueError(f"simulate.photons: {photons:g} flat counts per pixel overflow the detector's 16-bit counts "
+                         f"(its brightest pixel averages {brightest:.0f} of at most {COUNTS_MAX}); take at most 60000")
     rng = np.random.default_rng(seed + 1)
     k = np.arange(n_views)
     step = 2.0 * np.pi * turns / n_views
@@ -117,7 +128,7 @@ def simulate_scan(
                 values = project_ellipses(phantom.slice_at(t_norm, zr), angle, u_sub)
                 line_integrals[v, r] += values.mean(axis=1) / sub_angles
     # A smooth, slightly uneven beam profile, as flats show at real beamlines.
-    profile = photons * (1.0 + 0.05 * np.cos(np.pi * (u / geometry.cols)))[None, :]
+    profile = photons * (1.0 + (BEAM_PEAK - 1.0) * np.cos(np.pi * (u / geometry.cols)))[None, :]
     profile = np.broadcast_to(profile, (geometry.rows, geometry.cols))
     expected = profile[None] * np.exp(-line_integrals) + dark_counts
     data = rng.poisson(expected)
@@ -127,8 +138,8 @@ def simulate_scan(
     truth = rasterise_phantom(phantom, frame_t, z)
     scan_s = n_views * view_time_s  # the phantom's time 0 to 1, first shutter opening to last closing
     return SimulatedScan(
-        data=np.clip(data, 0, 65535).astype(np.uint16),
-        flat=np.clip(flat, 0, 65535).astype(np.uint16),
+        data=np.clip(data, 0, COUNTS_MAX).astype(np.uint16),
+        flat=np.clip(flat, 0, COUNTS_MAX).astype(np.uint16),
         dark=dark.astype(np.uint16),
         theta_deg=np.rad2deg(theta + 0.5 * step),
         time_s=(k + 0.5) * view_time_s,

@@ -47,11 +47,11 @@ def test_noise_variance_ignores_non_finite_values() -> None:
     assert noise_variance(y, transmission_weighted=False) == pytest.approx(1e-4, rel=0.1)
 
 
-def test_auto_tv_weight_scales_with_noise_and_unknowns_per_ray() -> None:
+def test_auto_tv_weight_scales_with_the_noise_std_and_unknowns_per_ray() -> None:
     geometry = ParallelGeometry(rows=4, cols=64, center=32.0, n=64)
     base = tv_weight(TINY_TRAIN, 1e-4, geometry, training_views=200, time_cells=4, scale=0.02)
     assert base > 0
-    assert tv_weight(TINY_TRAIN, 2e-4, geometry, 200, 4, 0.02) == pytest.approx(2 * base)
+    assert tv_weight(TINY_TRAIN, 4e-4, geometry, 200, 4, 0.02) == pytest.approx(2 * base)  # the noise's std
     assert tv_weight(TINY_TRAIN, 1e-4, geometry, 400, 4, 0.02) == pytest.approx(base / 2)
     assert tv_weight(TINY_TRAIN, 1e-4, geometry, 200, 8, 0.02) == pytest.approx(2 * base)
     assert tv_weight(TINY_TRAIN, 1e-4, geometry, 200, 4, 0.04) == pytest.approx(base / 2)

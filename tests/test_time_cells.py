@@ -18,8 +18,8 @@ from dinr.io.canonical import read_sinogram, training_views
 from dinr.train.checkpoint import TrainingState, load_checkpoint, run_identity, save_checkpoint, settings_hash
 from dinr.train.comm import Communicator
 from dinr.train.setup import epoch_rays
-from dinr.train.time_cells import (PILOT_WALL_SHARE, TIME_PRIOR_RATIO, best_heldout, chosen_cells, pilot_epochs,
-                                   pilot_path)
+from dinr.train.time_cells import (FINER_SPATIAL_SHARE, PILOT_WALL_SHARE, TIME_PRIOR_RATIO, best_heldout, chosen_cells,
+                                   pilot_epochs, pilot_path)
 
 #: steps auto on the tiny scan (converges in a few hundred steps), time cells chosen by
 #: pilots of one epoch.
@@ -64,8 +64,9 @@ def test_the_pilots_choose_and_the_winner_goes_on_from_its_pilot_as_if_trained_a
     chosen = chosen_cells(pilots)
     one_cell_weight = pilots[1].prior["tv_weight"]
     assert pilots[1].settings["time_cells_per_half_turn"] == 1 and pilots[1].prior["tv_time_weight"] == 0
-    assert pilots[2].settings["time_cells_per_half_turn"] == 2 and pilots[2].prior["tv_weight"] == one_cell_weight
-    assert pilots[2].prior["tv_time_weight"] == TIME_PRIOR_RATIO * one_cell_weight
+    two_cell_weight = FINER_SPATIAL_SHARE * one_cell_weight
+    assert pilots[2].settings["time_cells_per_half_turn"] == 2 and pilots[2].prior["tv_weight"] == two_cell_weight
+    assert pilots[2].prior["tv_time_weight"] == TIME_PRIOR_RATIO * two_cell_weight
     assert all(p.stop_reason.startswith("max_epochs: 1 epochs") for p in pilots.values())
     assert final.settings["time_cells_per_half_turn"] == chosen and final.stop_reason.startswith("converged")
     model = load_checkpoint(tmp_path / "ck-model.pt")

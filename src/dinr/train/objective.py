@@ -16,7 +16,8 @@ with one change: the weight follows the noise's standard deviation, not its vari
 (:data:`REFERENCE_NOISE_VARIANCE`) the noise at which ``b`` was chosen (2e4 flat counts
 per pixel), as the best threshold of a soft-thresholding denoiser grows with ``sigma``.
 At 5000 flat counts (four times the variance) the MAP weight over-smoothed three scans
-of other phantoms and motions by 0.37 to 1.66 dB (README, "The TV weight and the noise").
+of three phantoms by 0.37 to 1.67 dB; at 50000 the stronger weight moved two scans by
+-0.07 and +0.51 dB (README, "The TV weight and the noise").
 ``sigma2`` comes from the prepared scan (:func:`dinr.prep.noise.noise_variance`,
 estimated when it is written), ``unknowns / rays`` from the scan and the field, and
 ``b = TV_EDGE_SCALE * output scale``.

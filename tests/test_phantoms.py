@@ -48,7 +48,7 @@ def test_flat_counts_beyond_16_bits_stop_naming_the_key() -> None:
     """1e5 photons would clip every flat at 65535 (the -log comes out biased): refused."""
     settings = dataclasses.replace(TINY_SIMULATE, photons=1e5)
     geometry = ParallelGeometry(rows=settings.rows, cols=settings.size, center=settings.size / 2, n=settings.size)
-    with pytest.raises(ValueError, match="simulate.photons: 100000 flat counts"):
+    with pytest.raises(InputError, match="simulate.photons: 100000 flat counts"):
         simulate_scan(build_phantom(settings), geometry, settings.views, settings.turns, settings.photons,
                       settings.frames, settings.view_time_s)
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dinr.errors import InputError
 from dinr.geometry import Geometry
 from dinr.geometry.cone import ConeGeometry
 from dinr.geometry.resolve import beam_attributes, beam_geometry
@@ -100,7 +101,7 @@ def simulate_scan(
     beam profile's brightest pixel takes ``BEAM_PEAK`` times it)."""
     brightest = photons * BEAM_PEAK + dark_counts
     if brightest + 6.0 * math.sqrt(brightest) > COUNTS_MAX:
-        raise ValueError(f"simulate.photons: {photons:g} flat counts per pixel overflow the detector's 16-bit counts "
+        raise InputError(f"simulate.photons: {photons:g} flat counts per pixel overflow the detector's 16-bit counts "
                          f"(its brightest pixel averages {brightest:.0f} of at most {COUNTS_MAX}); take at most 60000")
     rng = np.random.default_rng(seed + 1)
     k = np.arange(n_views)

@@ -9,12 +9,13 @@
 The workflow trains one scan per job on its MPI ranks; a training default has to be
 judged on every scan, and the CPUs here take 10 to 25 minutes a scan. ``run`` trains
 (``dinr train``, one rank holding as many ray shards as the workflow's ranks, so the
-global batch and the views' split are the workflow's) and renders (``dinr render`` at
-the truth's frame times) every scan under every variant as separate processes, ``workers``
-at a time, in the order variants x scans (so that a run stopped at ``deadline_s`` has
-whole variants first); each finished run's volume is kept as float16 in one ``.npz`` per
-variant (at most 8 files come back from the device), with a ``runs.json`` of wall times
-and the training log's choices (time cells, ends, TV weights).
+global batch and the views' split are the workflow's; or, with ``--launcher 'mpiexec -n 2'``
+on CPUs, on the workflow's ranks) and renders (``dinr render`` at the truth's frame times)
+every scan under every variant as separate jobs, ``workers`` at a time, in the order
+variants x scans (so that a run stopped at ``deadline_s`` has whole variants first); each
+finished run's volume is kept as float16 in one ``.npz`` per variant (at most 8 files come
+back from the device; float16 moves PSNR by under 0.01 dB here), with a ``runs.json`` of
+wall times and the training log's choices (time cells, ends, TV weights).
 
 A variant is a name, ``train`` keys over the scan's ``train.json`` and optionally
 ``constants``: module constants of :mod:`dinr` set before training (for example

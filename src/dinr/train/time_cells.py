@@ -58,8 +58,9 @@ TIME_PRIOR_RATIO = 2.0
 #: Spatial TV weight of the two-cell candidate over the one-cell pilot's: with the
 #: temporal prior tying its cells, half the spatial weight gained 0.34 to 0.64 dB on the
 #: mean and 0.41 to 0.47 dB in the worst frame of the three scans (of ten) whose pilots
-#: chose two cells; two scans it tipped to two cells lost 0.08 and 0.12 dB (README "The
-#: TV weight and the noise").
+#: chose two cells; two scans it tipped to two cells lost 0.08 and 0.12 dB (single runs on
+#: a GPU). The jerk's workflow run on the CPU lost 0.38 dB instead: it needs repeated runs
+#: (README "The TV weight and the noise").
 FINER_SPATIAL_SHARE = 0.5
 
 #: Share of ``train.max_wall_s`` each pilot may train for: two pilots take at most half

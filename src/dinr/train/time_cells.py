@@ -59,8 +59,8 @@ TIME_PRIOR_RATIO = 2.0
 #: temporal prior tying its cells, half the spatial weight gained 0.34 to 0.64 dB on the
 #: mean and 0.41 to 0.47 dB in the worst frame of the three scans (of ten) whose pilots
 #: chose two cells; two scans it tipped to two cells lost 0.08 and 0.12 dB (single runs on
-#: a GPU). The jerk's workflow run on the CPU lost 0.38 dB instead: it needs repeated runs
-#: (README "The TV weight and the noise").
+#: a GPU). Through the workflow on the CPU the spinning part gained 0.54 dB and the jerk
+#: lost 0.38: it needs repeated runs (README "The TV weight and the noise").
 FINER_SPATIAL_SHARE = 0.5
 
 #: Share of ``train.max_wall_s`` each pilot may train for: two pilots take at most half

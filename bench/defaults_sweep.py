@@ -106,7 +106,7 @@ def run_all(inputs: Path, datasets: list[str], variants: list[dict[str, Any]], w
             with open(workdir / "log.txt", "wb") as log:
                 running[(variant["name"], dataset)] = (subprocess.Popen(command, stdout=log, stderr=log, env=env),
                                                        time.monotonic())
-        if not queue or time.monotonic() - start >= deadline_s:
+        if time.monotonic() - start >= deadline_s:
             queue.clear()
         for key, (process, began) in list(running.items()):
             overdue = time.monotonic() - start >= deadline_s
@@ -174,6 +174,7 @@ def score(runs: Path, inputs: Path, peer_paths: list[Path], results: Path) -> di
     peers = peer_methods(peer_paths)
     record = json.loads((runs / "runs.json").read_text())
     report: dict[str, Any] = {"runs": record, "scores": {}}
+    scans: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # dataset -> truth, region mask
     for variant in record["variants"]:
         path = runs / f"{variant['name']}.npz"
         if not path.exists():
@@ -181,9 +182,11 @@ def score(runs: Path, inputs: Path, peer_paths: list[Path], results: Path) -> di
         scores = report["scores"][variant["name"]] = {}
         with np.load(path) as volumes:
             for dataset in sorted(volumes.files):
-                mask = geometry_of(read_sinogram(inputs / dataset / "sinogram.h5")).region_mask()
-                with h5py.File(inputs / dataset / "truth.h5", "r") as f:
-                    truth = f["truth"][...]
+                if dataset not in scans:  # read once, whichever variants ran the scan
+                    with h5py.File(inputs / dataset / "truth.h5", "r") as f:
+                        scans[dataset] = (f["truth"][...],
+                                          geometry_of(read_sinogram(inputs / dataset / "sinogram.h5")).region_mask())
+                truth, mask = scans[dataset]
                 ours = volume_metrics(truth, volumes[dataset].astype(np.float32), mask)
                 if dataset not in peers:
                     peers[dataset] = peer_volume_methods(results, dataset, truth, mask)

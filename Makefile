@@ -11,14 +11,20 @@ export PATH := $(abspath $(BIN)):$(PATH)
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+# What the parallel-beam pipeline runs on (the demo's): the package and the MBIR peers.
+$(VENV)/.installed-pipeline: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,peers,cone]'
+	$(BIN)/python -m pip install --quiet -e '.[peers]'
 	$(BIN)/mpiexec -n 2 $(BIN)/python -c "from mpi4py import MPI; assert MPI.COMM_WORLD.Get_size() == 2, 'mpiexec and mpi4py use different MPIs'"
 	touch $@
 
-demo: install
+# Everything: besides, the tests' tools (pytest, Triton's interpreter) and RTK for cone beam.
+$(VENV)/.installed: $(VENV)/.installed-pipeline
+	$(BIN)/python -m pip install --quiet -e '.[test,peers,cone]'
+	touch $@
+
+demo: $(VENV)/.installed-pipeline
 	$(BIN)/snakemake --cores $(CORES) --printshellcmds
 	@cat results/demo/metrics.md
 
@@ -28,7 +34,7 @@ cone: install
 		results/cone_demo/metrics.json results/cone_demo/figures/slices.png --configfile config/cone.yaml
 	@cat results/cone_demo/metrics.md
 
-tooth: install
+tooth: $(VENV)/.installed-pipeline
 	$(BIN)/snakemake --cores $(CORES) --printshellcmds \
 		results/tooth/metrics.json results/tooth/figures/slices.png --configfile config/tooth.yaml
 	@cat results/tooth/metrics.md
@@ -45,7 +51,7 @@ paper: install
 	$(BIN)/snakemake --cores $(CORES) --printshellcmds paper --configfile config/paper.yaml
 	@cat results/paper/table.md
 
-report: install
+report: $(VENV)/.installed-pipeline
 	$(BIN)/snakemake --cores $(CORES) --report results/report.html
 
 # Debian's Slurm for the test that runs the workflow on a one-node cluster (root + apt only).

@@ -15,7 +15,8 @@ every scan under every variant as separate jobs, ``workers`` at a time, in the o
 variants x scans (so that a run stopped at ``deadline_s`` has whole variants first); each
 finished run's volume is kept as float16 in one ``.npz`` per variant (at most 8 files come
 back from the device; float16 moves PSNR by under 0.01 dB here), with a ``runs.json`` of
-wall times and the training log's choices (time cells, ends, TV weights).
+wall times and the training log's choices (time cells, ends, TV weights), both rewritten as
+each run finishes, so a runner stopped early leaves every finished run to ``score``.
 
 A variant is a name, ``train`` keys over the scan's ``train.json`` and optionally
 ``constants``: module constants of :mod:`dinr` set before training (for example
@@ -125,16 +126,23 @@ def run_all(inputs: Path, datasets: list[str], variants: list[dict[str, Any]], w
             else:
                 record["log_tail"] = (workdir / "log.txt").read_text(errors="replace")[-1500:]
             records.append(record)
+            save_runs(out, {"variants": variants, "workers": workers, "ranks": ranks,
+                            "wall_s": round(time.monotonic() - start, 1), "runs": records}, volumes)
             print(f"[{time.monotonic() - start:6.0f} s] {key[0]} {key[1]} rc {process.returncode} "
                   f"{record['wall_s']} s", flush=True)
         time.sleep(1.0)
-    out.mkdir(parents=True, exist_ok=True)
+
+
+def save_runs(out: Path, record: dict[str, Any], volumes: dict[str, dict[str, np.ndarray]]) -> None:
+    """``runs.json`` (``record``) and one ``<variant>.npz`` of float16 volumes per variant
+    with a finished run under ``out``, each written to a temporary file and renamed."""
+    from dinr.io.atomic import atomic_path, write_json
+
     for name, by_dataset in volumes.items():
         if by_dataset:
-            np.savez_compressed(out / f"{name}.npz", **by_dataset)
-    (out / "runs.json").write_text(json.dumps({"variants": variants, "workers": workers, "ranks": ranks,
-                                               "wall_s": round(time.monotonic() - start, 1), "runs": records},
-                                              indent=1))
+            with atomic_path(out / f"{name}.npz") as tmp, open(tmp, "wb") as f:
+                np.savez_compressed(f, **by_dataset)
+    write_json(out / "runs.json", record)
 
 
 def peer_methods(paths: list[Path]) -> dict[str, dict[str, Any]]:

@@ -74,6 +74,7 @@ from dinr.prep.center import find_center
 from dinr.prep.exposure import exposure_middles
 from dinr.prep.heldout import heldout_views
 from dinr.prep.normalize import minus_log, normalize, normalize_nf
+from dinr.prep.stillness import read_stillness
 from dinr.provenance import provenance
 from dinr.rendering import request_grid, request_times, voxel_size_zyx
 from dinr.settings import (
@@ -332,12 +333,16 @@ def train(settings: TrainSettings, sinogram_path: Path, checkpoint_path: Path, m
     heldout = {shard: read_sinogram(sinogram_path, views=indices)
                for shard, indices in heldout_shard_views(held_out, n_shards, views).items()}
     noise = read_noise_variance(sinogram_path, settings.loss_weights == "transmission")
+    stillness = read_stillness(sinogram_path, noise, settings.loss_weights == "transmission")
+    if stillness is None and settings.tv_time_weight == "auto" and comm.rank == 0:
+        log.warning("%s: no two training views are a turn apart, so the scan's stillness is not measured; "
+                    "tv_time_weight auto acts alike at every instant", sinogram_path)
     scan_id = sinogram_id(sinogram_path)
 
     def run(run_settings: TrainSettings, path: Path, is_final: bool) -> TrainingState:
         return loop.train(run_settings, shards, n_shards, noise, path, comm, other_settings,
                           snapshot_dir if is_final else None, snapshot_every, max(peaks), heldout, scan_id,
-                          choose_ends=is_final)
+                          choose_ends=is_final, stillness=stillness)
 
     rays_per_epoch = epoch_rays(geometry_of(next(iter(shards.values()))), len(train_views))
     epoch_steps = budget(settings, rays_per_epoch, settings.batch_rays * n_shards, len(held_out) > 0).epoch_steps

@@ -75,7 +75,7 @@ class TrainingState:
     launch: dict[str, str]
     lr_scale: float
     skipped_steps: list[int]
-    prior: dict[str, float]
+    prior: dict[str, Any]
     validation: list[list[float]] = dataclasses.field(default_factory=list)
     plateau: dict[str, float] = dataclasses.field(default_factory=dict)
     train_seconds: float = 0.0

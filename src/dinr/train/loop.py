@@ -23,6 +23,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from dinr.errors import InputError, NumericalError
@@ -150,6 +151,11 @@ def _log_start(run: TrainingRun) -> None:
         log.info("TV prior weights %.4g in space, %.4g in time over %.4g of the scan (measurement noise "
                  "variance %.3g)", run.prior["tv_weight"], run.prior["tv_time_weight"], run.prior["time_step"],
                  run.prior["noise_variance"])
+        if run.prior["tv_time_weight"] > 0 and run.prior["time_stillness"] is not None:
+            still = np.asarray(run.prior["time_stillness"])
+            log.info("temporal prior scaled by the scan's stillness: mean %.2f, %.0f%% of the scan above 0.5 "
+                     "(by eighths: %s)", still.mean(), 100.0 * np.mean(still > 0.5),
+                     " ".join(f"{part.mean():.2f}" for part in np.array_split(still, 8)))
         budget, settings = run.budget, run.settings
         if budget.adaptive:
             log.info("steps auto: until the held-out residual stops improving, at most %d steps (%g epochs of "
@@ -269,7 +275,8 @@ def choose_time_ends(run: TrainingRun, state: TrainingState, done: int) -> None:
 def train(settings: TrainSettings, shards: dict[int, Sinogram], n_shards: int, noise_variance: float,
           checkpoint_path: str | Path, comm: Communicator, other_settings: str = "refuse",
           snapshot_dir: Path | None = None, snapshot_every: int = 0, local_peak: float | None = None,
-          heldout: dict[int, Sinogram] | None = None, sinogram_id: str = "", choose_ends: bool = True) -> TrainingState:
+          heldout: dict[int, Sinogram] | None = None, sinogram_id: str = "", choose_ends: bool = True,
+          stillness: np.ndarray | None = None) -> TrainingState:
     """Train the field on this rank's ray ``shards`` (shard index -> its training views)
     of ``n_shards``, with the scan's ``noise_variance`` for the prior (``local_peak``: the
     shards' line-integral peak, if already measured) and ``heldout`` (shard index -> its
@@ -281,9 +288,11 @@ def train(settings: TrainSettings, shards: dict[int, Sinogram], n_shards: int, n
     every ``snapshot_every`` steps and at the end (:mod:`dinr.train.snapshots`), with the
     wall time since this process's first step. Under ``time_ends: heldout`` the stopped
     run's end weights are chosen by its held-out views (:func:`choose_time_ends`), unless
-    ``choose_ends`` is false (a pilot, which a run may go on from)."""
+    ``choose_ends`` is false (a pilot, which a run may go on from). ``stillness``: the
+    scan's table of :mod:`dinr.prep.stillness` for ``tv_time_weight: auto`` (None: the
+    temporal prior acts alike at every instant)."""
     checkpoint_path = Path(checkpoint_path)
-    run = set_up(settings, shards, n_shards, noise_variance, comm, local_peak, heldout, sinogram_id)
+    run = set_up(settings, shards, n_shards, noise_variance, comm, local_peak, heldout, sinogram_id, stillness)
     state = initial_state(run)
     resume(run, state, checkpoint_path, other_settings)
     fit_seconds, fitted = (warm_start(run, list(shards.values())) if state.step == 0 and run.settings.initial == "fbp"

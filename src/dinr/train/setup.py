@@ -56,7 +56,7 @@ class TrainingRun:
     geometry: Geometry
     scan_time: tuple[float, float]
     spec: dict[str, Any]
-    prior: dict[str, float]
+    prior: dict[str, Any]
     field: AttenuationField
     optimizer: torch.optim.Optimizer
     reducer: GradientReducer
@@ -68,6 +68,7 @@ class TrainingRun:
     budget: Budget
     heldout: HeldoutRays
     sinogram_id: str = ""
+    stillness: torch.Tensor | None = None
 
     @property
     def config(self) -> dict[str, Any]:
@@ -119,18 +120,23 @@ def launch_record(comm: Communicator, device: torch.device) -> dict[str, str]:
 
 
 def prior_record(settings: TrainSettings, noise_variance: float, views: int,
-                 geometry: Geometry, spec: dict[str, Any]) -> dict[str, float]:
+                 geometry: Geometry, spec: dict[str, Any], stillness: np.ndarray | None = None) -> dict[str, Any]:
     """The TV priors' weights in space and time, the temporal prior's step (one cell of
-    the finest time level, normalised time; 0 for a static field) and the scan's noise
-    variance they were derived from. The priors count the finest level's cells at its
-    resolution across the whole scan (a grid spanning part of the scan, see
-    :func:`dinr.inr.build.field_spec`, has fewer); ``views``: the scan's training views."""
+    the finest time level, normalised time; 0 for a static field), the scan's noise
+    variance they were derived from and, under ``tv_time_weight: auto`` with the scan's
+    ``stillness`` table (:mod:`dinr.prep.stillness`), that table (``time_stillness``, a
+    list; None when the temporal prior acts alike at every instant). The priors count the
+    finest level's cells at its resolution across the whole scan (a grid spanning part of
+    the scan, see :func:`dinr.inr.build.field_spec`, has fewer); ``views``: the scan's
+    training views."""
     start, end = spec_time_span(spec)
     time_step = (end - start) / spec["time_resolution"] if spec["time_resolution"] else 0.0
     time_cells = round(1.0 / time_step) if time_step else 0
     weight = tv_weight(settings, noise_variance, geometry, views, time_cells, float(spec["scale"]))
+    gated = settings.tv_time_weight == "auto" and stillness is not None
     return {"tv_weight": weight, "tv_time_weight": tv_time_weight(settings, weight, time_cells),
-            "time_step": time_step, "noise_variance": noise_variance}
+            "time_step": time_step, "noise_variance": noise_variance,
+            "time_stillness": [float(v) for v in stillness] if gated else None}
 
 
 def epoch_rays(geometry: Geometry, views: int) -> int:
@@ -171,9 +177,11 @@ def starting_point(initial: str, epoch_steps: float) -> str:
 
 def set_up(settings: TrainSettings, shards: dict[int, Sinogram], n_shards: int, noise_variance: float,
            comm: Communicator, local_peak: float | None = None,
-           heldout: dict[int, Sinogram] | None = None, sinogram_id: str = "") -> TrainingRun:
+           heldout: dict[int, Sinogram] | None = None, sinogram_id: str = "",
+           stillness: np.ndarray | None = None) -> TrainingRun:
     """A run on this rank's ``shards`` (shard index -> its views) of ``n_shards``, with
-    the scan's ``noise_variance`` for the prior; parameters broadcast from rank 0.
+    the scan's ``noise_variance`` and ``stillness`` table (:mod:`dinr.prep.stillness`, or
+    None) for the priors; parameters broadcast from rank 0.
     ``local_peak``: the shards' :func:`line_integral_peak`, if already measured;
     ``heldout``: shard index -> its held-out views (none: the run cannot validate);
     ``sinogram_id``: the scan's fingerprint, part of the run's identity."""
@@ -198,7 +206,7 @@ def set_up(settings: TrainSettings, shards: dict[int, Sinogram], n_shards: int, 
         log.info("initial auto: %s (an epoch is %.0f steps; fbp above %d)", initial, run_budget.epoch_steps,
                  AUTO_FBP_EPOCH_STEPS)
     settings = dataclasses.replace(settings, initial=initial)
-    prior = prior_record(settings, noise_variance, views, geometry, spec)
+    prior = prior_record(settings, noise_variance, views, geometry, spec, stillness)
     comm.broadcast_module(field)
     optimizer = torch.optim.Adam(field.parameters(), lr=settings.lr, betas=(0.9, settings.adam_beta2),
                                  eps=settings.adam_eps, fused=device.type in ("cpu", "cuda"))
@@ -215,4 +223,6 @@ def set_up(settings: TrainSettings, shards: dict[int, Sinogram], n_shards: int, 
         budget=run_budget,
         heldout=validation,
         sinogram_id=sinogram_id,
+        stillness=(None if prior["time_stillness"] is None
+                   else torch.tensor(prior["time_stillness"], dtype=torch.float32, device=device)),
     )

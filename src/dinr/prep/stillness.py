@@ -1,0 +1,106 @@
+"""Where in time a scan's object is still, measured from its projections alone.
+
+A view and the view one full turn later see the object from the same direction, in any
+beam geometry, so they differ by the noise alone where the object did not move between
+them. With ``sigma^2`` the noise variance of the (transmission-weighted) measurements,
+the ratio
+
+    r = mean over pixels of  w (p_later - p_earlier)^2  /  (2 sigma^2)
+
+is 1 for a still object and grows with its motion (``w = exp(-y)``, the weighting under
+which Poisson noise has the same variance on every ray; 1 when unweighted). On the built-in
+scans it is 1.0 +- 0.1 over the stretches where the object rests and 2 to 500 where it
+moves. The stillness of an instant is ``1 / max(r, 1)``: the share of the two views'
+difference that noise explains (1 still, near 0 moving), taken from the pairs whose
+midpoint lies at that instant (a pair spans one turn) after a running median over
+:data:`SMOOTHING_TURNS` of a turn of pairs. ``train.tv_time_weight: auto`` scales the
+temporal prior by it (:mod:`dinr.train.objective`), so the prior ties the field's time
+cells together where the data show no motion and leaves them free where they do.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from dinr.io.canonical import read_scan_shape, read_sinogram, training_views
+
+#: Values read for the measure at most (a central block of detector rows), as for the
+#: noise estimate: it bounds memory and reading time on beamline-size scans.
+MAX_VALUES = 2**20
+
+#: Instants at which the stillness is tabulated, evenly over the scan (normalised time 0..1).
+TABLE_SIZE = 256
+
+#: Length of the running median over the pairs' ratios, in turns.
+SMOOTHING_TURNS = 0.25
+
+
+def turn_pairs(theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Indices ``(earlier, later)`` of the views (in acquisition order, angles ``theta``
+    in radians, wrapped or not) whose angle is one full turn after another's, within half
+    the median angular step; empty arrays when the views span less than a turn."""
+    angle = np.unwrap(theta)
+    if angle.size < 3:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    step = float(np.median(np.abs(np.diff(angle))))
+    direction = 1.0 if angle[-1] >= angle[0] else -1.0
+    forward = direction * angle  # ascending for a monotonic rotation
+    later = np.searchsorted(forward, forward + 2.0 * np.pi - 0.5 * step)
+    valid = later < angle.size
+    earlier = np.flatnonzero(valid)
+    later = later[valid]
+    close = np.abs(forward[later] - forward[earlier] - 2.0 * np.pi) <= 0.5 * step
+    return earlier[close], later[close]
+
+
+def motion_ratios(projections: np.ndarray, earlier: np.ndarray, later: np.ndarray, noise_variance: float,
+                  transmission_weighted: bool) -> np.ndarray:
+    """``r`` (module note) of each pair of views of ``projections`` (views, rows, cols)
+    line integrals; ``noise_variance`` of the measurements as the weighting gives them."""
+    a = projections[earlier].astype(np.float64)
+    b = projections[later].astype(np.float64)
+    squared = (b - a) ** 2
+    if transmission_weighted:
+        squared *= np.exp(-np.clip(0.5 * (a + b), 0.0, None))
+    return np.nanmean(squared.reshape(len(earlier), -1), axis=1) / (2.0 * noise_variance)
+
+
+def stillness_table(midpoints: np.ndarray, ratios: np.ndarray, pairs_per_turn: float) -> np.ndarray:
+    """(:data:`TABLE_SIZE`,) stillness at evenly spaced normalised times 0..1 from the
+    pairs' normalised ``midpoints`` and ``ratios``: a running median of the ratios over
+    :data:`SMOOTHING_TURNS` of ``pairs_per_turn``, ``1 / max(r, 1)``, interpolated
+    linearly between midpoints and held beyond the first and last."""
+    order = np.argsort(midpoints)
+    midpoints, ratios = midpoints[order], ratios[order]
+    half = max(0, int(round(SMOOTHING_TURNS * pairs_per_turn)) // 2)
+    padded = np.pad(ratios, half, mode="edge")
+    windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * half + 1)
+    smoothed = np.median(windows, axis=1)
+    still = 1.0 / np.maximum(smoothed, 1.0)
+    return np.interp(np.linspace(0.0, 1.0, TABLE_SIZE), midpoints, still)
+
+
+def read_stillness(path: str | os.PathLike[str], noise_variance: float,
+                   transmission_weighted: bool) -> np.ndarray | None:
+    """The stillness table (:func:`stillness_table`) of the prepared scan at ``path``
+    from its training views (a central block of rows, at most :data:`MAX_VALUES` values),
+    or None when no two of them are a turn apart or the noise variance is not positive."""
+    views = training_views(path)
+    meta = read_sinogram(path, views=views, rows=slice(0, 0))
+    order = np.argsort(meta.time, kind="stable")
+    earlier, later = turn_pairs(meta.theta[order])
+    if earlier.size == 0 or not noise_variance > 0:
+        return None
+    _, rows, cols = read_scan_shape(path)
+    used = max(1, min(rows, MAX_VALUES // max(1, len(views) * cols)))
+    first = (rows - used) // 2
+    scan = read_sinogram(path, views=views, rows=slice(first, first + used))
+    projections = scan.projections[order]
+    ratios = motion_ratios(projections, earlier, later, noise_variance, transmission_weighted)
+    t0, t1 = scan.scan_time
+    times = (scan.time[order] - t0) / (t1 - t0)
+    midpoints = 0.5 * (times[earlier] + times[later])
+    turns = abs(float(np.unwrap(meta.theta[order])[-1] - np.unwrap(meta.theta[order])[0])) / (2.0 * np.pi)
+    return stillness_table(midpoints, ratios, len(views) / max(turns, 1.0))

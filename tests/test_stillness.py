@@ -1,0 +1,55 @@
+"""The scan's stillness measured from views a turn apart (dinr.prep.stillness), and the
+temporal prior it scales (dinr.train.objective)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import TINY_SIMULATE, geometry_settings, prepare_settings
+from dinr import stages
+from dinr.io.canonical import read_noise_variance
+from dinr.prep.stillness import TABLE_SIZE, read_stillness, turn_pairs
+from dinr.train.objective import stillness_at
+
+
+def test_turn_pairs_match_views_a_turn_apart_whether_angles_wrap_or_not() -> None:
+    theta = np.arange(10) * (2 * np.pi / 4)  # 4 views a turn, 2.5 turns
+    earlier, later = turn_pairs(theta)
+    assert list(zip(earlier, later)) == [(i, i + 4) for i in range(6)]
+    wrapped = turn_pairs(np.mod(theta, 2 * np.pi))
+    assert np.array_equal(wrapped[0], earlier) and np.array_equal(wrapped[1], later)
+    assert turn_pairs(theta[:4])[0].size == 0  # less than a turn: no pair
+
+
+@pytest.fixture(scope="module")
+def jerk_scan(tmp_path_factory: pytest.TempPathFactory) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Stillness tables of a tiny 4-turn scan whose object moves only between 40 and 60 %
+    of the scan (``jerk``) and of the same scan over half a turn less than one turn."""
+    root = tmp_path_factory.mktemp("stillness")
+    tables = []
+    for name, views, turns in (("jerk", 240, 4), ("short", 50, 0.8)):
+        simulate = dataclasses.replace(TINY_SIMULATE, motion="jerk", views=views, turns=turns, frames=8)
+        raw, truth, sino = root / f"{name}.h5", root / f"{name}_truth.h5", root / f"{name}_sino.h5"
+        stages.simulate(simulate, geometry_settings(), raw, truth)
+        stages.prepare(prepare_settings(), geometry_settings(), raw, sino)
+        tables.append(read_stillness(sino, read_noise_variance(sino, True), True))
+    return tables[0], tables[1]
+
+
+def test_stillness_is_high_where_the_object_rests_and_low_where_it_moves(jerk_scan) -> None:
+    table, short = jerk_scan
+    assert table is not None and table.shape == (TABLE_SIZE,)
+    at = lambda t: float(table[round(t * (TABLE_SIZE - 1))])  # noqa: E731
+    assert at(0.1) > 0.7 and at(0.9) > 0.7, (at(0.1), at(0.9))  # still before 40 % and after 60 %
+    assert at(0.5) < 0.3, at(0.5)
+    assert short is None  # no view has another a turn later
+
+
+def test_stillness_at_interpolates_the_table_and_holds_beyond_the_scan() -> None:
+    table = torch.tensor([0.0, 1.0, 0.5])
+    values = stillness_at(table, torch.tensor([-0.2, 0.0, 0.25, 0.5, 0.75, 1.0, 1.3]))
+    assert torch.allclose(values, torch.tensor([0.0, 0.0, 0.5, 1.0, 0.75, 0.5, 0.5]))

@@ -13,7 +13,7 @@ from conftest import TINY_SIMULATE, geometry_settings, prepare_settings
 from dinr import stages
 from dinr.io.canonical import read_noise_variance
 from dinr.prep.stillness import TABLE_SIZE, read_stillness, turn_pairs
-from dinr.train.objective import stillness_at
+from dinr.train.objective import stillness_at, time_variation
 
 
 def test_turn_pairs_match_views_a_turn_apart_whether_angles_wrap_or_not() -> None:
@@ -53,3 +53,27 @@ def test_stillness_at_interpolates_the_table_and_holds_beyond_the_scan() -> None
     table = torch.tensor([0.0, 1.0, 0.5])
     values = stillness_at(table, torch.tensor([-0.2, 0.0, 0.25, 0.5, 0.75, 1.0, 1.3]))
     assert torch.allclose(values, torch.tensor([0.0, 0.0, 0.5, 1.0, 0.75, 0.5, 0.5]))
+
+
+def test_time_variation_weighs_each_point_by_the_stillness_and_skips_moving_ones() -> None:
+    """A field that changes by ``t`` at every point: its change over ``delta`` is
+    ``delta`` everywhere, so the weighted sum is ``delta`` times the stillness summed over
+    the points evaluated; a table of zeros evaluates none."""
+    evaluated = []
+
+    def field(coords: torch.Tensor) -> torch.Tensor:
+        evaluated.append(coords.shape[:-1].numel())
+        return coords[..., 0] * 1.0
+
+    times = torch.linspace(0.0, 0.8, 6)
+    coords = torch.zeros(6, 2, 4)
+    coords[..., 0] = times[:, None]
+    values = field(coords)
+    table = torch.tensor([1.0, 0.0])  # 1 at t = 0, falling linearly to 0 at t = 1
+    delta = 0.1
+    total = time_variation(field, coords, values, delta, stride=1, stillness=table)
+    expected = sum(2 * delta * float(stillness_at(table, t + delta / 2)) for t in times)
+    assert float(total) == pytest.approx(expected, rel=1e-5)
+    evaluated.clear()
+    assert float(time_variation(field, coords, values, delta, stride=1, stillness=torch.zeros(4))) == 0.0
+    assert evaluated == []

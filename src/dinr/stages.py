@@ -334,9 +334,6 @@ def train(settings: TrainSettings, sinogram_path: Path, checkpoint_path: Path, m
                for shard, indices in heldout_shard_views(held_out, n_shards, views).items()}
     noise = read_noise_variance(sinogram_path, settings.loss_weights == "transmission")
     stillness = read_stillness(sinogram_path, noise, settings.loss_weights == "transmission")
-    if stillness is None and settings.tv_time_weight == "auto" and comm.rank == 0:
-        log.warning("%s: no two training views are a turn apart, so the scan's stillness is not measured; "
-                    "tv_time_weight auto acts alike at every instant", sinogram_path)
     scan_id = sinogram_id(sinogram_path)
 
     def run(run_settings: TrainSettings, path: Path, is_final: bool) -> TrainingState:

@@ -121,14 +121,21 @@ def time_variation(field: AttenuationField, coords: torch.Tensor, values: torch.
     at every ``stride``-th point of ``coords`` (rays, samples, 4), whose field values are
     ``values`` (rays, samples) (1/pixel), multiplied by ``stride`` so it stands for every
     point, and by the ``stillness`` table (:func:`stillness_at`) at ``t + delta / 2`` when
-    one is given. Points whose later instant falls after the scan (t + delta > 1) count 0,
-    so the first and last time cells are penalised alike."""
-    points = coords[:, ::stride]
+    one is given (points where it is 0 are left out). Points whose later instant falls
+    after the scan (t + delta > 1) count 0, so the first and last time cells are penalised
+    alike."""
+    points, before = coords[:, ::stride], values[:, ::stride]
+    if stillness is not None:  # points where the object moves (stillness 0) are not evaluated
+        weight = stillness_at(stillness, points[..., 0] + 0.5 * delta)
+        acting = weight > 0
+        points, before, weight = points[acting], before[acting], weight[acting]
+        if points.shape[0] == 0:
+            return values.new_zeros(())
     later = points[..., 0] + delta
     shifted = field(torch.cat([later[..., None], points[..., 1:]], dim=-1))
-    change = torch.abs(shifted - values[:, ::stride]) * (later <= 1.0)
+    change = torch.abs(shifted - before) * (later <= 1.0)
     if stillness is not None:
-        change = change * stillness_at(stillness, points[..., 0] + 0.5 * delta)
+        change = change * weight
     return change.sum() * stride
 
 

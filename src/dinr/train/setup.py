@@ -207,6 +207,9 @@ def set_up(settings: TrainSettings, shards: dict[int, Sinogram], n_shards: int, 
                  AUTO_FBP_EPOCH_STEPS)
     settings = dataclasses.replace(settings, initial=initial)
     prior = prior_record(settings, noise_variance, views, geometry, spec, stillness)
+    if settings.tv_time_weight == "auto" and prior["tv_time_weight"] > 0 and stillness is None and comm.rank == 0:
+        log.warning("the scan's stillness is not measured (no two training views a turn apart): tv_time_weight "
+                    "auto acts alike at every instant")
     comm.broadcast_module(field)
     optimizer = torch.optim.Adam(field.parameters(), lr=settings.lr, betas=(0.9, settings.adam_beta2),
                                  eps=settings.adam_eps, fused=device.type in ("cpu", "cuda"))

@@ -333,7 +333,8 @@ def train(settings: TrainSettings, sinogram_path: Path, checkpoint_path: Path, m
     heldout = {shard: read_sinogram(sinogram_path, views=indices)
                for shard, indices in heldout_shard_views(held_out, n_shards, views).items()}
     noise = read_noise_variance(sinogram_path, settings.loss_weights == "transmission")
-    stillness = read_stillness(sinogram_path, noise, settings.loss_weights == "transmission")
+    stillness = (read_stillness(sinogram_path, noise, settings.loss_weights == "transmission")
+                 if settings.tv_time_weight == "auto" else None)  # only auto uses it
     scan_id = sinogram_id(sinogram_path)
 
     def run(run_settings: TrainSettings, path: Path, is_final: bool) -> TrainingState:

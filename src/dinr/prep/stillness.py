@@ -98,7 +98,8 @@ def read_stillness(path: str | os.PathLike[str], noise_variance: float,
     views = training_views(path)
     meta = read_sinogram(path, views=views, rows=slice(0, 0))
     order = np.argsort(meta.time, kind="stable")
-    earlier, later = turn_pairs(meta.theta[order])
+    theta = meta.theta[order]
+    earlier, later = turn_pairs(theta)
     if earlier.size == 0 or not noise_variance > 0:
         return None
     _, rows, cols = read_scan_shape(path)
@@ -110,5 +111,6 @@ def read_stillness(path: str | os.PathLike[str], noise_variance: float,
     t0, t1 = scan.scan_time
     times = (scan.time[order] - t0) / (t1 - t0)
     midpoints = 0.5 * (times[earlier] + times[later])
-    turns = abs(float(np.unwrap(meta.theta[order])[-1] - np.unwrap(meta.theta[order])[0])) / (2.0 * np.pi)
+    angle = np.unwrap(theta)
+    turns = abs(float(angle[-1] - angle[0])) / (2.0 * np.pi)
     return stillness_table(midpoints, ratios, len(views) / max(turns, 1.0))

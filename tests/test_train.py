@@ -139,10 +139,11 @@ def _checkpoint_without_key(settings: TrainSettings, key: str, sinogram: Path, c
     save_checkpoint(checkpoint, state)
 
 
-def test_checkpoint_from_before_a_new_key_resumes_when_the_key_is_at_its_default(
+def test_checkpoint_from_before_a_new_key_resumes_at_the_value_it_was_trained_with(
         tiny_scan: dict[str, Path], tmp_path: Path) -> None:
     """A checkpoint written before ``tv_time_weight`` existed (its settings lack the key)
-    resumes a run with the key at its default, and is refused with another value."""
+    resumes a run with the key at the value it was trained with (0, not today's default
+    ``auto``: :data:`dinr.train.checkpoint.TRAINED_BEFORE_KEY`), and is refused with another."""
     comm = Communicator(use_mpi=False)
     short = dataclasses.replace(TINY_TRAIN, tv_time_weight=0, steps=10)
     _checkpoint_without_key(short, "tv_time_weight", tiny_scan["sinogram"], tmp_path / "ck.pt", comm)

@@ -32,7 +32,8 @@ from dinr.settings import TrainSettings, section_defaults
 #: had none; Adam was PyTorch's), whatever the key's default is or becomes.
 TRAINED_BEFORE_KEY: dict[str, object] = {"hash_static_levels": 0, "time_ends": "linear",
                                          "time_cells_per_half_turn": 1, "hash_slow_levels": 0,
-                                         "adam_beta2": 0.999, "adam_eps": 1e-8, "initial": "none"}
+                                         "adam_beta2": 0.999, "adam_eps": 1e-8, "initial": "none",
+                                         "tv_time_weight": 0}
 
 
 @dataclass

@@ -9,9 +9,18 @@ import numpy as np
 
 #: Median absolute deviation of a standard normal variable.
 _MAD_TO_SIGMA = 1.4826
-#: Values used for the estimate at most (a central block of detector rows), which bounds
-#: its memory on large scans.
-_MAX_VALUES = 2**20
+#: Values used for an estimate from the projections at most (a central block of detector
+#: rows, :func:`central_rows`), which bounds its memory on large scans.
+MAX_VALUES = 2**20
+
+
+def central_rows(views: int, rows: int, cols: int) -> slice:
+    """The central block of detector rows of a (views, rows, cols) scan that holds at most
+    :data:`MAX_VALUES` values (at least one row): what the estimates from the projections
+    alone read, which bounds their memory on large scans."""
+    used = max(1, min(rows, MAX_VALUES // max(1, views * cols)))
+    first = (rows - used) // 2
+    return slice(first, first + used)
 
 
 def noise_variance(projections: np.ndarray | h5py.Dataset, transmission_weighted: bool) -> float:
@@ -28,10 +37,7 @@ def noise_variance(projections: np.ndarray | h5py.Dataset, transmission_weighted
     (at least one row), is used, and only it is read when ``projections`` is an HDF5
     dataset.
     """
-    views, rows, cols = projections.shape
-    used = max(1, min(rows, _MAX_VALUES // max(1, views * cols)))
-    first = (rows - used) // 2
-    y = np.asarray(projections[:, first:first + used], dtype=np.float64)
+    y = np.asarray(projections[:, central_rows(*projections.shape)], dtype=np.float64)
     weights = np.exp(-np.clip(y, 0.0, None)) if transmission_weighted else np.ones_like(y)
     estimates = []
     for axis in range(3):

@@ -26,10 +26,7 @@ import os
 import numpy as np
 
 from dinr.io.canonical import read_scan_shape, read_sinogram, training_views
-
-#: Values read for the measure at most (a central block of detector rows), as for the
-#: noise estimate: it bounds memory and reading time on beamline-size scans.
-MAX_VALUES = 2**20
+from dinr.prep.noise import central_rows
 
 #: Instants at which the stillness is tabulated, evenly over the scan (normalised time 0..1).
 TABLE_SIZE = 256
@@ -93,21 +90,17 @@ def stillness_table(midpoints: np.ndarray, ratios: np.ndarray, pairs_per_turn: f
 def read_stillness(path: str | os.PathLike[str], noise_variance: float,
                    transmission_weighted: bool) -> np.ndarray | None:
     """The stillness table (:func:`stillness_table`) of the prepared scan at ``path``
-    from its training views (a central block of rows, at most :data:`MAX_VALUES` values),
+    from its training views (a central block of rows, :func:`dinr.prep.noise.central_rows`),
     or None when no two of them are a turn apart or the noise variance is not positive."""
     views = training_views(path)
-    meta = read_sinogram(path, views=views, rows=slice(0, 0))
-    order = np.argsort(meta.time, kind="stable")
-    theta = meta.theta[order]
+    _, rows, cols = read_scan_shape(path)
+    scan = read_sinogram(path, views=views, rows=central_rows(len(views), rows, cols))
+    order = np.argsort(scan.time, kind="stable")
+    theta = scan.theta[order]
     earlier, later = turn_pairs(theta)
     if earlier.size == 0 or not noise_variance > 0:
         return None
-    _, rows, cols = read_scan_shape(path)
-    used = max(1, min(rows, MAX_VALUES // max(1, len(views) * cols)))
-    first = (rows - used) // 2
-    scan = read_sinogram(path, views=views, rows=slice(first, first + used))
-    projections = scan.projections[order]
-    ratios = motion_ratios(projections, earlier, later, noise_variance, transmission_weighted)
+    ratios = motion_ratios(scan.projections[order], earlier, later, noise_variance, transmission_weighted)
     t0, t1 = scan.scan_time
     times = (scan.time[order] - t0) / (t1 - t0)
     midpoints = 0.5 * (times[earlier] + times[later])

@@ -4,6 +4,7 @@ temporal prior it scales (dinr.train.objective)."""
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,9 +12,13 @@ import torch
 
 from conftest import TINY_SIMULATE, geometry_settings, prepare_settings
 from dinr import stages
-from dinr.io.canonical import read_noise_variance
+from dinr.geometry.resolve import geometry_of
+from dinr.inr.rays import integrate_rays
+from dinr.io.canonical import read_noise_variance, read_sinogram, training_views
 from dinr.prep.stillness import TABLE_SIZE, read_stillness, turn_pairs
+from dinr.train.comm import Communicator
 from dinr.train.objective import stillness_at, time_variation
+from dinr.train.validation import HeldoutRays
 
 
 def test_turn_pairs_match_views_a_turn_apart_whether_angles_wrap_or_not() -> None:
@@ -71,9 +76,35 @@ def test_time_variation_weighs_each_point_by_the_stillness_and_skips_moving_ones
     values = field(coords)
     table = torch.tensor([1.0, 0.0])  # 1 at t = 0, falling linearly to 0 at t = 1
     delta = 0.1
-    total = time_variation(field, coords, values, delta, stride=1, stillness=table)
+    total = time_variation(field, coords, values, delta, stride=1, profile=table)
     expected = sum(2 * delta * float(stillness_at(table, t + delta / 2)) for t in times)
     assert float(total) == pytest.approx(expected, rel=1e-5)
     evaluated.clear()
-    assert float(time_variation(field, coords, values, delta, stride=1, stillness=torch.zeros(4))) == 0.0
+    assert float(time_variation(field, coords, values, delta, stride=1, profile=torch.zeros(4))) == 0.0
     assert evaluated == []
+
+
+def test_the_heldout_residual_where_the_scan_moves_weighs_each_ray_by_its_motion(
+        tiny_scan: dict[str, Path]) -> None:
+    """A stillness falling linearly from 1 at the scan's start to 0 at its end gives each
+    held-out ray the weight ``t`` (its normalised time) beside its own: the figure is the
+    residual recomputed ray by ray with those weights; a stillness of 0 throughout weighs
+    every ray alike and gives none."""
+    comm = Communicator(use_mpi=False)
+    sino = read_sinogram(tiny_scan["sinogram"], views=training_views(tiny_scan["sinogram"], heldout=True))
+    geometry = geometry_of(sino)
+    field = torch.nn.Module()
+    field.forward = lambda coords: 0.01 * (1.0 + coords[..., 0])  # type: ignore[method-assign]  # grows with t
+    linear = HeldoutRays({0: sino}, geometry, 300, seed=3, device=torch.device("cpu"), transmission_weights=True,
+                         comm=comm, stillness=torch.tensor([1.0, 0.0]))
+    plain, moving = linear.residuals(field, 8, comm, 10**6)
+    rays = linear.rays
+    predicted = integrate_rays(field, rays, geometry, 8, torch.full((len(rays.measured), 8), 0.5)).double()
+    error, norm = linear.weights * (predicted - rays.measured.double()) ** 2, linear.weights * rays.measured.double() ** 2
+    t = torch.clamp(rays.t.double(), 0.0, 1.0)
+    assert moving == pytest.approx(float(torch.sqrt((t * error).sum() / (t * norm).sum())), rel=1e-6)
+    assert plain == pytest.approx(float(torch.sqrt(error.sum() / norm.sum())), rel=1e-6)
+    assert plain == linear.relative_residual(field, 8, comm, 10**6) and abs(moving - plain) > 1e-4 * plain
+    still_free = HeldoutRays({0: sino}, geometry, 300, seed=3, device=torch.device("cpu"), transmission_weights=True,
+                             comm=comm, stillness=torch.zeros(8))
+    assert still_free.motion is None and still_free.residuals(field, 8, comm, 10**6) == (plain, None)

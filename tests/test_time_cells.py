@@ -8,6 +8,7 @@ import logging
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 
@@ -19,7 +20,7 @@ from dinr.train.checkpoint import TrainingState, load_checkpoint, run_identity, 
 from dinr.train.comm import Communicator
 from dinr.train.setup import epoch_rays
 from dinr.train.time_cells import (FINER_SPATIAL_SHARE, PILOT_WALL_SHARE, TIME_PRIOR_RATIO, best_heldout, chosen_cells,
-                                   pilot_epochs, pilot_path)
+                                   pilot_epochs, pilot_path, time_prior_profile)
 
 #: steps auto on the tiny scan (converges in a few hundred steps), time cells chosen by
 #: pilots of one epoch.
@@ -28,9 +29,11 @@ AUTO_CELLS = dataclasses.replace(TINY_TRAIN, steps="auto", max_epochs=400, lr=1e
                                  time_cells_per_half_turn="auto", time_cells_pilot_epochs=1, tv_time_weight=0)
 
 
-def _pilot(*residuals: float) -> TrainingState:
-    """A pilot evaluated every 10 steps from step 10, stopped at its last evaluation."""
+def _pilot(*residuals: float, moving: tuple[float, ...] = ()) -> TrainingState:
+    """A pilot evaluated every 10 steps from step 10, stopped at its last evaluation;
+    ``moving``: its residuals where the scan moves, when measured."""
     return SimpleNamespace(validation=[[10 * (i + 1), r, 0.01] for i, r in enumerate(residuals)],  # type: ignore[return-value]
+                           validation_moving=[[10 * (i + 1), r] for i, r in enumerate(moving)],
                            step=10 * len(residuals))
 
 
@@ -49,6 +52,28 @@ def test_pilots_stopped_at_different_steps_are_compared_at_the_steps_both_reache
     one, two = _pilot(0.5, 0.40, 0.35, 0.30), _pilot(0.45, 0.38)
     assert chosen_cells({1: one, 2: two}) == 2  # at step 20: 0.38 against 0.40
     assert best_heldout(one, 20) == 0.40 and best_heldout(one) == 0.30
+
+
+def test_where_the_scan_moves_is_measured_the_pilots_are_compared_there() -> None:
+    """The jerk's pilots: one cell predicts all held-out views better (its still stretches
+    converge sooner), two cells those where it moves: two win."""
+    one, two = _pilot(0.0230, 0.0209, moving=(0.0250, 0.0236)), _pilot(0.0225, 0.0216, moving=(0.0228, 0.0221))
+    assert chosen_cells({1: one, 2: two}) == 2
+    assert best_heldout(one) == 0.0209 and best_heldout(one, moving=True) == 0.0236
+    assert chosen_cells({1: _pilot(0.0230, 0.0209), 2: _pilot(0.0225, 0.0216, moving=(0.0228, 0.0221))}) == 1
+
+
+def test_the_two_cell_candidate_prior_doubles_where_the_scan_rests_under_auto() -> None:
+    still = np.array([1.0, 0.5, 0.0])
+    auto = dataclasses.replace(AUTO_CELLS, tv_time_weight="auto")
+    one_cell = dataclasses.replace(auto, time_cells_per_half_turn=1)
+    two_cell = dataclasses.replace(auto, time_cells_per_half_turn=2, tv_weight=0.1, tv_time_weight=0.2)
+    assert time_prior_profile(auto, one_cell, still) is still
+    assert np.array_equal(time_prior_profile(auto, two_cell, still), [2.0, 1.5, 1.0])
+    assert time_prior_profile(auto, two_cell, np.zeros(3)) is None  # moving throughout: alike everywhere
+    assert time_prior_profile(auto, one_cell, None) is None
+    assert time_prior_profile(AUTO_CELLS, two_cell, still) is None  # tv_time_weight 0: not read, not used
+    assert time_prior_profile(dataclasses.replace(auto, time_cells_per_half_turn=2), two_cell, still) is None
 
 
 def test_the_pilots_choose_and_the_winner_goes_on_from_its_pilot_as_if_trained_alone(

@@ -48,7 +48,8 @@ class TrainingState:
     last) view time in seconds; ``launch`` ranks, device and Slurm step; ``lr_scale`` the
     learning-rate factor left by skipped steps, listed in ``skipped_steps``; ``prior`` the
     TV weight and the noise variance it came from; ``validation`` rows of (step, held-out
-    relative residual, learning rate); ``plateau`` the state of ``steps: auto``
+    relative residual, learning rate) and ``validation_moving`` rows of (step, the residual
+    where the scan moves) when its stillness is measured (:mod:`dinr.train.validation`); ``plateau`` the state of ``steps: auto``
     (:class:`dinr.train.schedule.Plateau` as a dict); ``train_seconds`` the training wall
     time summed over resumes; ``stop_reason`` why the run ended (empty while it runs);
     ``sinogram_id`` the fingerprint of the prepared scan it was trained on
@@ -78,6 +79,7 @@ class TrainingState:
     skipped_steps: list[int]
     prior: dict[str, Any]
     validation: list[list[float]] = dataclasses.field(default_factory=list)
+    validation_moving: list[list[float]] = dataclasses.field(default_factory=list)
     plateau: dict[str, float] = dataclasses.field(default_factory=dict)
     train_seconds: float = 0.0
     stop_reason: str = ""

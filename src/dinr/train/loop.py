@@ -104,6 +104,7 @@ def resume(run: TrainingRun, state: TrainingState, checkpoint_path: Path, other_
     state.step, state.history = int(saved.step), list(saved.history)
     state.lr_scale, state.skipped_steps = float(saved.lr_scale), list(saved.skipped_steps)
     state.validation, state.plateau = list(saved.validation), dict(saved.plateau)
+    state.validation_moving = list(saved.validation_moving)
     state.train_seconds, state.stop_reason = float(saved.train_seconds), saved.stop_reason
     state.time_ends, state.best = dict(saved.time_ends), dict(saved.best)
     if run.comm.rank == 0:
@@ -151,11 +152,10 @@ def _log_start(run: TrainingRun) -> None:
         log.info("TV prior weights %.4g in space, %.4g in time over %.4g of the scan (measurement noise "
                  "variance %.3g)", run.prior["tv_weight"], run.prior["tv_time_weight"], run.prior["time_step"],
                  run.prior["noise_variance"])
-        if run.prior["tv_time_weight"] > 0 and run.prior["time_stillness"] is not None:
-            still = np.asarray(run.prior["time_stillness"])
-            log.info("temporal prior scaled by the scan's stillness: mean %.2f, %.0f%% of the scan above 0.5 "
-                     "(by eighths: %s)", still.mean(), 100.0 * np.mean(still > 0.5),
-                     " ".join(f"{part.mean():.2f}" for part in np.array_split(still, 8)))
+        if run.prior["tv_time_weight"] > 0 and run.prior["time_profile"] is not None:
+            profile = np.asarray(run.prior["time_profile"])
+            log.info("temporal prior scaled by the scan's stillness: by %.2f on average, %s by eighths of the scan",
+                     profile.mean(), " ".join(f"{part.mean():.2f}" for part in np.array_split(profile, 8)))
         budget, settings = run.budget, run.settings
         if budget.adaptive:
             log.info("steps auto: until the held-out residual stops improving, at most %d steps (%g epochs of "
@@ -174,10 +174,13 @@ def _log_start(run: TrainingRun) -> None:
 
 def validate(run: TrainingRun, state: TrainingState, plateau: Plateau, done: int, lr: float) -> str:
     """Measure the held-out residual after step ``done`` (taken at rate ``lr``), record it
-    in ``state.validation`` and, for an adaptive budget, take it into ``plateau``; return
-    why training must stop now, or an empty string."""
-    residual = run.heldout.relative_residual(run.field, run.samples, run.comm, MAX_POINTS_PER_PASS)
+    in ``state.validation`` (and where the scan moves in ``state.validation_moving``) and,
+    for an adaptive budget, take it into ``plateau``; return why training must stop now,
+    or an empty string."""
+    residual, moving = run.heldout.residuals(run.field, run.samples, run.comm, MAX_POINTS_PER_PASS)
     state.validation.append([done, residual, lr])
+    if moving is not None:
+        state.validation_moving.append([done, moving])
     if not run.budget.adaptive:
         return ""
     diverged = plateau.diverged(residual)
@@ -276,7 +279,7 @@ def train(settings: TrainSettings, shards: dict[int, Sinogram], n_shards: int, n
           checkpoint_path: str | Path, comm: Communicator, other_settings: str = "refuse",
           snapshot_dir: Path | None = None, snapshot_every: int = 0, local_peak: float | None = None,
           heldout: dict[int, Sinogram] | None = None, sinogram_id: str = "", choose_ends: bool = True,
-          stillness: np.ndarray | None = None) -> TrainingState:
+          stillness: np.ndarray | None = None, time_profile: np.ndarray | None = None) -> TrainingState:
     """Train the field on this rank's ray ``shards`` (shard index -> its training views)
     of ``n_shards``, with the scan's ``noise_variance`` for the prior (``local_peak``: the
     shards' line-integral peak, if already measured) and ``heldout`` (shard index -> its
@@ -289,10 +292,12 @@ def train(settings: TrainSettings, shards: dict[int, Sinogram], n_shards: int, n
     wall time since this process's first step. Under ``time_ends: heldout`` the stopped
     run's end weights are chosen by its held-out views (:func:`choose_time_ends`), unless
     ``choose_ends`` is false (a pilot, which a run may go on from). ``stillness``: the
-    scan's table of :mod:`dinr.prep.stillness` for ``tv_time_weight: auto`` (None: the
-    temporal prior acts alike at every instant)."""
+    scan's table of :mod:`dinr.prep.stillness` (None: not measured), for the held-out
+    residual where the scan moves; ``time_profile``: the temporal prior's weight over the
+    scan (:func:`dinr.train.setup.prior_record`; None: alike at every instant)."""
     checkpoint_path = Path(checkpoint_path)
-    run = set_up(settings, shards, n_shards, noise_variance, comm, local_peak, heldout, sinogram_id, stillness)
+    run = set_up(settings, shards, n_shards, noise_variance, comm, local_peak, heldout, sinogram_id, stillness,
+                 time_profile)
     state = initial_state(run)
     resume(run, state, checkpoint_path, other_settings)
     fit_seconds, fitted = (warm_start(run, list(shards.values())) if state.step == 0 and run.settings.initial == "fbp"

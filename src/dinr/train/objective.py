@@ -116,17 +116,18 @@ def stillness_at(table: torch.Tensor, time: torch.Tensor) -> torch.Tensor:
 
 
 def time_variation(field: AttenuationField, coords: torch.Tensor, values: torch.Tensor, delta: float,
-                   stride: int, stillness: torch.Tensor | None = None) -> torch.Tensor:
+                   stride: int, profile: torch.Tensor | None = None) -> torch.Tensor:
     """Summed absolute change ``|mu(t + delta) - mu(t)|`` of the field over one time cell
     at every ``stride``-th point of ``coords`` (rays, samples, 4), whose field values are
     ``values`` (rays, samples) (1/pixel), multiplied by ``stride`` so it stands for every
-    point, and by the ``stillness`` table (:func:`stillness_at`) at ``t + delta / 2`` when
-    one is given (points where it is 0 are left out). Points whose later instant falls
+    point, and by the ``profile`` table (the stillness or a function of it, read as
+    :func:`stillness_at` reads it) at ``t + delta / 2`` when one is given (points where it
+    is 0 are left out). Points whose later instant falls
     after the scan (t + delta > 1) count 0, so the first and last time cells are penalised
     alike."""
     points, before = coords[:, ::stride], values[:, ::stride]
-    if stillness is not None:  # points where the object moves (stillness 0) are not evaluated
-        weight = stillness_at(stillness, points[..., 0] + 0.5 * delta)
+    if profile is not None:  # points where it is 0 (the object moves, under auto) are not evaluated
+        weight = stillness_at(profile, points[..., 0] + 0.5 * delta)
         acting = weight > 0
         points, before, weight = points[acting], before[acting], weight[acting]
         if points.shape[0] == 0:
@@ -134,7 +135,7 @@ def time_variation(field: AttenuationField, coords: torch.Tensor, values: torch.
     later = points[..., 0] + delta
     shifted = field(torch.cat([later[..., None], points[..., 1:]], dim=-1))
     change = torch.abs(shifted - before) * (later <= 1.0)
-    if stillness is not None:
+    if profile is not None:
         change = change * weight
     return change.sum() * stride
 

@@ -68,7 +68,7 @@ class TrainingRun:
     budget: Budget
     heldout: HeldoutRays
     sinogram_id: str = ""
-    stillness: torch.Tensor | None = None
+    time_profile: torch.Tensor | None = None
 
     @property
     def config(self) -> dict[str, Any]:
@@ -120,12 +120,13 @@ def launch_record(comm: Communicator, device: torch.device) -> dict[str, str]:
 
 
 def prior_record(settings: TrainSettings, noise_variance: float, views: int,
-                 geometry: Geometry, spec: dict[str, Any], stillness: np.ndarray | None = None) -> dict[str, Any]:
+                 geometry: Geometry, spec: dict[str, Any], time_profile: np.ndarray | None = None) -> dict[str, Any]:
     """The TV priors' weights in space and time, the temporal prior's step (one cell of
     the finest time level, normalised time; 0 for a static field), the scan's noise
-    variance they were derived from and, under ``tv_time_weight: auto`` with the scan's
-    ``stillness`` table (:mod:`dinr.prep.stillness`), that table (``time_stillness``, a
-    list; None when the temporal prior acts alike at every instant). The priors count the
+    variance they were derived from and the ``time_profile`` the temporal prior's weight
+    is multiplied by over the scan (a table like the stillness's, :mod:`dinr.prep.stillness`;
+    chosen by :func:`dinr.train.time_cells.time_prior_profile`), as a list (None: the
+    temporal prior acts alike at every instant). The priors count the
     finest level's cells at its resolution across the whole scan (a grid spanning part of
     the scan, see :func:`dinr.inr.build.field_spec`, has fewer); ``views``: the scan's
     training views."""
@@ -133,10 +134,9 @@ def prior_record(settings: TrainSettings, noise_variance: float, views: int,
     time_step = (end - start) / spec["time_resolution"] if spec["time_resolution"] else 0.0
     time_cells = round(1.0 / time_step) if time_step else 0
     weight = tv_weight(settings, noise_variance, geometry, views, time_cells, float(spec["scale"]))
-    gated = settings.tv_time_weight == "auto" and stillness is not None
     return {"tv_weight": weight, "tv_time_weight": tv_time_weight(settings, weight, time_cells),
             "time_step": time_step, "noise_variance": noise_variance,
-            "time_stillness": [float(v) for v in stillness] if gated else None}
+            "time_profile": None if time_profile is None else [float(v) for v in time_profile]}
 
 
 def epoch_rays(geometry: Geometry, views: int) -> int:
@@ -178,10 +178,12 @@ def starting_point(initial: str, epoch_steps: float) -> str:
 def set_up(settings: TrainSettings, shards: dict[int, Sinogram], n_shards: int, noise_variance: float,
            comm: Communicator, local_peak: float | None = None,
            heldout: dict[int, Sinogram] | None = None, sinogram_id: str = "",
-           stillness: np.ndarray | None = None) -> TrainingRun:
+           stillness: np.ndarray | None = None, time_profile: np.ndarray | None = None) -> TrainingRun:
     """A run on this rank's ``shards`` (shard index -> its views) of ``n_shards``, with
-    the scan's ``noise_variance`` and ``stillness`` table (:mod:`dinr.prep.stillness`, or
-    None) for the priors; parameters broadcast from rank 0.
+    the scan's ``noise_variance`` for the priors, its ``stillness`` table
+    (:mod:`dinr.prep.stillness`, or None) for the held-out residual where it moves, and
+    the temporal prior's ``time_profile`` (:func:`prior_record`); parameters broadcast
+    from rank 0.
     ``local_peak``: the shards' :func:`line_integral_peak`, if already measured;
     ``heldout``: shard index -> its held-out views (none: the run cannot validate);
     ``sinogram_id``: the scan's fingerprint, part of the run's identity."""
@@ -199,14 +201,15 @@ def set_up(settings: TrainSettings, shards: dict[int, Sinogram], n_shards: int, 
     field = build_field(settings, spec).to(device)
     views = int(comm.allreduce_sum(float(sum(len(shard.theta) for shard in held))))
     validation = HeldoutRays(heldout or {}, geometry, settings.validation_rays // n_shards, settings.seed, device,
-                             settings.loss_weights == "transmission", comm)
+                             settings.loss_weights == "transmission", comm,
+                             None if stillness is None else torch.tensor(stillness, dtype=torch.float32, device=device))
     run_budget = budget(settings, epoch_rays(geometry, views), settings.batch_rays * n_shards, validation.total > 0)
     initial = starting_point(settings.initial, run_budget.epoch_steps)
     if settings.initial == "auto" and comm.rank == 0:
         log.info("initial auto: %s (an epoch is %.0f steps; fbp above %d)", initial, run_budget.epoch_steps,
                  AUTO_FBP_EPOCH_STEPS)
     settings = dataclasses.replace(settings, initial=initial)
-    prior = prior_record(settings, noise_variance, views, geometry, spec, stillness)
+    prior = prior_record(settings, noise_variance, views, geometry, spec, time_profile)
     if settings.tv_time_weight == "auto" and prior["tv_time_weight"] > 0 and stillness is None and comm.rank == 0:
         log.warning("the scan's stillness is not measured (no two training views a turn apart): tv_time_weight "
                     "auto acts alike at every instant")
@@ -226,6 +229,6 @@ def set_up(settings: TrainSettings, shards: dict[int, Sinogram], n_shards: int, 
         budget=run_budget,
         heldout=validation,
         sinogram_id=sinogram_id,
-        stillness=(None if prior["time_stillness"] is None
-                   else torch.tensor(prior["time_stillness"], dtype=torch.float32, device=device)),
+        time_profile=(None if prior["time_profile"] is None
+                      else torch.tensor(prior["time_profile"], dtype=torch.float32, device=device)),
     )

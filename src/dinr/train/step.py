@@ -75,7 +75,7 @@ def _pass_loss(run: TrainingRun, rays: RayBatch, jitter: torch.Tensor, samples: 
         in_time = None
         if run.prior["tv_time_weight"] > 0:
             in_time = time_variation(run.field, coords, values, run.prior["time_step"], time_prior_stride(samples),
-                                     run.stillness)
+                                     run.time_profile)
     return rank_loss(values, stratum, rays.measured, run.settings.loss_weights == "transmission",
                      run.prior["tv_weight"], run.comm.size, run.global_rays, 2.0 * run.geometry.radius,
                      in_time, run.prior["tv_time_weight"])

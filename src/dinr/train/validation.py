@@ -8,7 +8,10 @@ same at every evaluation, on every number of ranks and after a resume. Each ray 
 integrated at the midpoints of its strata (no jitter), so two evaluations differ only
 by what the field learned in between. The figure is the relative residual
 ``sqrt(sum w (p - m)^2 / sum w m^2)`` over the set (``w`` the training loss's ray
-weights), summed over ranks by one allreduce.
+weights), summed over ranks by one allreduce. Given the scan's stillness
+(:mod:`dinr.prep.stillness`), the same pass also gives it with each ray's weight times
+the motion at its instant (``1 - stillness``): the residual where the object moves, by
+which the time-cell pilots are compared (:mod:`dinr.train.time_cells`).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from dinr.inr.field import AttenuationField
 from dinr.inr.rays import RayBatch, integrate_rays
 from dinr.io.canonical import Sinogram
 from dinr.train.comm import Communicator
-from dinr.train.objective import ray_weights
+from dinr.train.objective import ray_weights, stillness_at
 from dinr.train.sampler import RaySampler
 
 #: The step number whose generator draws a shard's validation rays: beyond any training
@@ -32,10 +35,13 @@ VALIDATION_DRAW = 2**31 - 1
 class HeldoutRays:
     """This rank's validation rays: ``rays_per_shard`` from each of its shards' held-out
     views (``shards``: shard index -> its held-out views; a shard without any adds none);
-    ``total`` the set's rays on all ranks (summed when it is built: a collective)."""
+    ``total`` the set's rays on all ranks (summed when it is built: a collective);
+    ``motion`` each ray's ``1 - stillness`` at its instant, given the scan's ``stillness``
+    table with any instant above 0 (None otherwise: then every ray would weigh 1)."""
 
     def __init__(self, shards: dict[int, Sinogram], geometry: Geometry, rays_per_shard: int, seed: int,
-                 device: torch.device, transmission_weights: bool, comm: Communicator) -> None:
+                 device: torch.device, transmission_weights: bool, comm: Communicator,
+                 stillness: torch.Tensor | None = None) -> None:
         self.geometry = geometry
         batches = [RaySampler(sino, geometry, shard=index, seed=seed, device=device)
                    .sample(VALIDATION_DRAW, rays_per_shard, 1)[0]
@@ -46,6 +52,8 @@ class HeldoutRays:
         measured = self.rays.measured.double()
         self.weights = ray_weights(measured) if transmission_weights else torch.ones_like(measured)
         self.total = int(comm.allreduce_sum(float(len(self))))
+        self.motion = (1.0 - stillness_at(stillness, self.rays.t).double()
+                       if stillness is not None and bool(torch.any(stillness > 0)) else None)
 
     def __len__(self) -> int:
         return len(self.rays.measured)
@@ -55,18 +63,31 @@ class HeldoutRays:
         """The set's relative residual (module note) with ``samples`` points per ray, in
         passes of at most ``points_per_pass`` points, over the rays ``where`` marks (a
         boolean per ray of this rank; default all); NaN when no rank holds such a ray."""
-        error = norm = 0.0
+        return self.residuals(field, samples, comm, points_per_pass, where)[0]
+
+    def residuals(self, field: AttenuationField, samples: int, comm: Communicator, points_per_pass: int,
+                  where: torch.Tensor | None = None) -> tuple[float, float | None]:
+        """:meth:`relative_residual` and, from the same pass, the residual with each ray's
+        weight times its ``motion`` (None without it)."""
+        sums = np.zeros(4)  # error, norm, and both weighted by the motion
         per_pass = max(1, points_per_pass // samples)
-        marked, marked_weights = (self.rays, self.weights) if where is None else \
-            (self.rays.select(where), self.weights[where])
+        selected = torch.ones(len(self), dtype=torch.bool, device=self.weights.device) if where is None else where
+        marked = self.rays.select(selected)
+        weights = self.weights[selected]
+        motion = None if self.motion is None else self.motion[selected]
         with torch.no_grad():
             for start in range(0, len(marked.measured), per_pass):
                 part = slice(start, start + per_pass)
                 rays = marked.select(part)
                 midpoints = torch.full((len(rays.measured), samples), 0.5, device=rays.measured.device)
                 predicted = integrate_rays(field, rays, self.geometry, samples, midpoints).double()
-                measured, weights = rays.measured.double(), marked_weights[part]
-                error += float(torch.sum(weights * (predicted - measured) ** 2))
-                norm += float(torch.sum(weights * measured ** 2))
-        error, norm = comm.allreduce_sum(error), comm.allreduce_sum(norm)
-        return float(np.sqrt(error / norm)) if norm > 0 else float("nan")
+                measured = rays.measured.double()
+                error, norm = weights[part] * (predicted - measured) ** 2, weights[part] * measured ** 2
+                sums[:2] += (float(torch.sum(error)), float(torch.sum(norm)))
+                if motion is not None:
+                    sums[2:] += (float(torch.sum(motion[part] * error)), float(torch.sum(motion[part] * norm)))
+        totals = [comm.allreduce_sum(float(value)) for value in (sums if self.motion is not None else sums[:2])]
+        plain = float(np.sqrt(totals[0] / totals[1])) if totals[1] > 0 else float("nan")
+        if self.motion is None:
+            return plain, None
+        return plain, float(np.sqrt(totals[2] / totals[3])) if totals[3] > 0 else float("nan")

@@ -22,9 +22,10 @@ residual compared is the one where the object moves (each held-out ray weighted 
 ``1 - stillness`` at its instant, :mod:`dinr.train.validation`): time cells resolve
 motion, and over still stretches, where both candidates' priors tie the cells together,
 two-epoch pilots favour the candidate with fewer unknowns whichever predicts the views
-better at convergence (the jerk: 0.02091 against 0.02160 over all held-out views, 0.02365
-against 0.02213 where it moves; 0.01567 against 0.01475 at convergence). The winner's
-pilot goes on to the run's full budget: its checkpoint becomes the run's, and since the epoch cap is not part of an adaptive run's identity
+better at convergence (the jerk's pilots: 0.02091 against 0.02131 over all held-out
+views, 0.02365 against 0.02216 where it moves; its converged runs 0.01567 and 0.01499).
+The winner's pilot goes on to the run's full budget: its checkpoint becomes the run's,
+and since the epoch cap is not part of an adaptive run's identity
 (:data:`dinr.train.checkpoint.BUDGET_CAPS`) it continues exactly as an uncapped run of
 the winner would.
 

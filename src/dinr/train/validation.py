@@ -63,18 +63,25 @@ class HeldoutRays:
         """The set's relative residual (module note) with ``samples`` points per ray, in
         passes of at most ``points_per_pass`` points, over the rays ``where`` marks (a
         boolean per ray of this rank; default all); NaN when no rank holds such a ray."""
-        return self.residuals(field, samples, comm, points_per_pass, where)[0]
+        if where is None:
+            return self._residuals(field, samples, comm, points_per_pass, self.rays, self.weights, None)[0]
+        return self._residuals(field, samples, comm, points_per_pass, self.rays.select(where), self.weights[where],
+                               None)[0]
 
-    def residuals(self, field: AttenuationField, samples: int, comm: Communicator, points_per_pass: int,
-                  where: torch.Tensor | None = None) -> tuple[float, float | None]:
-        """:meth:`relative_residual` and, from the same pass, the residual with each ray's
-        weight times its ``motion`` (None without it)."""
+    def residuals(self, field: AttenuationField, samples: int, comm: Communicator,
+                  points_per_pass: int) -> tuple[float, float | None]:
+        """:meth:`relative_residual` over the whole set and, from the same pass, the
+        residual with each ray's weight times its ``motion`` (None without it)."""
+        return self._residuals(field, samples, comm, points_per_pass, self.rays, self.weights, self.motion)
+
+    def _residuals(self, field: AttenuationField, samples: int, comm: Communicator, points_per_pass: int,
+                   marked: RayBatch, weights: torch.Tensor,
+                   motion: torch.Tensor | None) -> tuple[float, float | None]:
+        """The relative residual of the ``marked`` rays of this rank (their loss ``weights``)
+        and, given their ``motion``, the one with the weights times it (else None), summed
+        over ranks."""
         sums = np.zeros(4)  # error, norm, and both weighted by the motion
         per_pass = max(1, points_per_pass // samples)
-        selected = torch.ones(len(self), dtype=torch.bool, device=self.weights.device) if where is None else where
-        marked = self.rays.select(selected)
-        weights = self.weights[selected]
-        motion = None if self.motion is None else self.motion[selected]
         with torch.no_grad():
             for start in range(0, len(marked.measured), per_pass):
                 part = slice(start, start + per_pass)
@@ -86,8 +93,8 @@ class HeldoutRays:
                 sums[:2] += (float(torch.sum(error)), float(torch.sum(norm)))
                 if motion is not None:
                     sums[2:] += (float(torch.sum(motion[part] * error)), float(torch.sum(motion[part] * norm)))
-        totals = [comm.allreduce_sum(float(value)) for value in (sums if self.motion is not None else sums[:2])]
+        totals = [comm.allreduce_sum(float(value)) for value in (sums if motion is not None else sums[:2])]
         plain = float(np.sqrt(totals[0] / totals[1])) if totals[1] > 0 else float("nan")
-        if self.motion is None:
+        if motion is None:
             return plain, None
         return plain, float(np.sqrt(totals[2] / totals[3])) if totals[3] > 0 else float("nan")

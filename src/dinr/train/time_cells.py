@@ -76,6 +76,13 @@ TIME_PRIOR_RATIO = 2.0
 #: lost 0.38: it needs repeated runs (README "The TV weight and the noise").
 FINER_SPATIAL_SHARE = 0.5
 
+#: Under ``tv_time_weight: auto`` the two-cell candidate's temporal prior is multiplied by
+#: ``1 + STILL_PRIOR_GAIN * stillness`` (:func:`time_prior_profile`). 3 (eight times the
+#: spatial weight where the object rests) left the jerk's still start where 1 leaves it
+#: (37.09 against 37.13 dB, frames 0-5 -0.68...-0.30 against -0.74...-0.24 dB over sliding
+#: MBIR; README "Pilots compared where the scan moves").
+STILL_PRIOR_GAIN = 1.0
+
 #: Share of ``train.max_wall_s`` each pilot may train for: two pilots take at most half
 #: of it, and the run the rest.
 PILOT_WALL_SHARE = 0.25
@@ -103,15 +110,15 @@ def time_prior_profile(settings: TrainSettings, run_settings: TrainSettings,
     """The table the temporal prior's weight of a run of ``run_settings`` is multiplied by
     over the scan (None: alike at every instant), in a training configured with
     ``settings`` on a scan of ``stillness`` (:mod:`dinr.prep.stillness`; None when not
-    measured): the stillness under ``tv_time_weight: auto``; ``1 + stillness`` for the
-    two-cell candidate of ``time_cells_per_half_turn: auto`` under it (module note), None
-    where the stillness is 0 throughout (alike everywhere)."""
+    measured): the stillness under ``tv_time_weight: auto``; ``1 + STILL_PRIOR_GAIN *
+    stillness`` for the two-cell candidate of ``time_cells_per_half_turn: auto`` under it
+    (module note), None where the stillness is 0 throughout (alike everywhere)."""
     if stillness is None or settings.tv_time_weight != "auto":
         return None
     if run_settings.tv_time_weight == "auto":
         return stillness
     two_cell_candidate = settings.time_cells_per_half_turn == "auto" and run_settings.time_cells_per_half_turn == 2
-    return 1.0 + stillness if two_cell_candidate and np.any(stillness > 0) else None
+    return 1.0 + STILL_PRIOR_GAIN * stillness if two_cell_candidate and np.any(stillness > 0) else None
 
 
 def best_heldout(state: TrainingState, until_step: float = math.inf, moving: bool = False) -> float:

@@ -68,6 +68,19 @@ def test_a_residual_far_above_its_best_lowers_the_rate_at_once() -> None:
     assert plateau.update(10.0, settings, 20) == "converged"  # a third halving would go below lr_final
 
 
+def test_spikes_above_the_spike_factor_do_not_count_towards_a_plateau(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = dataclasses.replace(TINY_TRAIN, lr=1e-2, lr_final=1e-4, patience=2, warmup_steps=5)
+    residuals = [1.0, 0.5, 0.8, 0.51, 0.8, 0.51]  # the jerk's pattern: spikes between near-bests
+    counted = Plateau()
+    assert [counted.update(r, settings, step) for step, r in enumerate(residuals, start=10)][-3:] == \
+        ["reduced", "waiting", "reduced"]  # by default every evaluation without improvement counts
+    monkeypatch.setattr("dinr.train.schedule.SPIKE_FACTOR", 1.25)
+    skipped = Plateau()
+    assert [skipped.update(r, settings, step) for step, r in enumerate(residuals, start=10)] == \
+        ["improved", "improved", "waiting", "waiting", "waiting", "reduced"]  # 0.8 > 1.25 x 0.5: not counted
+    assert skipped.reductions == 1
+
+
 def test_a_diverged_run_goes_on_from_its_best_field(tiny_scan: dict[str, Path]) -> None:
     comm = Communicator(use_mpi=False)
     sino = read_sinogram(tiny_scan["sinogram"], split="all")

@@ -50,8 +50,9 @@ class TrainingState:
     TV weight and the noise variance it came from; ``validation`` rows of (step, held-out
     relative residual, learning rate) and ``validation_moving`` rows of (step, the residual
     where the scan moves) when its stillness is measured (:mod:`dinr.train.validation`);
-    ``plateau`` the state of ``steps: auto`` (:class:`dinr.train.schedule.Plateau` as a dict); ``train_seconds`` the training wall
-    time summed over resumes; ``stop_reason`` why the run ended (empty while it runs);
+    ``plateau`` the state of ``steps: auto`` (:class:`dinr.train.schedule.Plateau` as a
+    dict); ``train_seconds`` the training wall time summed over resumes; ``stop_reason``
+    why the run ended (empty while it runs);
     ``sinogram_id`` the fingerprint of the prepared scan it was trained on
     (:func:`dinr.io.canonical.sinogram_id`; empty when unknown); ``pilots`` the pilot
     runs that chose its time cells (``time_cells_per_half_turn: auto``,

@@ -80,7 +80,7 @@ FINER_SPATIAL_SHARE = 0.5
 #: ``1 + STILL_PRIOR_GAIN * stillness`` (:func:`time_prior_profile`). 3 (eight times the
 #: spatial weight where the object rests) left the jerk's still start where 1 leaves it
 #: (37.09 against 37.13 dB, frames 0-5 -0.68...-0.30 against -0.74...-0.24 dB over sliding
-#: MBIR; README "Pilots compared where the scan moves").
+#: MBIR; README "The jerk's still start, measured again").
 STILL_PRIOR_GAIN = 1.0
 
 #: Share of ``train.max_wall_s`` each pilot may train for: two pilots take at most half

@@ -63,10 +63,8 @@ class HeldoutRays:
         """The set's relative residual (module note) with ``samples`` points per ray, in
         passes of at most ``points_per_pass`` points, over the rays ``where`` marks (a
         boolean per ray of this rank; default all); NaN when no rank holds such a ray."""
-        if where is None:
-            return self._residuals(field, samples, comm, points_per_pass, self.rays, self.weights, None)[0]
-        return self._residuals(field, samples, comm, points_per_pass, self.rays.select(where), self.weights[where],
-                               None)[0]
+        rays, weights = (self.rays, self.weights) if where is None else (self.rays.select(where), self.weights[where])
+        return self._residuals(field, samples, comm, points_per_pass, rays, weights, None)[0]
 
     def residuals(self, field: AttenuationField, samples: int, comm: Communicator,
                   points_per_pass: int) -> tuple[float, float | None]:

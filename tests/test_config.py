@@ -95,6 +95,22 @@ def test_the_workflows_schema_is_the_packages() -> None:
     assert Path(SCHEMA).read_bytes() == packaged.read_bytes(), f"{SCHEMA} and {packaged} differ"
 
 
+def test_sliding_mbir_makes_frames_in_as_many_processes_as_its_memory_holds(tmp_path: Path) -> None:
+    scan = {"simulated": True, "baselines": {"methods": ["mbir_sliding"]}}
+
+    def threads(mbir_mem_gb: float) -> list[str]:
+        result = _dry_run(tmp_path, {"datasets": {"scan": scan}, "resources": {"mbir_mem_gb": mbir_mem_gb}},
+                          "--cores", "2", "results/scan/mbir_sliding/recon.h5")
+        assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+        job = re.search(r"output: results/scan/mbir_sliding/recon.h5\n(.*?)resources:", result.stdout + result.stderr,
+                        re.DOTALL)
+        assert job is not None, result.stdout + result.stderr
+        return re.findall(r"threads: (\d+)", job.group(1)) or ["1"]  # snakemake leaves one thread out
+
+    # the 64-pixel scan: about 1.0 GiB in one process, 3.0 GiB with two beside the job's own
+    assert threads(64) == ["2"] and threads(2) == ["1"]
+
+
 def test_an_mbir_peer_too_large_for_its_memory_is_left_out_naming_the_key(tmp_path: Path) -> None:
     big = {"simulated": True, "simulate": {"size": 2048, "rows": 256, "views": 1800},
            "baselines": {"methods": ["mbir_sliding", "mace4d", "fbp_sliding"]}}

@@ -14,10 +14,12 @@ import pytest
 
 from conftest import TINY_SIMULATE
 from dinr import stages
-from dinr.baselines.mbir import mace4d_frames
+from dinr.baselines.mbir import mace4d_frames, sliding_window_mbir
 from dinr.errors import InputError
 from dinr.evaluate.metrics import volume_metrics
 from dinr.geometry.parallel import ParallelGeometry
+from dinr.geometry.resolve import geometry_of
+from dinr.io.canonical import read_sinogram
 from dinr.io.volume import read_volume
 from dinr.settings import BaselineSettings, load_section, section_defaults
 
@@ -46,6 +48,21 @@ def test_peer_beats_static_fbp_on_a_tiny_scan(tiny_scan: dict[str, Path], tmp_pa
     assert peer > static + 1.0, (peer, static)
     with h5py.File(paths[method]) as f:
         assert f.attrs["backend"].startswith("mbirjax ") and f.attrs["dinr_stage"] == method
+
+
+@pytest.mark.slow  # mbirjax compiles its projectors for each window in each process
+def test_sliding_mbir_frames_made_in_two_processes_equal_those_made_in_one(tiny_scan: dict[str, Path]) -> None:
+    sino = read_sinogram(tiny_scan["sinogram"], split="all")
+    time_norm = sino.normalised_time(sino.time)
+    geometry = geometry_of(sino)
+    frame_times = np.array([0.3, 0.7])
+    frames = {workers: sliding_window_mbir(sino.projections, sino.theta, sino.heldout, time_norm, frame_times,
+                                           geometry, FAST.mbir_sharpness, FAST.mbir_iterations, workers=workers)
+              for workers in (1, 2)}
+    _, rows, cols = sino.projections.shape
+    assert frames[1].shape == (2, rows, cols, cols)
+    assert np.array_equal(frames[1], frames[2])
+    assert not np.array_equal(frames[1][0], frames[1][1])  # each frame from its own window
 
 
 def test_missing_mbirjax_names_the_method(tiny_scan: dict[str, Path], tmp_path: Path,

@@ -239,7 +239,8 @@ def baseline(settings: BaselineSettings, method: str, sinogram_path: Path, truth
     reconstructs each slice alone, so it goes through the scan in blocks of detector
     rows of at most ``chunk_mb`` MiB (sinogram and slices) and writes each block as it
     goes, ``threads`` slices at once; the MBIR and FDK peers take the scan in one piece
-    (MBIR on ``threads`` JAX CPU devices)."""
+    (sliding MBIR's frames in ``threads`` processes on a CPU, MACE4D on ``threads`` JAX
+    CPU devices)."""
     if method not in BASELINE_METHODS:
         raise InputError(f"baseline method {method!r}: use one of {', '.join(BASELINE_METHODS)}")
     split = "all" if method in MBIR_METHODS else "train"
@@ -276,7 +277,7 @@ def baseline(settings: BaselineSettings, method: str, sinogram_path: Path, truth
         attrs["backend"] = f"itk-rtk {importlib.metadata.version('itk-rtk')}"
     elif method == "mbir_sliding":
         recon = sliding_window_mbir(sino.projections, sino.theta, sino.heldout, time_norm, normalised,
-                                    geometry, settings.mbir_sharpness, settings.mbir_iterations, cpu_devices=threads,
+                                    geometry, settings.mbir_sharpness, settings.mbir_iterations, workers=threads,
                                     device=device)
         attrs["backend"] = f"mbirjax {importlib.metadata.version('mbirjax')}"
     else:

@@ -251,20 +251,37 @@ def scan_dimensions(dataset):
 
 
 #: What an MBIR peer holds, in frame volumes (rows x cols x cols float32), given the
-#: frames: mbir_sliding the output frames and about six volumes of mbirjax's working set;
-#: mace4d its frames six times (the joint estimate and its prior agents' states).
-MBIR_FRAME_VOLUMES = {"mbir_sliding": lambda frames: frames + 6, "mace4d": lambda frames: 6 * frames}
+#: frames and the processes reconstructing them: mbir_sliding the output frames and about
+#: six volumes of mbirjax's working set in each process; mace4d its frames six times (the
+#: joint estimate and its prior agents' states).
+MBIR_FRAME_VOLUMES = {"mbir_sliding": lambda frames, workers: frames + 6 * workers,
+                      "mace4d": lambda frames, workers: 6 * frames}
 
 
-def mbir_mem_mb(dataset, method):
-    """MiB an MBIR peer holds on the dataset (the process, the scan, its volumes); None
-    when the scan's size is not known before it is read."""
+def mbir_mem_mb(dataset, method, workers=1):
+    """MiB an MBIR peer holds on the dataset (the process, the scan, its volumes), its
+    frames made by ``workers`` processes (beside the job's own when more than one, each
+    with a copy of a window of the scan); None when the scan's size is not known before
+    it is read."""
     dims = scan_dimensions(dataset)
     if dims is None:
         return None
     views, rows, cols = dims
-    volumes = MBIR_FRAME_VOLUMES[method](metric_frames(dataset)) * rows * cols * cols
-    return PROCESS_MB + 4 * (volumes + 2 * views * rows * cols) / 2**20
+    volumes = MBIR_FRAME_VOLUMES[method](metric_frames(dataset), workers) * rows * cols * cols
+    processes = 1 if workers == 1 else 1 + workers
+    return PROCESS_MB * processes + 4 * (volumes + 2 * workers * views * rows * cols) / 2**20
+
+
+def mbir_sliding_workers(dataset):
+    """Processes making sliding MBIR's frames: resources.baseline_threads, fewer when
+    that many would hold more than resources.mbir_mem_gb (one JAX CPU device keeps about
+    one core busy, so a frame per core)."""
+    limit = 1024 * config["resources"]["mbir_mem_gb"]
+    for workers in range(config["resources"]["baseline_threads"], 1, -1):
+        need = mbir_mem_mb(dataset, "mbir_sliding", workers)
+        if need is None or need <= limit:
+            return workers
+    return 1
 
 
 _WARNED = set()
@@ -322,8 +339,11 @@ def streaming_mem_mb(wildcards, input):
 
 def baseline_threads(wildcards):
     """Cores a baseline job holds: resources.baseline_threads for FBP and FDK, which
-    reconstruct that many slices at once; one for the MBIR peers, whose JAX then runs on
-    one CPU device (several gain little here: two devices kept 1.1 cores busy)."""
+    reconstruct that many slices at once, and for sliding MBIR, which makes that many
+    frames at once (mbir_sliding_workers); one for MACE4D, whose JAX then runs on one CPU
+    device (several gain little here: two devices kept 1.1 cores busy)."""
+    if wildcards.baseline == "mbir_sliding":
+        return mbir_sliding_workers(wildcards.dataset)
     if wildcards.baseline in MBIR_BASELINES:
         return 1
     return config["resources"]["baseline_threads"]
@@ -335,7 +355,7 @@ def baseline_mem_mb(wildcards, input):
     if wildcards.baseline.startswith("fbp_"):
         return streaming_mem_mb(wildcards, input)
     if wildcards.baseline in MBIR_FRAME_VOLUMES:
-        need = mbir_mem_mb(wildcards.dataset, wildcards.baseline)
+        need = mbir_mem_mb(wildcards.dataset, wildcards.baseline, baseline_threads(wildcards))
         if need is not None:
             return int(need)
     return int(PROCESS_MB + 8 * input.size_mb)

@@ -29,9 +29,14 @@ mbirjax is an optional dependency (``pip install mbirjax``, included by ``make i
 
 from __future__ import annotations
 
+import collections
+import functools
 import importlib
 import logging
+import multiprocessing
 import os
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from types import ModuleType
 
 import numpy as np
@@ -111,7 +116,7 @@ def _to_slices(volume) -> np.ndarray:
 def sliding_window_mbir(
     sinogram: np.ndarray, theta: np.ndarray, heldout: np.ndarray, time_norm: np.ndarray,
     frame_times: np.ndarray, geometry: Geometry, sharpness: float, iterations: int, seed: int = 0,
-    cpu_devices: int = 1, device: str = "cpu",
+    workers: int = 1, device: str = "cpu",
 ) -> np.ndarray:
     """(frames, rows, cols, cols): one MBIR per frame from its window of views (half a
     turn, or a short scan in cone beam: :func:`frame_window`) in the scan's ``geometry``.
@@ -120,22 +125,52 @@ def sliding_window_mbir(
     out (weight zero); ``theta`` radians, increasing; ``time_norm`` (views,) and
     ``frame_times`` normalised times; ``sharpness`` mbirjax's prior sharpness (0 its
     default, negative smoother, positive sharper); ``iterations`` exactly this many
-    (no early stop). ``seed`` fixes mbirjax's random pixel partitions; ``cpu_devices``
-    JAX's CPU devices, ``device`` its platform (:func:`import_mbirjax`).
+    (no early stop). ``seed`` fixes mbirjax's random pixel partitions (the same for every
+    frame). On a CPU, ``workers`` processes (spawned, one JAX CPU device each) take the
+    frames in turn: a frame's reconstruction does not depend on which process made it, and
+    one JAX device keeps about one core busy. ``device``: JAX's platform (:func:`import_mbirjax`);
+    on ``cuda`` the frames run one after another in this process.
     """
-    mj = import_mbirjax("mbir_sliding", cpu_devices, device)
     if np.any(np.diff(theta) <= 0):
         raise ValueError("sliding-window MBIR needs angles that increase with view order (continuous rotation)")
-    frames = []
-    for t in tqdm(frame_times, desc="mbir_sliding", unit="frame", mininterval=10):
-        window = frame_window(theta, time_norm, float(t), geometry)
-        sino = np.ascontiguousarray(sinogram[window], dtype=np.float32)
-        model = _model(mj, sino.shape, theta[window], geometry, sharpness)
-        np.random.seed(seed)
-        volume, _ = model.recon(sino, weights=_weights(sino, heldout[window]), max_iterations=iterations,
-                                stop_threshold_change_pct=0, print_logs=False, logfile_path=None)
-        frames.append(_to_slices(volume))
-    return np.stack(frames)
+    import_mbirjax("mbir_sliding", 1, device)  # a clear error before any frame
+    windows = (frame_window(theta, time_norm, float(t), geometry) for t in frame_times)
+    jobs = ((np.ascontiguousarray(sinogram[w], dtype=np.float32), theta[w], heldout[w]) for w in windows)
+    reconstruct = functools.partial(_window_mbir, geometry=geometry, sharpness=sharpness, iterations=iterations,
+                                    seed=seed, device=device)
+    workers = max(1, min(workers if device == "cpu" else 1, len(frame_times)))
+    progress = functools.partial(tqdm, total=len(frame_times), desc="mbir_sliding", unit="frame", mininterval=10)
+    if workers == 1:
+        return np.stack(list(progress(reconstruct(*job) for job in jobs)))
+    log.info("mbir_sliding: %d frames in %d processes", len(frame_times), workers)
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=import_mbirjax, initargs=("mbir_sliding", 1, device)) as pool:
+        return np.stack(list(progress(_in_order(pool, reconstruct, jobs, ahead=workers))))
+
+
+def _in_order(pool: Executor, function: Callable[..., np.ndarray], jobs: Iterable[tuple[np.ndarray, ...]],
+              ahead: int) -> Iterator[np.ndarray]:
+    """``function(*job)`` of each job on ``pool``, in the jobs' order, with at most
+    ``ahead`` + 1 jobs (their windows of the scan) submitted and not yet returned."""
+    pending: collections.deque[Future[np.ndarray]] = collections.deque()
+    for job in jobs:
+        pending.append(pool.submit(function, *job))
+        if len(pending) > ahead:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
+
+
+def _window_mbir(sino: np.ndarray, theta: np.ndarray, heldout: np.ndarray, geometry: Geometry, sharpness: float,
+                 iterations: int, seed: int, device: str) -> np.ndarray:
+    """(rows, cols, cols): the MBIR of one frame's window (views, rows, cols) of views at
+    angles ``theta``, ``heldout`` with weight zero (:func:`sliding_window_mbir`)."""
+    mj = import_mbirjax("mbir_sliding", 1, device)
+    model = _model(mj, sino.shape, theta, geometry, sharpness)
+    np.random.seed(seed)
+    volume, _ = model.recon(sino, weights=_weights(sino, heldout), max_iterations=iterations,
+                            stop_threshold_change_pct=0, print_logs=False, logfile_path=None)
+    return _to_slices(volume)
 
 
 def mace4d_frames(theta: np.ndarray, time_norm: np.ndarray, frame_times: np.ndarray,

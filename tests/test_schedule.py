@@ -27,7 +27,7 @@ from dinr.train.checkpoint import load_checkpoint
 from dinr.train.comm import Communicator
 from dinr.io.canonical import read_sinogram
 from dinr.train.loop import initial_state, step_samples, validate
-from dinr.train.schedule import DIVERGENCE_FACTOR, Budget, Plateau, budget, learning_rate
+from dinr.train.schedule import DIVERGENCE_FACTOR, SPIKE_FACTOR, Budget, Plateau, budget, learning_rate
 from dinr.train.setup import set_up
 from dinr.train.step import train_step
 
@@ -71,14 +71,24 @@ def test_a_residual_far_above_its_best_lowers_the_rate_at_once() -> None:
 def test_spikes_above_the_spike_factor_do_not_count_towards_a_plateau(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = dataclasses.replace(TINY_TRAIN, lr=1e-2, lr_final=1e-4, patience=2, warmup_steps=5)
     residuals = [1.0, 0.5, 0.8, 0.51, 0.8, 0.51]  # the jerk's pattern: spikes between near-bests
-    counted = Plateau()
-    assert [counted.update(r, settings, step) for step, r in enumerate(residuals, start=10)][-3:] == \
-        ["reduced", "waiting", "reduced"]  # by default every evaluation without improvement counts
-    monkeypatch.setattr("dinr.train.schedule.SPIKE_FACTOR", 1.25)
+    assert SPIKE_FACTOR == 1.25
     skipped = Plateau()
     assert [skipped.update(r, settings, step) for step, r in enumerate(residuals, start=10)] == \
         ["improved", "improved", "waiting", "waiting", "waiting", "reduced"]  # 0.8 > 1.25 x 0.5: not counted
     assert skipped.reductions == 1
+    monkeypatch.setattr("dinr.train.schedule.SPIKE_FACTOR", DIVERGENCE_FACTOR)  # every evaluation counts
+    counted = Plateau()
+    assert [counted.update(r, settings, step) for step, r in enumerate(residuals, start=10)][-3:] == \
+        ["reduced", "waiting", "reduced"]
+
+
+def test_a_residual_that_stays_above_the_spike_factor_is_a_plateau() -> None:
+    settings = dataclasses.replace(TINY_TRAIN, lr=1e-2, lr_final=1e-4, patience=3, warmup_steps=5)
+    plateau = Plateau()
+    outcomes = [plateau.update(r, settings, step) for step, r in enumerate([1.0, 0.5, 0.8, 0.7, 0.9, 0.8], start=10)]
+    assert outcomes == ["improved", "improved", "waiting", "waiting", "reduced", "waiting"]  # three spikes in a row
+    assert plateau.reductions == 1 and plateau.since_best == 0 and plateau.spikes_in_row == 1  # the next one
+    assert Plateau(**{"best": 0.5, "since_best": 1, "reductions": 2}).spikes_in_row == 0  # a checkpoint's plateau
 
 
 def test_a_diverged_run_goes_on_from_its_best_field(tiny_scan: dict[str, Path]) -> None:

@@ -1,5 +1,6 @@
-"""train.time_cells_per_half_turn auto: pilots of one and two time cells per half-turn,
-the one that predicts the held-out views better goes on, exactly as a run of it alone."""
+"""train.time_cells_per_half_turn auto: pilots of one and two time cells per half-turn
+(finer candidates while the finer keeps winning); the one that predicts the held-out
+views best goes on, exactly as a run of it alone."""
 
 from __future__ import annotations
 
@@ -16,11 +17,13 @@ from conftest import TINY_TRAIN, geometry_settings, prepare_settings, train
 from dinr import stages
 from dinr.geometry.resolve import geometry_of
 from dinr.io.canonical import read_sinogram, training_views
+from dinr.settings import TrainSettings
 from dinr.train.checkpoint import TrainingState, load_checkpoint, run_identity, save_checkpoint, settings_hash
 from dinr.train.comm import Communicator
 from dinr.train.setup import epoch_rays
-from dinr.train.time_cells import (FINER_SPATIAL_SHARE, PILOT_WALL_SHARE, TIME_PRIOR_RATIO, best_heldout, chosen_cells,
-                                   pilot_epochs, pilot_path, time_prior_profile)
+from dinr.train.time_cells import (CANDIDATE_CELLS, FINER_SPATIAL_SHARE, PILOT_WALL_SHARE, TIME_PRIOR_RATIO,
+                                   best_heldout, chosen_cells, pilot_epochs, pilot_path, time_prior_profile)
+from dinr.train import time_cells
 
 #: steps auto on the tiny scan (converges in a few hundred steps), time cells chosen by
 #: pilots of one epoch.
@@ -63,6 +66,45 @@ def test_where_the_scan_moves_is_measured_the_pilots_are_compared_there() -> Non
     assert chosen_cells({1: _pilot(0.0230, 0.0209), 2: _pilot(0.0225, 0.0216, moving=(0.0228, 0.0221))}) == 1
 
 
+def _fake_trainer(best: dict[int, float], trained: list[int]) -> time_cells.Trainer:
+    """A trainer whose pilot of ``cells`` cells reaches the held-out residual ``best[cells]``
+    (spatial TV weight 1 at one cell, the candidate's otherwise), writes its checkpoint
+    file and records the cells it trained in ``trained``."""
+    def trainer(settings: TrainSettings, path: Path, is_run: bool) -> TrainingState:
+        cells = settings.time_cells_per_half_turn
+        trained.append(cells)
+        path.write_bytes(b"pilot")
+        weight = 1.0 if settings.tv_weight == "auto" else settings.tv_weight
+        return SimpleNamespace(validation=[[10, best[cells], 0.01]], validation_moving=[], step=10,  # type: ignore[return-value]
+                               train_seconds=1.0, field_spec={"time_resolution": 3 * cells}, settings={},
+                               prior={"tv_weight": weight, "tv_time_weight": settings.tv_time_weight})
+    return trainer
+
+
+@pytest.mark.parametrize("candidates, best, piloted, chosen", [
+    ((1, 2), {1: 0.30, 2: 0.25}, [1, 2], 2),  # the default candidates
+    ((1, 2, 4), {1: 0.30, 2: 0.31}, [1, 2], 1),  # two lose: four are not tried
+    ((1, 2, 4), {1: 0.30, 2: 0.25, 4: 0.26}, [1, 2, 4], 2),  # two win, four are tried and lose
+    ((1, 2, 4), {1: 0.30, 2: 0.25, 4: 0.20}, [1, 2, 4], 4),
+])
+def test_a_finer_candidate_is_piloted_while_the_last_one_wins(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, candidates: tuple[int, ...], best: dict[int, float],
+        piloted: list[int], chosen: int) -> None:
+    monkeypatch.setattr(time_cells, "CANDIDATE_CELLS", candidates)
+    trained: list[int] = []
+    settings = dataclasses.replace(AUTO_CELLS, tv_weight="auto")
+    final = time_cells.train(settings, tmp_path / "ck.pt", Communicator(use_mpi=False),
+                             _fake_trainer(best, trained), has_heldout=True, epoch_rays=10**6)
+    assert trained == [*piloted, chosen]  # the pilots, then the winner's run
+    assert final.pilots["chosen"] == chosen
+    weights = {c["time_cells_per_half_turn"]: (c["tv_weight"], c["tv_time_weight"])
+               for c in final.pilots["candidates"]}
+    assert weights[2] == (FINER_SPATIAL_SHARE, TIME_PRIOR_RATIO * FINER_SPATIAL_SHARE)
+    if 4 in weights:  # each finer candidate's prior from the next coarser one's
+        assert weights[4] == (FINER_SPATIAL_SHARE**2, TIME_PRIOR_RATIO * FINER_SPATIAL_SHARE**2)
+    assert (tmp_path / "ck.pt").read_bytes() == b"pilot"  # the winner's pilot became the run's checkpoint
+
+
 def test_the_two_cell_candidate_prior_doubles_where_the_scan_rests_under_auto() -> None:
     still = np.array([1.0, 0.5, 0.0])
     auto = dataclasses.replace(AUTO_CELLS, tv_time_weight="auto")
@@ -73,6 +115,8 @@ def test_the_two_cell_candidate_prior_doubles_where_the_scan_rests_under_auto() 
     assert time_prior_profile(auto, two_cell, np.zeros(3)) is None  # moving throughout: alike everywhere
     assert time_prior_profile(auto, one_cell, None) is None
     assert time_prior_profile(AUTO_CELLS, two_cell, still) is None  # tv_time_weight 0: not read, not used
+    four_cell = dataclasses.replace(two_cell, time_cells_per_half_turn=4)
+    assert np.array_equal(time_prior_profile(auto, four_cell, still), [2.0, 1.5, 1.0])
     assert time_prior_profile(dataclasses.replace(auto, time_cells_per_half_turn=2), two_cell, still) is None
 
 
@@ -84,8 +128,9 @@ def test_the_pilots_choose_and_the_winner_goes_on_from_its_pilot_as_if_trained_a
     with caplog.at_level(logging.INFO):
         final = train(AUTO_CELLS, tiny_scan["sinogram"], checkpoint, comm, other_settings="restart")
     assert "the run goes on from its" in caplog.text and "resuming from" in caplog.text
-    assert len(list(tmp_path.glob("ck.*.pt"))) == 3  # the two pilots, and the old run set aside
-    pilots = {cells: load_checkpoint(pilot_path(checkpoint, cells)) for cells in (1, 2)}
+    piloted = list(CANDIDATE_CELLS)
+    assert len(list(tmp_path.glob("ck.*.pt"))) == len(piloted) + 1  # the pilots, and the old run set aside
+    pilots = {cells: load_checkpoint(pilot_path(checkpoint, cells)) for cells in piloted}
     chosen = chosen_cells(pilots)
     one_cell_weight = pilots[1].prior["tv_weight"]
     assert pilots[1].settings["time_cells_per_half_turn"] == 1 and pilots[1].prior["tv_time_weight"] == 0
@@ -96,9 +141,8 @@ def test_the_pilots_choose_and_the_winner_goes_on_from_its_pilot_as_if_trained_a
     assert final.settings["time_cells_per_half_turn"] == chosen and final.stop_reason.startswith("converged")
     model = load_checkpoint(tmp_path / "ck-model.pt")
     assert model.pilots["chosen"] == chosen and model.settings == final.settings
-    assert model.pilots["compared_steps"] == min(pilots[1].step, pilots[2].step)
-    assert [c["best_heldout"] for c in model.pilots["candidates"]] == [best_heldout(pilots[1]),
-                                                                        best_heldout(pilots[2])]
+    assert model.pilots["compared_steps"] == min(p.step for p in pilots.values())
+    assert [c["best_heldout"] for c in model.pilots["candidates"]] == [best_heldout(p) for p in pilots.values()]
 
     winner = dataclasses.replace(AUTO_CELLS, **{key: final.settings[key] for key in
                                                 ("time_cells_per_half_turn", "tv_weight", "tv_time_weight")})
@@ -109,7 +153,7 @@ def test_the_pilots_choose_and_the_winner_goes_on_from_its_pilot_as_if_trained_a
 
     again = train(AUTO_CELLS, tiny_scan["sinogram"], checkpoint, comm)  # a rerun trains nothing more
     assert again.step == final.step and again.pilots == model.pilots
-    assert all(load_checkpoint(pilot_path(checkpoint, c)).step == pilots[c].step for c in (1, 2))
+    assert all(load_checkpoint(pilot_path(checkpoint, c)).step == pilots[c].step for c in piloted)
 
     # A run checkpointed before a key existed (stored without it, hashed without it) is the
     # same run: a rerun that restarts on other settings resumes it and sets nothing aside.
@@ -118,7 +162,7 @@ def test_the_pilots_choose_and_the_winner_goes_on_from_its_pilot_as_if_trained_a
     old.settings_hash = settings_hash(run_identity(old.settings, old.ray_shards, old.sinogram_id, True))
     save_checkpoint(checkpoint, old)
     resumed = train(AUTO_CELLS, tiny_scan["sinogram"], checkpoint, comm, other_settings="restart")
-    assert resumed.step == final.step and len(list(tmp_path.glob("ck.*.pt"))) == 3
+    assert resumed.step == final.step and len(list(tmp_path.glob("ck.*.pt"))) == len(piloted) + 1
 
 
 def test_without_heldout_views_auto_is_one_cell_and_nothing_is_piloted(
@@ -149,12 +193,12 @@ def test_max_wall_s_bounds_the_pilots_and_the_run_together(tiny_scan: dict[str, 
     settings = dataclasses.replace(AUTO_CELLS, time_cells_pilot_epochs=10**4, max_wall_s=limit, log_every=10)
     checkpoint = tmp_path / "ck.pt"
     final = train(settings, tiny_scan["sinogram"], checkpoint, Communicator(use_mpi=False))
-    pilots = {cells: load_checkpoint(pilot_path(checkpoint, cells)) for cells in (1, 2)}
+    pilots = {cells: load_checkpoint(pilot_path(checkpoint, cells)) for cells in CANDIDATE_CELLS}
     for pilot in pilots.values():
         assert pilot.stop_reason.startswith("max_wall_s") and pilot.settings["max_wall_s"] == PILOT_WALL_SHARE * limit
         assert pilot.train_seconds < 2 * PILOT_WALL_SHARE * limit  # the share, not the whole limit
-    loser = pilots[3 - final.settings["time_cells_per_half_turn"]]
-    assert final.settings["max_wall_s"] == pytest.approx(limit - loser.train_seconds)
+    losers = sum(p.train_seconds for c, p in pilots.items() if c != final.settings["time_cells_per_half_turn"])
+    assert final.settings["max_wall_s"] == pytest.approx(limit - losers)
 
 
 def test_a_pilot_lasts_its_epochs_or_its_rays_whichever_come_first() -> None:
@@ -172,7 +216,7 @@ def test_the_pilots_stop_at_their_rays_on_a_scan(tiny_scan: dict[str, Path], tmp
                                    time_cells_pilot_rays=rays // 2)
     checkpoint = tmp_path / "ck.pt"
     final = train(settings, sinogram, checkpoint, Communicator(use_mpi=False))
-    for cells in (1, 2):
+    for cells in CANDIDATE_CELLS:
         pilot = load_checkpoint(pilot_path(checkpoint, cells))
         assert pilot.stop_reason.startswith(f"max_epochs: {(rays // 2) / rays:g} epochs"), pilot.stop_reason
     assert final.pilots["pilot_epochs"] == (rays // 2) / rays

@@ -1,23 +1,26 @@
 """``train.time_cells_per_half_turn: auto``: the finest time level's cells chosen by the
 scan's own held-out views.
 
-Two candidates are trained for ``time_cells_pilot_epochs`` epochs each, or
-``time_cells_pilot_rays`` rays when that comes first (pilots: runs of ``steps: auto``,
-capped there; the steps that tell the candidates apart are the optimizer's, and do not
-grow with the scan as its epochs do): one time cell per half-turn with the configured priors,
-and two cells per half-turn, whose spatial TV weight is :data:`FINER_SPATIAL_SHARE` of
-the one-cell pilot's resolved weight and whose temporal TV weight is
-:data:`TIME_PRIOR_RATIO` times that (each cell of two sees a quarter-turn of views; the
-temporal prior keeps it determined, and ``tv_weight: auto`` would count the extra cells
-as unknowns and over-smooth). Under ``tv_time_weight: auto`` the
+Candidates of :data:`CANDIDATE_CELLS` time cells per half-turn are trained, coarsest
+first, for ``time_cells_pilot_epochs`` epochs each, or ``time_cells_pilot_rays`` rays
+when that comes first (pilots: runs of ``steps: auto``, capped there; the steps that tell
+the candidates apart are the optimizer's, and do not grow with the scan as its epochs
+do). The one-cell candidate has the configured priors; each finer one
+(:func:`finer_candidate`) a spatial TV weight of :data:`FINER_SPATIAL_SHARE` of the
+next coarser candidate's resolved weight and a temporal TV weight :data:`TIME_PRIOR_RATIO`
+times its own (each cell of ``k`` sees ``1/k`` of a half-turn of views; the temporal
+prior keeps it determined, and ``tv_weight: auto`` would count the extra cells as
+unknowns and over-smooth). The first two candidates are always piloted; a finer one
+only while the last one piloted predicts the held-out views best of all so far (the
+views ask for finer cells). Under ``tv_time_weight: auto`` the
 one-cell prior in time follows the scan's stillness (:mod:`dinr.train.objective`), and
-the two-cell candidate's is multiplied by ``1 + stillness`` (:func:`time_prior_profile`):
-where the object rests, per instant as strong as the one-cell prior (its cells being half
-as long), and where it moves as before. The
+a finer candidate's is multiplied by ``1 + stillness`` (:func:`time_prior_profile`):
+where the object rests, per instant as strong as the one-cell prior (its cells being
+shorter), and where it moves as before. The
 candidate whose pilot predicted the held-out views best (lowest relative residual at any
-evaluation up to the steps both pilots reached: a pilot stopped by its share of
-``max_wall_s`` may have trained fewer steps, a two-cell step being dearer) wins, a tie
-going to one cell. Where the scan's stillness is measured and not 0 everywhere, the
+evaluation up to the steps every pilot reached: a pilot stopped by its share of
+``max_wall_s`` may have trained fewer steps, a finer cell's step being dearer) wins, a tie
+going to fewer cells. Where the scan's stillness is measured and not 0 everywhere, the
 residual compared is the one where the object moves (each held-out ray weighted by
 ``1 - stillness`` at its instant, :mod:`dinr.train.validation`): time cells resolve
 motion, and over still stretches, where both candidates' priors tie the cells together,
@@ -31,7 +34,7 @@ the winner would.
 
 With ``max_wall_s`` set, it bounds the whole training, pilots included: each pilot stops
 at :data:`PILOT_WALL_SHARE` of it (or at its epochs or rays, whichever comes first), and the
-winner goes on until its own seconds (its pilot's included) and the losing pilot's reach
+winner goes on until its own seconds (its pilot's included) and the losing pilots' reach
 it. A pilot stopped before its first held-out evaluation ranks last.
 
 The pilots' checkpoints, ``<checkpoint stem>.cells<N><suffix>``, stay beside the run's,
@@ -64,11 +67,21 @@ from dinr.train.loop import set_aside
 
 log = logging.getLogger(__name__)
 
-#: Temporal TV weight of the two-cell candidate over its spatial weight (chosen on the
-#: jerk scan, README "Finer time cells").
+#: Time cells per half-turn of the candidates, coarsest first (module note). Not 4 as well:
+#: where the views chose 2 (the jerk, the spinning part, the accelerating twist), a 4-cell
+#: pilot at these rules won on the accelerating twist (0.02645 against 0.02704 where it
+#: moves) and went on to the lower held-out residual at convergence (0.01589 against
+#: 0.01715), yet to 27.20 dB against 34.30: each of its cells sees an eighth of a turn, and
+#: its error projects 11 to 27 times more across the directions measured at a frame's
+#: instant than along them, where held-out views cannot see it (README "Four time cells").
+CANDIDATE_CELLS = (1, 2)
+
+#: Temporal TV weight of a finer candidate over its spatial weight (chosen on the jerk
+#: scan, README "Finer time cells").
 TIME_PRIOR_RATIO = 2.0
 
-#: Spatial TV weight of the two-cell candidate over the one-cell pilot's: with the
+#: Spatial TV weight of a finer candidate over the next coarser one's (the two-cell
+#: candidate's over the one-cell pilot's resolved weight): with the
 #: temporal prior tying its cells, half the spatial weight gained 0.34 to 0.64 dB on the
 #: mean and 0.41 to 0.47 dB in the worst frame of the three scans (of ten) whose pilots
 #: chose two cells; two scans it tipped to two cells lost 0.08 and 0.12 dB (single runs on
@@ -76,16 +89,16 @@ TIME_PRIOR_RATIO = 2.0
 #: lost 0.38: it needs repeated runs (README "The TV weight and the noise").
 FINER_SPATIAL_SHARE = 0.5
 
-#: Under ``tv_time_weight: auto`` the two-cell candidate's temporal prior is multiplied by
+#: Under ``tv_time_weight: auto`` a finer candidate's temporal prior is multiplied by
 #: ``1 + STILL_PRIOR_GAIN * stillness`` (:func:`time_prior_profile`). 3 (eight times the
 #: spatial weight where the object rests) left the jerk's still start where 1 leaves it
 #: (37.09 against 37.13 dB, frames 0-5 -0.68...-0.30 against -0.74...-0.24 dB over sliding
 #: MBIR; README "The jerk's still start, measured again").
 STILL_PRIOR_GAIN = 1.0
 
-#: Share of ``train.max_wall_s`` each pilot may train for: two pilots take at most half
-#: of it, and the run the rest.
-PILOT_WALL_SHARE = 0.25
+#: Share of ``train.max_wall_s`` each pilot may train for: the pilots of every candidate
+#: take at most half of it, and the run the rest.
+PILOT_WALL_SHARE = 0.5 / len(CANDIDATE_CELLS)
 
 #: Trains ``settings`` from (or resuming) the checkpoint at the path; the flag says
 #: whether this is the run itself (snapshots are taken) or a pilot.
@@ -97,11 +110,12 @@ def pilot_path(checkpoint_path: Path, cells: int) -> Path:
     return checkpoint_path.with_name(f"{checkpoint_path.stem}.cells{cells}{checkpoint_path.suffix}")
 
 
-def finer_candidate(settings: TrainSettings, one_cell_pilot: TrainingState) -> TrainSettings:
-    """The two-cell candidate: :data:`FINER_SPATIAL_SHARE` of the one-cell pilot's resolved
+def finer_candidate(settings: TrainSettings, coarser_pilot: TrainingState, cells: int) -> TrainSettings:
+    """The candidate of ``cells`` time cells per half-turn, next finer than the one
+    ``coarser_pilot`` trained: :data:`FINER_SPATIAL_SHARE` of that pilot's resolved
     spatial TV weight, and a temporal one :data:`TIME_PRIOR_RATIO` times that."""
-    weight = FINER_SPATIAL_SHARE * float(one_cell_pilot.prior["tv_weight"])
-    return dataclasses.replace(settings, time_cells_per_half_turn=2, tv_weight=weight,
+    weight = FINER_SPATIAL_SHARE * float(coarser_pilot.prior["tv_weight"])
+    return dataclasses.replace(settings, time_cells_per_half_turn=cells, tv_weight=weight,
                                tv_time_weight=TIME_PRIOR_RATIO * weight)
 
 
@@ -111,14 +125,14 @@ def time_prior_profile(settings: TrainSettings, run_settings: TrainSettings,
     over the scan (None: alike at every instant), in a training configured with
     ``settings`` on a scan of ``stillness`` (:mod:`dinr.prep.stillness`; None when not
     measured): the stillness under ``tv_time_weight: auto``; ``1 + STILL_PRIOR_GAIN *
-    stillness`` for the two-cell candidate of ``time_cells_per_half_turn: auto`` under it
+    stillness`` for a finer candidate of ``time_cells_per_half_turn: auto`` under it
     (module note), None where the stillness is 0 throughout (alike everywhere)."""
     if stillness is None or settings.tv_time_weight != "auto":
         return None
     if run_settings.tv_time_weight == "auto":
         return stillness
-    two_cell_candidate = settings.time_cells_per_half_turn == "auto" and run_settings.time_cells_per_half_turn == 2
-    return 1.0 + STILL_PRIOR_GAIN * stillness if two_cell_candidate and np.any(stillness > 0) else None
+    finer = settings.time_cells_per_half_turn == "auto" and run_settings.time_cells_per_half_turn != 1
+    return 1.0 + STILL_PRIOR_GAIN * stillness if finer and np.any(stillness > 0) else None
 
 
 def best_heldout(state: TrainingState, until_step: float = math.inf, moving: bool = False) -> float:
@@ -237,8 +251,11 @@ def train(settings: TrainSettings, checkpoint_path: Path, comm: Communicator, tr
     candidates = {1: one_cell}
     pilots = {1: pilot(1, one_cell)}
     if pilots[1].field_spec["time_resolution"] > 0:  # a static field has no time cells to choose
-        candidates[2] = finer_candidate(settings, pilots[1])
-        pilots[2] = pilot(2, candidates[2])
+        for coarser, finer in zip(CANDIDATE_CELLS, CANDIDATE_CELLS[1:]):
+            if chosen_cells(pilots) != coarser:  # the last one piloted lost: no finer one is tried
+                break
+            candidates[finer] = finer_candidate(settings, pilots[coarser], finer)
+            pilots[finer] = pilot(finer, candidates[finer])
     cells = chosen_cells(pilots)
     record = pilot_record(pilots, cells, epochs)
     if comm.rank == 0:

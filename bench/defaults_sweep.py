@@ -15,8 +15,10 @@ every scan under every variant as separate jobs, ``workers`` at a time, in the o
 variants x scans (so that a run stopped at ``deadline_s`` has whole variants first); each
 finished run's volume is kept as float16 in one ``.npz`` per variant (at most 8 files come
 back from the device; float16 moves PSNR by under 0.01 dB here), with a ``runs.json`` of
-wall times and the training log's choices (time cells, ends, TV weights), both rewritten as
-each run finishes, so a runner stopped early leaves every finished run to ``score``.
+wall times, the training log's choices (time cells, ends, TV weights) and the highest
+held-out residual over the best before it (:func:`highest_over_best`, what
+``dinr.train.schedule.SPIKE_FACTOR`` acts on), both rewritten as each run finishes, so a
+runner stopped early leaves every finished run to ``score``.
 
 A variant is a name, ``train`` keys over the scan's ``train.json`` and optionally
 ``constants``: module constants of :mod:`dinr` set before training (for example
@@ -32,6 +34,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -85,6 +88,18 @@ def choices(log: Path) -> list[str]:
     return [line.split(": ", 1)[-1][:400] for line in lines if any(m in line for m in CHOICE_MARKERS)]
 
 
+def highest_over_best(validation: list[list[float]]) -> dict[str, float] | None:
+    """Of a run's held-out evaluations (rows ``[step, residual, ...]``, its pilot's
+    included), the one highest over the best residual before it: ``{"ratio", "step"}``;
+    None with fewer than two evaluations."""
+    best, highest = math.inf, None
+    for step, residual, *_ in validation:
+        if best < math.inf and (highest is None or residual / best > highest["ratio"]):
+            highest = {"ratio": round(residual / best, 4), "step": int(step)}
+        best = min(best, residual)
+    return highest
+
+
 def run_all(inputs: Path, datasets: list[str], variants: list[dict[str, Any]], workers: int, deadline_s: float,
             ranks: int, scratch: Path, out: Path, launcher: list[str]) -> None:
     """Every (variant, dataset) job in that order, ``workers`` at a time, until all finish
@@ -121,6 +136,9 @@ def run_all(inputs: Path, datasets: list[str], variants: list[dict[str, Any]], w
             record = {"variant": key[0], "dataset": key[1], "rc": process.returncode,
                       "wall_s": round(time.monotonic() - began, 1), "choices": choices(workdir / "log.txt")}
             if process.returncode == 0:
+                from dinr.train.checkpoint import load_checkpoint
+
+                record["highest_over_best"] = highest_over_best(load_checkpoint(workdir / "checkpoint.pt").validation)
                 with h5py.File(workdir / "recon.h5", "r") as f:
                     volumes[key[0]][key[1]] = f["recon"][...].astype(np.float16)
             else:

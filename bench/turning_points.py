@@ -1,0 +1,125 @@
+"""What a simulated scan's frames ask of the time grid, and what its views say about rest.
+
+    python bench/turning_points.py --datasets gen_oscillate gen_jerk --out bench/results/turning_points.json
+
+For each dataset built by the workflow (``results/<dataset>/``: its simulate and geometry
+settings, its prepared sinogram), two things, neither using a reconstruction:
+
+1. **Blending neighbours.** For each frame at normalised instant ``t``, the PSNR (the
+   evaluate stage's metrics, mask and range) of ``(truth(t - h) + truth(t + h)) / 2``
+   against ``truth(t)``, the phantom rasterised at those instants, for each ``h`` of
+   ``--offsets`` (a 64-pixel scan of 4 turns with two time cells per half-turn has its
+   nodes ``1/32`` either side of each frame). Where it is high, linear interpolation between
+   the nodes either side costs nothing; where it is low, the frame needs its own node.
+2. **Rest, seen by view pairs.** The motion ratio ``r`` of :mod:`dinr.prep.stillness`
+   (1 for a still object, more with motion) of the pairs of views one full turn apart
+   (the stillness measure's pairs), and, for parallel beam, of the pairs half a turn apart
+   with the later view mirrored about the rotation axis (a parallel view and its opposite
+   see the same rays), at the pairs whose midpoints lie nearest each instant of
+   ``--instants``. A pair spans its separation in time, so half-turn pairs see rests half as
+   long.
+
+Writes the JSON and a Markdown table (``.md``) beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from dinr.evaluate.metrics import frame_metrics
+from dinr.geometry.resolve import geometry_of
+from dinr.io.canonical import read_sinogram
+from dinr.prep.stillness import motion_ratios, turn_pairs
+from dinr.settings import GeometrySettings, SimulateSettings
+from dinr.sim.ellipses import rasterise_phantom
+from dinr.sim.phantoms import build_phantom
+from dinr.sim.scan import simulated_geometry
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def settings_of(cls: type, path: Path) -> Any:
+    """``cls`` (a settings dataclass) from the workflow's JSON of it, unknown keys dropped."""
+    values = json.loads(path.read_text())
+    return cls(**{f.name: values[f.name] for f in dataclasses.fields(cls) if f.name in values})
+
+
+def blended_frames(root: Path, offsets: list[float]) -> dict[str, list[float]]:
+    """Per offset ``h``: each frame's PSNR of the mean of the truth at ``t - h`` and ``t + h``."""
+    simulate = settings_of(SimulateSettings, root / "settings" / "simulate.json")
+    geometry, _ = simulated_geometry(simulate, settings_of(GeometrySettings, root / "settings" / "geometry.json"),
+                                     root / "raw" / "scan.h5")
+    phantom, z = build_phantom(simulate), geometry.slice_z()
+    instants = (np.arange(simulate.frames) + 0.5) / simulate.frames
+    truth = rasterise_phantom(phantom, instants, z)
+    mask = geometry_of(read_sinogram(root / "prepared" / "sinogram.h5")).region_mask()
+    value_range = float(truth.max() - truth.min())
+    out = {}
+    for h in offsets:
+        blend = 0.5 * (rasterise_phantom(phantom, instants - h, z) + rasterise_phantom(phantom, instants + h, z))
+        out[f"{h:g}"] = [round(frame_metrics(truth, blend, i, mask, value_range)["psnr"], 2)
+                         for i in range(len(instants))]
+    return out
+
+
+def pair_ratios(sinogram: Path, instants: list[float]) -> dict[str, list[float]]:
+    """``r`` of full-turn pairs and (parallel beam) mirrored half-turn pairs at the pairs
+    whose normalised midpoints lie nearest ``instants``."""
+    with h5py.File(sinogram, "r") as f:
+        projections, theta, time = f["projections"][...], f["theta"][...], f["time"][...]
+        noise = float(f.attrs.get("noise_variance_weighted", f.attrs["noise_variance"]))
+        beam = str(f.attrs.get("beam", "parallel"))
+        center = float(f.attrs["center"])
+    normalised = (time - time[0]) / (time[-1] - time[0])
+    pairs = {"full turn": turn_pairs(theta)}
+    # Column i's centre lies at u = i + 0.5 - center (dinr.geometry): the mirror u -> -u is
+    # a flip of the columns where the axis is the detector's middle, 2 center = cols.
+    if beam == "parallel" and abs(2 * center - projections.shape[-1]) < 1e-6:
+        step = float(np.median(np.abs(np.diff(np.unwrap(theta)))))
+        half = int(round(np.pi / step))
+        earlier = np.arange(len(theta) - half)
+        pairs["half turn, mirrored"] = (earlier, earlier + half)
+    out = {}
+    for name, (earlier, later) in pairs.items():
+        later_views = projections[later][..., ::-1] if name.startswith("half") else projections[later]
+        ratios = motion_ratios(np.concatenate([projections[earlier], later_views]), np.arange(len(earlier)),
+                               np.arange(len(earlier), 2 * len(earlier)), noise, True)
+        midpoints = 0.5 * (normalised[earlier] + normalised[later])
+        out[name] = [round(float(ratios[np.argmin(np.abs(midpoints - t))]), 2) for t in instants]
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--datasets", nargs="+", required=True)
+    p.add_argument("--results", type=Path, default=REPO / "results")
+    p.add_argument("--offsets", type=float, nargs="+", default=[1 / 32, 1 / 16], help="normalised h")
+    p.add_argument("--instants", type=float, nargs="+", default=[0.25, 0.3125, 1 / 3, 0.34375, 0.375, 0.5])
+    p.add_argument("--out", type=Path, required=True)
+    args = p.parse_args()
+    report = {"offsets": args.offsets, "instants": args.instants, "datasets": {}}
+    lines = []
+    for name in args.datasets:
+        root = args.results / name
+        blends = blended_frames(root, args.offsets)
+        ratios = pair_ratios(root / "prepared" / "sinogram.h5", args.instants)
+        report["datasets"][name] = {"blended_psnr": blends, "pair_ratios": ratios}
+        lines += [f"{name}: PSNR of the mean of the truth at t - h and t + h, by frame"]
+        lines += [f"  h = {h}: " + " ".join(f"{v:.1f}" for v in values) for h, values in blends.items()]
+        lines += [f"{name}: motion ratio r of view pairs at instants " + ", ".join(f"{t:.4g}" for t in args.instants)]
+        lines += [f"  {kind}: " + ", ".join(f"{v:g}" for v in values) for kind, values in ratios.items()]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=1))
+    args.out.with_suffix(".md").write_text("```\n" + "\n".join(lines) + "\n```\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -19,6 +19,11 @@ settings, its prepared sinogram), two things, neither using a reconstruction:
    ``--instants``. A pair spans its separation in time, so half-turn pairs see rests half as
    long.
 
+3. **The stillness table either way.** :func:`dinr.prep.stillness.read_stillness`'s table
+   from full-turn pairs (what training uses) and the same table from mirrored half-turn
+   pairs (parallel beam): its mean, and the share of the scan where it is above 0, so the
+   scans a change of pairs would touch are known before any training.
+
 Writes the JSON and a Markdown table (``.md``) beside it.
 """
 
@@ -79,21 +84,71 @@ def pair_ratios(sinogram: Path, instants: list[float]) -> dict[str, list[float]]
         center = float(f.attrs["center"])
     normalised = (time - time[0]) / (time[-1] - time[0])
     pairs = {"full turn": turn_pairs(theta)}
-    # Column i's centre lies at u = i + 0.5 - center (dinr.geometry): the mirror u -> -u is
-    # a flip of the columns where the axis is the detector's middle, 2 center = cols.
-    if beam == "parallel" and abs(2 * center - projections.shape[-1]) < 1e-6:
+    if beam == "parallel":
         step = float(np.median(np.abs(np.diff(np.unwrap(theta)))))
         half = int(round(np.pi / step))
         earlier = np.arange(len(theta) - half)
         pairs["half turn, mirrored"] = (earlier, earlier + half)
     out = {}
     for name, (earlier, later) in pairs.items():
-        later_views = projections[later][..., ::-1] if name.startswith("half") else projections[later]
+        later_views = mirrored(projections[later], center) if name.startswith("half") else projections[later]
         ratios = motion_ratios(np.concatenate([projections[earlier], later_views]), np.arange(len(earlier)),
                                np.arange(len(earlier), 2 * len(earlier)), noise, True)
         midpoints = 0.5 * (normalised[earlier] + normalised[later])
         out[name] = [round(float(ratios[np.argmin(np.abs(midpoints - t))]), 2) for t in instants]
     return out
+
+
+def mirrored(projections: np.ndarray, center: float) -> np.ndarray:
+    """``projections`` (views, rows, cols) mirrored about the rotation axis at detector
+    coordinate ``center`` (column ``i`` at ``u = i + 0.5 - center``), by linear
+    interpolation between columns; NaN where the mirror falls off the detector."""
+    cols = projections.shape[-1]
+    source = 2.0 * center - 1.0 - np.arange(cols)  # the column that u -> -u brings here
+    low = np.floor(source).astype(int)
+    frac = source - low
+    inside = (source >= 0) & (source <= cols - 1)
+    low_c, high_c = np.clip(low, 0, cols - 1), np.clip(low + 1, 0, cols - 1)
+    out = projections[..., low_c] * (1 - frac) + projections[..., high_c] * frac
+    out[..., ~inside] = np.nan
+    return out
+
+
+def stillness_tables(sinogram: Path) -> dict[str, dict[str, float]]:
+    """Mean stillness and share of the scan above 0 from full-turn pairs (the training's
+    table) and, on parallel beam, from mirrored half-turn pairs."""
+    from dinr.io.canonical import read_scan_shape, training_views
+    from dinr.prep import stillness
+    from dinr.prep.noise import central_rows
+
+    with h5py.File(sinogram, "r") as f:
+        noise = float(f.attrs.get("noise_variance_weighted", f.attrs["noise_variance"]))
+        beam = str(f.attrs.get("beam", "parallel"))
+        center = float(f.attrs["center"])
+    tables = {"full turn": stillness.read_stillness(sinogram, noise, True)}
+    if beam == "parallel":
+        views = training_views(sinogram)
+        _, rows, cols = read_scan_shape(sinogram)
+        scan = read_sinogram(sinogram, views=views, rows=central_rows(len(views), rows, cols))
+        order = np.argsort(scan.time, kind="stable")
+        angle = np.unwrap(scan.theta[order])
+        target = angle + np.pi * (1.0 if angle[-1] >= angle[0] else -1.0)
+        later = np.clip(np.searchsorted(angle if angle[-1] >= angle[0] else -angle,
+                                        target if angle[-1] >= angle[0] else -target), 0, len(angle) - 1)
+        step = float(np.median(np.abs(np.diff(angle))))
+        close = np.abs(angle[later] - target) <= 0.5 * step
+        earlier, later = np.flatnonzero(close), later[close]
+        projections = scan.projections[order]
+        both = np.concatenate([projections[earlier], mirrored(projections[later], center)])
+        ratios = stillness.motion_ratios(both, np.arange(len(earlier)), np.arange(len(earlier), 2 * len(earlier)),
+                                         noise, True)
+        t0, t1 = scan.scan_time
+        times = (scan.time[order] - t0) / (t1 - t0)
+        turns = abs(float(angle[-1] - angle[0])) / (2.0 * np.pi)
+        tables["half turn, mirrored"] = stillness.stillness_table(0.5 * (times[earlier] + times[later]), ratios,
+                                                                  len(views) / max(turns, 1.0))
+    return {kind: {"mean": round(float(np.mean(t)), 3), "share_above_0": round(float(np.mean(t > 0)), 3)}
+            if t is not None else {"mean": 0.0, "share_above_0": 0.0} for kind, t in tables.items()}
 
 
 def main() -> None:
@@ -110,11 +165,14 @@ def main() -> None:
         root = args.results / name
         blends = blended_frames(root, args.offsets)
         ratios = pair_ratios(root / "prepared" / "sinogram.h5", args.instants)
-        report["datasets"][name] = {"blended_psnr": blends, "pair_ratios": ratios}
+        tables = stillness_tables(root / "prepared" / "sinogram.h5")
+        report["datasets"][name] = {"blended_psnr": blends, "pair_ratios": ratios, "stillness": tables}
         lines += [f"{name}: PSNR of the mean of the truth at t - h and t + h, by frame"]
         lines += [f"  h = {h}: " + " ".join(f"{v:.1f}" for v in values) for h, values in blends.items()]
         lines += [f"{name}: motion ratio r of view pairs at instants " + ", ".join(f"{t:.4g}" for t in args.instants)]
         lines += [f"  {kind}: " + ", ".join(f"{v:g}" for v in values) for kind, values in ratios.items()]
+        lines += [f"{name}: stillness table from {kind} pairs: mean {v['mean']:g}, above 0 over "
+                  f"{100 * v['share_above_0']:.0f} % of the scan" for kind, v in tables.items()]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1))
     args.out.with_suffix(".md").write_text("```\n" + "\n".join(lines) + "\n```\n")

@@ -35,13 +35,13 @@ import json
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 
 from dinr.evaluate.metrics import frame_metrics
 from dinr.geometry.resolve import geometry_of
-from dinr.io.canonical import read_sinogram
-from dinr.prep.stillness import motion_ratios, turn_pairs
+from dinr.io.canonical import Sinogram, read_noise_variance, read_scan_shape, read_sinogram, training_views
+from dinr.prep.noise import central_rows
+from dinr.prep.stillness import motion_ratios, read_stillness, stillness_table, turn_pairs
 from dinr.settings import GeometrySettings, SimulateSettings
 from dinr.sim.ellipses import rasterise_phantom
 from dinr.sim.phantoms import build_phantom
@@ -74,27 +74,43 @@ def blended_frames(root: Path, offsets: list[float]) -> dict[str, list[float]]:
     return out
 
 
+def half_turn_pairs(theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Indices ``(earlier, later)`` of the views (angles ``theta`` in radians, in acquisition
+    order) whose angle is half a turn after another's, within half the median step: the
+    half-turn twin of :func:`dinr.prep.stillness.turn_pairs`."""
+    angle = np.unwrap(theta)
+    forward = angle if angle[-1] >= angle[0] else -angle  # ascending
+    step = float(np.median(np.abs(np.diff(forward))))
+    later = np.clip(np.searchsorted(forward, forward + np.pi - 0.5 * step), 0, forward.size - 1)
+    close = np.abs(forward[later] - forward - np.pi) <= 0.5 * step
+    return np.flatnonzero(close), later[close]
+
+
+def pair_series(scan: Sinogram, noise: float, half_turn: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Normalised midpoints and motion ratios ``r`` of ``scan``'s view pairs (views in
+    acquisition order): a full turn apart, or half a turn apart with the later view
+    :func:`mirrored` (parallel beam)."""
+    earlier, later = half_turn_pairs(scan.theta) if half_turn else turn_pairs(scan.theta)
+    later_views = mirrored(scan.projections[later], scan.center) if half_turn else scan.projections[later]
+    pairs = np.arange(earlier.size)
+    ratios = motion_ratios(np.concatenate([scan.projections[earlier], later_views]), pairs, pairs + earlier.size,
+                           noise, True)
+    times = scan.normalised_time(scan.time)
+    return 0.5 * (times[earlier] + times[later]), ratios
+
+
+def pair_kinds(scan: Sinogram) -> dict[str, bool]:
+    """The pairings measured on ``scan`` (name: half-turn or not): half-turn pairs on parallel beam only."""
+    return {"full turn": False, **({"half turn, mirrored": True} if scan.beam == "parallel" else {})}
+
+
 def pair_ratios(sinogram: Path, instants: list[float]) -> dict[str, list[float]]:
-    """``r`` of full-turn pairs and (parallel beam) mirrored half-turn pairs at the pairs
-    whose normalised midpoints lie nearest ``instants``."""
-    with h5py.File(sinogram, "r") as f:
-        projections, theta, time = f["projections"][...], f["theta"][...], f["time"][...]
-        noise = float(f.attrs.get("noise_variance_weighted", f.attrs["noise_variance"]))
-        beam = str(f.attrs.get("beam", "parallel"))
-        center = float(f.attrs["center"])
-    normalised = (time - time[0]) / (time[-1] - time[0])
-    pairs = {"full turn": turn_pairs(theta)}
-    if beam == "parallel":
-        step = float(np.median(np.abs(np.diff(np.unwrap(theta)))))
-        half = int(round(np.pi / step))
-        earlier = np.arange(len(theta) - half)
-        pairs["half turn, mirrored"] = (earlier, earlier + half)
+    """``r`` of full-turn pairs and (parallel beam) mirrored half-turn pairs of all views
+    at the pairs whose normalised midpoints lie nearest ``instants``."""
+    scan, noise = read_sinogram(sinogram), read_noise_variance(sinogram, True)
     out = {}
-    for name, (earlier, later) in pairs.items():
-        later_views = mirrored(projections[later], center) if name.startswith("half") else projections[later]
-        ratios = motion_ratios(np.concatenate([projections[earlier], later_views]), np.arange(len(earlier)),
-                               np.arange(len(earlier), 2 * len(earlier)), noise, True)
-        midpoints = 0.5 * (normalised[earlier] + normalised[later])
+    for name, half_turn in pair_kinds(scan).items():
+        midpoints, ratios = pair_series(scan, noise, half_turn)
         out[name] = [round(float(ratios[np.argmin(np.abs(midpoints - t))]), 2) for t in instants]
     return out
 
@@ -116,37 +132,21 @@ def mirrored(projections: np.ndarray, center: float) -> np.ndarray:
 
 def stillness_tables(sinogram: Path) -> dict[str, dict[str, float]]:
     """Mean stillness and share of the scan above 0 from full-turn pairs (the training's
-    table) and, on parallel beam, from mirrored half-turn pairs."""
-    from dinr.io.canonical import read_scan_shape, training_views
-    from dinr.prep import stillness
-    from dinr.prep.noise import central_rows
-
-    with h5py.File(sinogram, "r") as f:
-        noise = float(f.attrs.get("noise_variance_weighted", f.attrs["noise_variance"]))
-        beam = str(f.attrs.get("beam", "parallel"))
-        center = float(f.attrs["center"])
-    tables = {"full turn": stillness.read_stillness(sinogram, noise, True)}
-    if beam == "parallel":
-        views = training_views(sinogram)
-        _, rows, cols = read_scan_shape(sinogram)
-        scan = read_sinogram(sinogram, views=views, rows=central_rows(len(views), rows, cols))
+    table, :func:`dinr.prep.stillness.read_stillness`) and, on parallel beam, from mirrored
+    half-turn pairs of the same views (training views, central rows)."""
+    noise = read_noise_variance(sinogram, True)
+    tables = {"full turn": read_stillness(sinogram, noise, True)}
+    views = training_views(sinogram)
+    _, rows, cols = read_scan_shape(sinogram)
+    scan = read_sinogram(sinogram, views=views, rows=central_rows(len(views), rows, cols))
+    if scan.beam == "parallel":
         order = np.argsort(scan.time, kind="stable")
-        angle = np.unwrap(scan.theta[order])
-        target = angle + np.pi * (1.0 if angle[-1] >= angle[0] else -1.0)
-        later = np.clip(np.searchsorted(angle if angle[-1] >= angle[0] else -angle,
-                                        target if angle[-1] >= angle[0] else -target), 0, len(angle) - 1)
-        step = float(np.median(np.abs(np.diff(angle))))
-        close = np.abs(angle[later] - target) <= 0.5 * step
-        earlier, later = np.flatnonzero(close), later[close]
-        projections = scan.projections[order]
-        both = np.concatenate([projections[earlier], mirrored(projections[later], center)])
-        ratios = stillness.motion_ratios(both, np.arange(len(earlier)), np.arange(len(earlier), 2 * len(earlier)),
-                                         noise, True)
-        t0, t1 = scan.scan_time
-        times = (scan.time[order] - t0) / (t1 - t0)
+        ordered = dataclasses.replace(scan, projections=scan.projections[order], theta=scan.theta[order],
+                                      time=scan.time[order])
+        midpoints, ratios = pair_series(ordered, noise, half_turn=True)
+        angle = np.unwrap(ordered.theta)
         turns = abs(float(angle[-1] - angle[0])) / (2.0 * np.pi)
-        tables["half turn, mirrored"] = stillness.stillness_table(0.5 * (times[earlier] + times[later]), ratios,
-                                                                  len(views) / max(turns, 1.0))
+        tables["half turn, mirrored"] = stillness_table(midpoints, ratios, len(views) / max(turns, 1.0))
     return {kind: {"mean": round(float(np.mean(t)), 3), "share_above_0": round(float(np.mean(t > 0)), 3)}
             if t is not None else {"mean": 0.0, "share_above_0": 0.0} for kind, t in tables.items()}
 

@@ -6,6 +6,11 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 CORES ?= 2
 export PATH := $(abspath $(BIN)):$(PATH)
+# Some images set PYTHONDONTWRITEBYTECODE=1, and the venv is installed with --no-compile
+# (below): every Python process would then compile from source each module it imports
+# (torch, JAX, numba, ...), a few seconds per process and per MPI rank. The venv is ours:
+# let the first import of a module write its bytecode for the processes after it.
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: install slurm demo cone tooth dataset paper test report lint clean
 

@@ -17,7 +17,7 @@ with one change: the weight follows the noise's standard deviation, not its vari
 per pixel), as the best threshold of a soft-thresholding denoiser grows with ``sigma``.
 At 5000 flat counts (four times the variance) the MAP weight over-smoothed three scans
 of three phantoms by 0.37 to 1.67 dB; at 50000 the stronger weight moved two scans by
--0.07 and +0.51 dB (README, "The TV weight and the noise").
+-0.07 and +0.51 dB (docs/measurements.md, "The TV weight and the noise").
 ``sigma2`` comes from the prepared scan (:func:`dinr.prep.noise.noise_variance`,
 estimated when it is written), ``unknowns / rays`` from the scan and the field, and
 ``b = TV_EDGE_SCALE * output scale``.
@@ -32,7 +32,7 @@ times the scan's stillness at each instant (:mod:`dinr.prep.stillness`: 1 where 
 turn apart differ by their noise alone, near 0 where the object moves): the prior pools
 the time cells of a stretch where the object rests and leaves moving ones alone. Applied
 at every instant alike it gained 0.65 dB on the scan with a still start and end (the
-jerk) and cost 0.48 dB on the demo, whose object moves throughout (README, "The temporal
+jerk) and cost 0.48 dB on the demo, whose object moves throughout (docs/measurements.md, "The temporal
 prior where the object is still"); without a stillness measure (a scan of less than a
 turn, or a caller that passes none) ``auto`` applies it alike everywhere.
 """

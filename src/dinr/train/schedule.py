@@ -53,7 +53,7 @@ DIVERGENCE_FACTOR = 2.0
 #: not count towards a plateau, unless ``patience`` spikes come in a row (a residual that
 #: stays up is a plateau). Held-out residuals spike to 1.3-1.7 times their best and come
 #: back at the next evaluation at ``lr`` 0.02 on some scans (the jerk, the demo), and
-#: counted, those spikes halved the rate early (README "Spikes of the held-out residual").
+#: counted, those spikes halved the rate early (docs/measurements.md, "Spikes of the held-out residual").
 SPIKE_FACTOR = 1.25
 
 @dataclass(frozen=True)

@@ -161,7 +161,7 @@ def warn_if_motion_unresolved(settings: TrainSettings, spec: dict[str, Any], spa
 #: within about two epochs (the 128-pixel scans of ``config/paper.yaml``, 2736 steps an
 #: epoch: 1.1-1.7), so the shape the fit gives is worth most of a budget that never
 #: reaches it from noise; a 64-pixel scan (342 steps an epoch) converges after 8-10 epochs,
-#: gains at most 0.1 dB from the fit and can lose 0.3 dB to noise in it (README, "Where
+#: gains at most 0.1 dB from the fit and can lose 0.3 dB to noise in it (docs/measurements.md, "Where
 #: training starts").
 AUTO_FBP_EPOCH_STEPS = 1000
 

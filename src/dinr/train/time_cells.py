@@ -73,11 +73,11 @@ log = logging.getLogger(__name__)
 #: moves) and went on to the lower held-out residual at convergence (0.01589 against
 #: 0.01715), yet to 27.20 dB against 34.30: each of its cells sees an eighth of a turn, and
 #: its error projects 11 to 27 times more across the directions measured at a frame's
-#: instant than along them, where held-out views cannot see it (README "Four time cells").
+#: instant than along them, where held-out views cannot see it (docs/measurements.md, "Four time cells").
 CANDIDATE_CELLS = (1, 2)
 
 #: Temporal TV weight of a finer candidate over its spatial weight (chosen on the jerk
-#: scan, README "Finer time cells").
+#: scan, docs/measurements.md, "Finer time cells").
 TIME_PRIOR_RATIO = 2.0
 
 #: Spatial TV weight of a finer candidate over the next coarser one's (the two-cell
@@ -86,14 +86,14 @@ TIME_PRIOR_RATIO = 2.0
 #: mean and 0.41 to 0.47 dB in the worst frame of the three scans (of ten) whose pilots
 #: chose two cells; two scans it tipped to two cells lost 0.08 and 0.12 dB (single runs on
 #: a GPU). Through the workflow on the CPU the spinning part gained 0.54 dB and the jerk
-#: lost 0.38: it needs repeated runs (README "The TV weight and the noise").
+#: lost 0.38: it needs repeated runs (docs/measurements.md, "The TV weight and the noise").
 FINER_SPATIAL_SHARE = 0.5
 
 #: Under ``tv_time_weight: auto`` a finer candidate's temporal prior is multiplied by
 #: ``1 + STILL_PRIOR_GAIN * stillness`` (:func:`time_prior_profile`). 3 (eight times the
 #: spatial weight where the object rests) left the jerk's still start where 1 leaves it
 #: (37.09 against 37.13 dB, frames 0-5 -0.68...-0.30 against -0.74...-0.24 dB over sliding
-#: MBIR; README "The jerk's still start, measured again").
+#: MBIR; docs/measurements.md, "The jerk's still start, measured again").
 STILL_PRIOR_GAIN = 1.0
 
 #: Share of ``train.max_wall_s`` each pilot may train for: the pilots of every candidate

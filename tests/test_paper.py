@@ -15,11 +15,22 @@ import torch
 from conftest import REPO, TINY_TRAIN
 from dinr.evaluate.paper import latex_table, markdown_table
 from dinr.evaluate.time_to_quality import overtaking, snapshot_curve
+from dinr.io.benchmarks import with_seconds_trained
 from dinr.io.canonical import read_sinogram, read_noise_variance
 from dinr.io.volume import read_volume
 from dinr.train import loop
 from dinr.train.comm import Communicator
 from dinr.train.snapshots import load_snapshots
+
+
+def test_a_resumed_training_reports_the_seconds_of_every_attempt() -> None:
+    """The training's benchmark times its last job only; the model's summed seconds win
+    where they are larger (a run resumed after a kill), the benchmark where the run went
+    straight through (it also holds the process's start); other stages are untouched."""
+    resumed = with_seconds_trained({"train": 44.0, "render": 3.0, "mbir_sliding": 400.0}, 1626.0)
+    assert resumed == {"train": 1626.0, "render": 3.0, "mbir_sliding": 400.0}
+    assert with_seconds_trained({"train": 656.0, "render": 3.0}, 650.0)["train"] == 656.0
+    assert with_seconds_trained({"mbir_sliding": 5.0}, 9.0) == {"mbir_sliding": 5.0}
 
 
 def test_paper_dag_builds() -> None:

@@ -199,6 +199,7 @@ def test_max_wall_s_bounds_the_pilots_and_the_run_together(tiny_scan: dict[str, 
         assert pilot.train_seconds < 2 * PILOT_WALL_SHARE * limit  # the share, not the whole limit
     losers = sum(p.train_seconds for c, p in pilots.items() if c != final.settings["time_cells_per_half_turn"])
     assert final.settings["max_wall_s"] == pytest.approx(limit - losers)
+    assert final.seconds_trained() == pytest.approx(final.train_seconds + losers)  # the run's wall, pilots included
 
 
 def test_a_pilot_lasts_its_epochs_or_its_rays_whichever_come_first() -> None:

@@ -113,12 +113,15 @@ def test_resume_after_kill_continues_from_checkpoint_and_matches(tiny_scan: dict
         time.sleep(0.01)
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
-    killed_at = int(load_checkpoint(checkpoint).step)
-    assert 0 < killed_at < settings.steps and not model.exists()
+    killed = load_checkpoint(checkpoint)
+    killed_at = int(killed.step)
+    assert 0 < killed_at < settings.steps and not model.exists() and killed.train_seconds > 0
 
     resumed = dinr_command(*args, "--checkpoint", str(checkpoint), "--model", str(model))
     assert resumed.returncode == 0, resumed.stderr
     assert f"resuming from {checkpoint} at step {killed_at}" in resumed.stderr
+    # the model's seconds count the killed attempt's too (metrics.json's training wall time)
+    assert load_checkpoint(model).seconds_trained() > killed.train_seconds
 
     straight = dinr_command(*args, "--checkpoint", str(tmp_path / "straight.pt"), "--model", str(tmp_path / "m.pt"))
     assert straight.returncode == 0, straight.stderr

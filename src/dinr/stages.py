@@ -43,7 +43,7 @@ from dinr.geometry.resolve import beam_attributes, geometry_of, voxel_size_mm
 from dinr.inr.rays import samples_per_ray
 from dinr.inr.render import SliceRenderer, VoxelGrid
 from dinr.io.atomic import write_json, write_text
-from dinr.io.benchmarks import read_wall_seconds
+from dinr.io.benchmarks import read_wall_seconds, with_seconds_trained
 from dinr.io.canonical import (
     Sinogram,
     has_heldout_views,
@@ -425,7 +425,9 @@ def evaluate(dataset: str, sinogram_path: Path, truth_path: Path | None, recons:
     """Metrics of every method: against the truth when there is one, else held-out
     residuals, with a scan of the rotation centre by held-out residual of static FBP
     (``baselines`` gives its filter and backend); and, either way, each method's
-    no-reference noise and blur figures (:mod:`dinr.evaluate.quality`). Volumes and
+    no-reference noise and blur figures (:mod:`dinr.evaluate.quality`); and each stage's
+    wall seconds from its benchmark, the training's at least the seconds the model
+    records over every attempt (:func:`dinr.io.benchmarks.with_seconds_trained`). Volumes and
     views are read in pieces of about ``chunk_mb`` MiB (frame tiles for the metrics,
     blocks of detector rows for the residuals)."""
     center: dict[str, object] = {}
@@ -456,7 +458,7 @@ def evaluate(dataset: str, sinogram_path: Path, truth_path: Path | None, recons:
         **({"center": center} if center else {}),
         "methods": methods,
         **({"dinr_margin": margin} if margin else {}),
-        "wall_s": read_wall_seconds(benchmarks),
+        "wall_s": with_seconds_trained(read_wall_seconds(benchmarks), state.seconds_trained()),
         "backend": {name: volume_attribute(path, "backend", "torch") for name, path in recons.items()},
         "provenance": provenance("evaluate", None, {k: str(v) for k, v in recons.items()}),
     }

@@ -121,6 +121,15 @@ class TrainingState:
         """The scan's geometry the field was trained in."""
         return geometry_from_dict(self.geometry)
 
+    def seconds_trained(self) -> float:
+        """Wall seconds the run has trained: ``train_seconds`` (summed over resumes; the
+        winning pilot's, whose checkpoint the run continued, included) plus those of the
+        pilots that lost the time-cell choice (:attr:`pilots`)."""
+        chosen = self.pilots.get("chosen")
+        losers = sum(c["train_seconds"] for c in self.pilots.get("candidates", [])
+                     if c["time_cells_per_half_turn"] != chosen)
+        return self.train_seconds + losers
+
 
 #: The fields every checkpoint must hold (all but the optional ones).
 REQUIRED_KEYS = tuple(f.name for f in dataclasses.fields(TrainingState)

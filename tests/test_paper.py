@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from conftest import REPO, TINY_TRAIN
@@ -78,3 +79,27 @@ def test_snapshots_score_a_field_that_improves_with_training(tiny_scan: dict[str
     peers = {"weak": {"psnr": curve[0]["psnr"] - 1.0, "wall_s": 1.0},
              "strong": {"psnr": curve[-1]["psnr"] + 1.0, "wall_s": 1.0}}
     assert overtaking(curve, peers) == {"weak": curve[0]["elapsed_s"], "strong": None}
+
+
+def test_the_snapshots_clock_counts_the_seconds_before_a_resume_and_the_losing_pilots(
+        tiny_scan: dict[str, Path], tmp_path: Path) -> None:
+    """A run resumed with snapshots (here: a finished one, whose last field is snapshot
+    again) starts its clock at the seconds it had trained, not at 0; the quality curve adds
+    the seconds of the time-cell pilots that lost, which ran before the run went on."""
+    settings = dataclasses.replace(TINY_TRAIN, steps=40, checkpoint_every=1000)
+    shards = {0: read_sinogram(tiny_scan["sinogram"])}
+    noise = read_noise_variance(tiny_scan["sinogram"], True)
+    comm = Communicator(use_mpi=False)
+    first = loop.train(settings, shards, 1, noise, tmp_path / "ck.pt", comm)
+    again = loop.train(settings, shards, 1, noise, tmp_path / "ck.pt", comm, snapshot_dir=tmp_path / "snapshots",
+                       snapshot_every=20)
+    snapshots = load_snapshots(tmp_path / "snapshots")
+    assert [s["step"] for s in snapshots] == [40]
+    assert snapshots[0]["elapsed_s"] == pytest.approx(again.train_seconds)
+    assert again.train_seconds >= first.train_seconds > 0
+    pilots = {"chosen": 1, "candidates": [{"time_cells_per_half_turn": 1, "train_seconds": 1.0},
+                                          {"time_cells_per_half_turn": 2, "train_seconds": 50.0}]}
+    truth, times = read_volume(tiny_scan["truth"], name="truth")
+    curve = snapshot_curve(dataclasses.replace(again, pilots=pilots), snapshots, truth,
+                           shards[0].normalised_time(times), chunk=4096)
+    assert curve[0]["elapsed_s"] == pytest.approx(snapshots[0]["elapsed_s"] + 50.0)

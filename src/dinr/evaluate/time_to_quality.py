@@ -15,7 +15,11 @@ def snapshot_curve(state: TrainingState, snapshots: list[dict[str, object]], tru
     """``{step, elapsed_s, psnr, ssim, psnr_worst}`` of each snapshot (means over the
     frames, and the worst frame's PSNR): the field of ``state``'s settings with the
     snapshot's parameters, rendered (pixel centres) at the normalised ``frame_times`` and
-    scored against ``truth`` (t, z, y, x) inside the cylinder."""
+    scored against ``truth`` (t, z, y, x) inside the cylinder. ``elapsed_s``: the run's
+    training seconds at the snapshot plus those of the time-cell pilots that lost the
+    choice (:meth:`~dinr.train.checkpoint.TrainingState.seconds_trained`), which ran
+    before the run went on from the winner's."""
+    losing_pilots_s = state.seconds_trained() - state.train_seconds
     geometry = state.beam_geometry()
     field = state.field()
     render = SliceRenderer(field, geometry, chunk)  # renders whatever parameters the field holds
@@ -24,7 +28,7 @@ def snapshot_curve(state: TrainingState, snapshots: list[dict[str, object]], tru
         field.load_state_dict(snap["model"])  # type: ignore[arg-type]
         volume = np.stack([np.stack([render(float(t), r) for r in range(geometry.rows)]) for t in frame_times])
         scores = volume_metrics(truth, volume, geometry.region_mask())
-        curve.append({"step": int(snap["step"]), "elapsed_s": float(snap["elapsed_s"]),  # type: ignore[arg-type]
+        curve.append({"step": int(snap["step"]), "elapsed_s": float(snap["elapsed_s"]) + losing_pilots_s,  # type: ignore[arg-type]
                       "psnr": scores["psnr_mean"], "ssim": scores["ssim_mean"],
                       "psnr_worst": scores["psnr_worst"]})  # type: ignore[dict-item]
     return curve

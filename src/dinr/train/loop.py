@@ -289,7 +289,8 @@ def train(settings: TrainSettings, shards: dict[int, Sinogram], n_shards: int, n
     ``checkpoint_path`` (see :func:`resume`, which treats a checkpoint made with other
     settings by ``other_settings``). With ``snapshot_dir``, rank 0 also saves the field
     every ``snapshot_every`` steps and at the end (:mod:`dinr.train.snapshots`), with the
-    wall time since this process's first step. Under ``time_ends: heldout`` the stopped
+    run's ``train_seconds`` so far (summed over resumes, the warm start's fit included; a
+    run that goes on from its time-cell pilot counts the pilot's). Under ``time_ends: heldout`` the stopped
     run's end weights are chosen by its held-out views (:func:`choose_time_ends`), unless
     ``choose_ends`` is false (a pilot, which a run may go on from). ``stillness``: the
     scan's table of :mod:`dinr.prep.stillness` (None: not measured), for the held-out
@@ -309,7 +310,7 @@ def train(settings: TrainSettings, shards: dict[int, Sinogram], n_shards: int, n
         state.plateau = Plateau(reductions=1).as_dict()
     state.train_seconds += fit_seconds  # the fit counts as training: max_wall_s and the snapshots' clock include it
     if snapshot_dir is not None and fit_seconds and comm.rank == 0:
-        save_snapshot(snapshot_dir, 0, fit_seconds, run.field.state_dict())
+        save_snapshot(snapshot_dir, 0, state.train_seconds, run.field.state_dict())
     comm.check_identical(run.field, state.step)
     plateau = Plateau(**state.plateau)
     budget = run.budget
@@ -354,11 +355,12 @@ def train(settings: TrainSettings, shards: dict[int, Sinogram], n_shards: int, n
             if done % settings.checkpoint_every == 0 and comm.rank == 0:
                 save_checkpoint(checkpoint_path, snapshot(run, state, done, checkpoint_path))
             if snapshot_dir is not None and done % snapshot_every == 0 and comm.rank == 0:
-                save_snapshot(snapshot_dir, done, fit_seconds + progress.elapsed(), run.field.state_dict())
+                save_snapshot(snapshot_dir, done, state.train_seconds, run.field.state_dict())
     if choose_ends and settings.time_ends == "heldout" and (done > state.step or not state.time_ends):
         choose_time_ends(run, state, done)
+        state.train_seconds = seconds_before + progress.elapsed()  # the final field's ends are part of its training
     if snapshot_dir is not None and comm.rank == 0 and done > 0:
-        save_snapshot(snapshot_dir, done, fit_seconds + progress.elapsed(), run.field.state_dict())
+        save_snapshot(snapshot_dir, done, state.train_seconds, run.field.state_dict())
     final = snapshot(run, state, done, checkpoint_path)
     if comm.rank == 0:
         save_checkpoint(checkpoint_path, final)

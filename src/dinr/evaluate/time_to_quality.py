@@ -28,7 +28,8 @@ def snapshot_curve(state: TrainingState, snapshots: list[dict[str, object]], tru
         field.load_state_dict(snap["model"])  # type: ignore[arg-type]
         volume = np.stack([np.stack([render(float(t), r) for r in range(geometry.rows)]) for t in frame_times])
         scores = volume_metrics(truth, volume, geometry.region_mask())
-        curve.append({"step": int(snap["step"]), "elapsed_s": float(snap["elapsed_s"]) + losing_pilots_s,  # type: ignore[arg-type]
+        elapsed = float(snap["elapsed_s"]) + losing_pilots_s  # type: ignore[arg-type]
+        curve.append({"step": int(snap["step"]), "elapsed_s": elapsed,  # type: ignore[arg-type]
                       "psnr": scores["psnr_mean"], "ssim": scores["ssim_mean"],
                       "psnr_worst": scores["psnr_worst"]})  # type: ignore[dict-item]
     return curve

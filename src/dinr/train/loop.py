@@ -290,9 +290,10 @@ def train(settings: TrainSettings, shards: dict[int, Sinogram], n_shards: int, n
     settings by ``other_settings``). With ``snapshot_dir``, rank 0 also saves the field
     every ``snapshot_every`` steps and at the end (:mod:`dinr.train.snapshots`), with the
     run's ``train_seconds`` so far (summed over resumes, the warm start's fit included; a
-    run that goes on from its time-cell pilot counts the pilot's). Under ``time_ends: heldout`` the stopped
-    run's end weights are chosen by its held-out views (:func:`choose_time_ends`), unless
-    ``choose_ends`` is false (a pilot, which a run may go on from). ``stillness``: the
+    run that goes on from its time-cell pilot counts the pilot's). Under ``time_ends:
+    heldout`` the stopped run's end weights are chosen by its held-out views
+    (:func:`choose_time_ends`), unless ``choose_ends`` is false (a pilot, which a run may
+    go on from). ``stillness``: the
     scan's table of :mod:`dinr.prep.stillness` (None: not measured), for the held-out
     residual where the scan moves; ``time_profile``: the temporal prior's weight over the
     scan (:func:`dinr.train.setup.prior_record`; None: alike at every instant)."""

@@ -17,9 +17,8 @@ def snapshot_curve(state: TrainingState, snapshots: list[dict[str, object]], tru
     snapshot's parameters, rendered (pixel centres) at the normalised ``frame_times`` and
     scored against ``truth`` (t, z, y, x) inside the cylinder. ``elapsed_s``: the run's
     training seconds at the snapshot plus those of the time-cell pilots that lost the
-    choice (:meth:`~dinr.train.checkpoint.TrainingState.seconds_trained`), which ran
-    before the run went on from the winner's."""
-    losing_pilots_s = state.seconds_trained() - state.train_seconds
+    choice (:meth:`~dinr.train.checkpoint.TrainingState.losing_pilots_seconds`)."""
+    losing_pilots_s = state.losing_pilots_seconds()
     geometry = state.beam_geometry()
     field = state.field()
     render = SliceRenderer(field, geometry, chunk)  # renders whatever parameters the field holds

@@ -121,14 +121,18 @@ class TrainingState:
         """The scan's geometry the field was trained in."""
         return geometry_from_dict(self.geometry)
 
+    def losing_pilots_seconds(self) -> float:
+        """Training seconds of the pilots that lost the time-cell choice (:attr:`pilots`;
+        0 when none ran): they ran before the run went on from the winner's."""
+        chosen = self.pilots.get("chosen")
+        return sum(c["train_seconds"] for c in self.pilots.get("candidates", [])
+                   if c["time_cells_per_half_turn"] != chosen)
+
     def seconds_trained(self) -> float:
         """Wall seconds the run has trained: ``train_seconds`` (summed over resumes; the
-        winning pilot's, whose checkpoint the run continued, included) plus those of the
-        pilots that lost the time-cell choice (:attr:`pilots`)."""
-        chosen = self.pilots.get("chosen")
-        losers = sum(c["train_seconds"] for c in self.pilots.get("candidates", [])
-                     if c["time_cells_per_half_turn"] != chosen)
-        return self.train_seconds + losers
+        winning pilot's, whose checkpoint the run continued, included) plus
+        :meth:`losing_pilots_seconds`."""
+        return self.train_seconds + self.losing_pilots_seconds()
 
 
 #: The fields every checkpoint must hold (all but the optional ones).

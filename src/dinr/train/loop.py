@@ -293,10 +293,10 @@ def train(settings: TrainSettings, shards: dict[int, Sinogram], n_shards: int, n
     run that goes on from its time-cell pilot counts the pilot's). Under ``time_ends:
     heldout`` the stopped run's end weights are chosen by its held-out views
     (:func:`choose_time_ends`), unless ``choose_ends`` is false (a pilot, which a run may
-    go on from). ``stillness``: the
-    scan's table of :mod:`dinr.prep.stillness` (None: not measured), for the held-out
-    residual where the scan moves; ``time_profile``: the temporal prior's weight over the
-    scan (:func:`dinr.train.setup.prior_record`; None: alike at every instant)."""
+    go on from). ``stillness``: the scan's table of :mod:`dinr.prep.stillness` (None: not
+    measured), for the held-out residual where the scan moves; ``time_profile``: the
+    temporal prior's weight over the scan (:func:`dinr.train.setup.prior_record`; None:
+    alike at every instant)."""
     checkpoint_path = Path(checkpoint_path)
     run = set_up(settings, shards, n_shards, noise_variance, comm, local_peak, heldout, sinogram_id, stillness,
                  time_profile)

@@ -124,15 +124,20 @@ class TrainingState:
     def losing_pilots_seconds(self) -> float:
         """Training seconds of the pilots that lost the time-cell choice (:attr:`pilots`;
         0 when none ran): they ran before the run went on from the winner's."""
-        chosen = self.pilots.get("chosen")
-        return sum(c["train_seconds"] for c in self.pilots.get("candidates", [])
-                   if c["time_cells_per_half_turn"] != chosen)
+        return losing_pilots_seconds(self.pilots)
 
     def seconds_trained(self) -> float:
         """Wall seconds the run has trained: ``train_seconds`` (summed over resumes; the
         winning pilot's, whose checkpoint the run continued, included) plus
         :meth:`losing_pilots_seconds`."""
         return self.train_seconds + self.losing_pilots_seconds()
+
+
+def losing_pilots_seconds(record: dict[str, Any]) -> float:
+    """Training seconds of the candidates in a time-cell choice's ``record``
+    (:func:`dinr.train.time_cells.pilot_record`; empty: none ran) other than the chosen one."""
+    chosen = record.get("chosen")
+    return sum(c["train_seconds"] for c in record.get("candidates", []) if c["time_cells_per_half_turn"] != chosen)
 
 
 #: The fields every checkpoint must hold (all but the optional ones).

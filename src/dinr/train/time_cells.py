@@ -61,7 +61,7 @@ import numpy as np
 
 from dinr.io.atomic import atomic_path
 from dinr.settings import TrainSettings
-from dinr.train.checkpoint import TrainingState, load_checkpoint
+from dinr.train.checkpoint import TrainingState, load_checkpoint, losing_pilots_seconds
 from dinr.train.comm import Communicator
 from dinr.train.loop import set_aside
 
@@ -160,13 +160,13 @@ def pilot_settings(candidate: TrainSettings, epochs: float) -> TrainSettings:
     return dataclasses.replace(candidate, max_epochs=epochs, max_wall_s=wall)
 
 
-def winner_settings(candidate: TrainSettings, pilots: dict[int, TrainingState], cells: int) -> TrainSettings:
-    """The winning candidate's run: its ``max_wall_s``, when set, less the losing pilots'
-    training seconds (the winner's own pilot is counted in its checkpoint)."""
+def winner_settings(candidate: TrainSettings, record: dict[str, Any]) -> TrainSettings:
+    """The winning candidate's run: its ``max_wall_s``, when set, less the training
+    seconds of the pilots that lost (``record``: :func:`pilot_record`; the winner's own
+    pilot is counted in its checkpoint)."""
     if candidate.max_wall_s is None:
         return candidate
-    losers = sum(pilot.train_seconds for other, pilot in pilots.items() if other != cells)
-    return dataclasses.replace(candidate, max_wall_s=max(0.0, candidate.max_wall_s - losers))
+    return dataclasses.replace(candidate, max_wall_s=max(0.0, candidate.max_wall_s - losing_pilots_seconds(record)))
 
 
 def chosen_cells(pilots: dict[int, TrainingState]) -> int:
@@ -267,6 +267,6 @@ def train(settings: TrainSettings, checkpoint_path: Path, comm: Communicator, tr
                  cells)
         start_from_pilot(checkpoint_path, pilots[cells], cells, other_settings)
     comm.barrier()
-    final = trainer(winner_settings(candidates[cells], pilots, cells), checkpoint_path, True)
+    final = trainer(winner_settings(candidates[cells], record), checkpoint_path, True)
     final.pilots = record
     return final

@@ -66,7 +66,7 @@ def frame_report(root: Path, frames: list[int], windows: list[float], lag: float
     volumes = {}
     for method in methods:
         with h5py.File(root / method / "recon.h5", "r") as f:
-            volumes[method] = f["recon"][frames]
+            volumes[method] = np.stack([f["recon"][frame] for frame in frames])  # in the order asked
     report: dict[str, Any] = {"methods": methods, "frames": {}}
     for i, frame in enumerate(frames):
         t = float(instants[frame])

@@ -1,5 +1,8 @@
 """The demo DAG through ``snakemake --profile profiles/slurm`` on a one-node Slurm
-cluster started on this machine: training must run as one 2-task ``srun`` step."""
+cluster started on this machine, up to the metrics (every stage that computes: simulate,
+prepare, baselines, training, rendering, evaluation; the figures, movies and exports,
+one process each, run in the local DAG test): training must run as one 2-task ``srun``
+step."""
 
 from __future__ import annotations
 
@@ -57,14 +60,15 @@ def test_demo_dag_runs_under_slurm_with_two_task_training(slurm: LocalSlurm, tmp
     workdir.mkdir()
     shutil.copy(REPO / ".test" / "config.yaml", workdir / "config.yaml")
     config = yaml.safe_load((workdir / "config.yaml").read_text())
+    dataset = next(iter(config["datasets"]))
     env = {**slurm.env, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     result = subprocess.run(
-        [sys.executable, "-m", "snakemake", "-s", str(REPO / "workflow" / "Snakefile"), "--directory", str(workdir),
-         "--profile", str(profile_for_this_node(tmp_path / "profile")), "--configfile", str(workdir / "config.yaml")],
+        [sys.executable, "-m", "snakemake", f"results/{dataset}/metrics.json", "-s", str(REPO / "workflow" / "Snakefile"),
+         "--directory", str(workdir), "--profile", str(profile_for_this_node(tmp_path / "profile")),
+         "--configfile", str(workdir / "config.yaml")],
         capture_output=True, text=True, timeout=900, env=env,
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    dataset = next(iter(config["datasets"]))
     launch = load_checkpoint(workdir / f"results/{dataset}/dinr/model.pt").launch
     assert launch["ranks"] == "2" and launch["slurm_step_num_tasks"] == "2", launch
     assert "slurm_job_id" in launch

@@ -39,9 +39,8 @@ import numpy as np
 
 from dinr.evaluate.metrics import frame_metrics
 from dinr.geometry.resolve import geometry_of
-from dinr.io.canonical import Sinogram, read_noise_variance, read_scan_shape, read_sinogram, training_views
-from dinr.prep.noise import central_rows
-from dinr.prep.stillness import motion_ratios, read_stillness, stillness_table, turn_pairs
+from dinr.io.canonical import Sinogram, read_noise_variance, read_sinogram
+from dinr.prep.stillness import mirrored, motion_ratios, read_stillness, turn_pairs
 from dinr.settings import GeometrySettings, SimulateSettings
 from dinr.sim.ellipses import rasterise_phantom
 from dinr.sim.phantoms import build_phantom
@@ -74,27 +73,13 @@ def blended_frames(root: Path, offsets: list[float]) -> dict[str, list[float]]:
     return out
 
 
-def half_turn_pairs(theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Indices ``(earlier, later)`` of the views (angles ``theta`` in radians, in acquisition
-    order) whose angle is half a turn after another's, within half the median step: the
-    half-turn twin of :func:`dinr.prep.stillness.turn_pairs`."""
-    angle = np.unwrap(theta)
-    forward = angle if angle[-1] >= angle[0] else -angle  # ascending
-    step = float(np.median(np.abs(np.diff(forward))))
-    later = np.clip(np.searchsorted(forward, forward + np.pi - 0.5 * step), 0, forward.size - 1)
-    close = np.abs(forward[later] - forward - np.pi) <= 0.5 * step
-    return np.flatnonzero(close), later[close]
-
-
 def pair_series(scan: Sinogram, noise: float, half_turn: bool) -> tuple[np.ndarray, np.ndarray]:
     """Normalised midpoints and motion ratios ``r`` of ``scan``'s view pairs (views in
     acquisition order): a full turn apart, or half a turn apart with the later view
     :func:`mirrored` (parallel beam)."""
-    earlier, later = half_turn_pairs(scan.theta) if half_turn else turn_pairs(scan.theta)
+    earlier, later = turn_pairs(scan.theta, 0.5 if half_turn else 1.0)
     later_views = mirrored(scan.projections[later], scan.center) if half_turn else scan.projections[later]
-    pairs = np.arange(earlier.size)
-    ratios = motion_ratios(np.concatenate([scan.projections[earlier], later_views]), pairs, pairs + earlier.size,
-                           noise, True)
+    ratios = motion_ratios(scan.projections[earlier], later_views, noise, True)
     times = scan.normalised_time(scan.time)
     return 0.5 * (times[earlier] + times[later]), ratios
 
@@ -115,38 +100,14 @@ def pair_ratios(sinogram: Path, instants: list[float]) -> dict[str, list[float]]
     return out
 
 
-def mirrored(projections: np.ndarray, center: float) -> np.ndarray:
-    """``projections`` (views, rows, cols) mirrored about the rotation axis at detector
-    coordinate ``center`` (column ``i`` at ``u = i + 0.5 - center``), by linear
-    interpolation between columns; NaN where the mirror falls off the detector."""
-    cols = projections.shape[-1]
-    source = 2.0 * center - 1.0 - np.arange(cols)  # the column that u -> -u brings here
-    low = np.floor(source).astype(int)
-    frac = source - low
-    inside = (source >= 0) & (source <= cols - 1)
-    low_c, high_c = np.clip(low, 0, cols - 1), np.clip(low + 1, 0, cols - 1)
-    out = projections[..., low_c] * (1 - frac) + projections[..., high_c] * frac
-    out[..., ~inside] = np.nan
-    return out
-
-
 def stillness_tables(sinogram: Path) -> dict[str, dict[str, float]]:
-    """Mean stillness and share of the scan above 0 from full-turn pairs (the training's
-    table, :func:`dinr.prep.stillness.read_stillness`) and, on parallel beam, from mirrored
-    half-turn pairs of the same views (training views, central rows)."""
+    """Mean stillness and share of the scan above 0 from full-turn pairs (the one-cell
+    candidate's table) and, on parallel beam, from mirrored half-turn pairs (the finer
+    candidates'), as training measures them (:func:`dinr.prep.stillness.read_stillness`)."""
     noise = read_noise_variance(sinogram, True)
     tables = {"full turn": read_stillness(sinogram, noise, True)}
-    views = training_views(sinogram)
-    _, rows, cols = read_scan_shape(sinogram)
-    scan = read_sinogram(sinogram, views=views, rows=central_rows(len(views), rows, cols))
-    if scan.beam == "parallel":
-        order = np.argsort(scan.time, kind="stable")
-        ordered = dataclasses.replace(scan, projections=scan.projections[order], theta=scan.theta[order],
-                                      time=scan.time[order])
-        midpoints, ratios = pair_series(ordered, noise, half_turn=True)
-        angle = np.unwrap(ordered.theta)
-        turns = abs(float(angle[-1] - angle[0])) / (2.0 * np.pi)
-        tables["half turn, mirrored"] = stillness_table(midpoints, ratios, len(views) / max(turns, 1.0))
+    if read_sinogram(sinogram, views=[0]).beam == "parallel":
+        tables["half turn, mirrored"] = read_stillness(sinogram, noise, True, half_turn=True)
     return {kind: {"mean": round(float(np.mean(t)), 3), "share_above_0": round(float(np.mean(t > 0)), 3)}
             if t is not None else {"mean": 0.0, "share_above_0": 0.0} for kind, t in tables.items()}
 

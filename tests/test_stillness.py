@@ -54,6 +54,41 @@ def test_stillness_is_high_where_the_object_rests_and_low_where_it_moves(jerk_sc
     assert short is None  # no view has another a turn later
 
 
+@pytest.fixture(scope="module")
+def oscillation(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Prepared tiny 4-turn scans of an object that turns there and back one and a half
+    times (``oscillate``: at rest only near a third and two thirds of the scan, for less
+    than a turn) in parallel and cone beam, and of the same object moving only between 40
+    and 60 % of the scan (``jerk``)."""
+    root = tmp_path_factory.mktemp("oscillation")
+    scans = {}
+    for name, motion, beam in (("parallel", "oscillate", "parallel"), ("cone", "oscillate", "cone"),
+                               ("jerk", "jerk", "parallel")):
+        simulate = dataclasses.replace(TINY_SIMULATE, motion=motion, views=240, turns=4, frames=8)
+        raw, truth, scans[name] = root / f"{name}_raw.h5", root / f"{name}_truth.h5", root / f"{name}.h5"
+        stages.simulate(simulate, geometry_settings(beam=beam), raw, truth)
+        stages.prepare(prepare_settings(), geometry_settings(beam=beam), raw, scans[name])
+    return scans
+
+
+def test_half_turn_pairs_see_a_rest_shorter_than_a_turn(oscillation: dict[str, Path]) -> None:
+    """Mirrored views half a turn apart differ by the noise alone where a parallel-beam
+    scan is still (the mirror is about the rotation axis), see the oscillation's turning points as
+    stiller than pairs a turn apart do, and are not measured in cone beam."""
+    tables = {}
+    for name, sino in oscillation.items():
+        noise = read_noise_variance(sino, True)
+        tables[name] = (read_stillness(sino, noise, True), read_stillness(sino, noise, True, half_turn=True))
+    at = lambda table, t: float(table[round(t * (TABLE_SIZE - 1))])  # noqa: E731
+    still_half = tables["jerk"][1]
+    assert still_half is not None and at(still_half, 0.1) > 0.7 and at(still_half, 0.9) > 0.7
+    full, half = tables["parallel"]
+    for turning_point in (1 / 3, 2 / 3):
+        assert at(half, turning_point) > at(full, turning_point) + 0.15, (at(half, turning_point), at(full, turning_point))
+    assert at(half, 0.5) == at(full, 0.5) == 0.0  # the fastest instant: moving in both
+    assert tables["cone"][0] is not None and tables["cone"][1] is None
+
+
 def test_stillness_at_interpolates_the_table_and_holds_beyond_the_scan() -> None:
     table = torch.tensor([0.0, 1.0, 0.5])
     values = stillness_at(table, torch.tensor([-0.2, 0.0, 0.25, 0.5, 0.75, 1.0, 1.3]))

@@ -120,6 +120,21 @@ def test_the_two_cell_candidate_prior_doubles_where_the_scan_rests_under_auto() 
     assert time_prior_profile(dataclasses.replace(auto, time_cells_per_half_turn=2), two_cell, still) is None
 
 
+def test_a_finer_candidate_reads_the_stillness_of_views_half_a_turn_apart_where_measured() -> None:
+    """Finer cells take their prior's profile from the half-turn table (parallel beam),
+    which sees rests too short for views a turn apart; the one-cell candidate keeps the
+    turn's table, and without a half-turn table (cone beam) the finer ones do too."""
+    turn, half_turn = np.array([0.0, 0.0, 0.5]), np.array([0.0, 1.0, 0.5])
+    auto = dataclasses.replace(AUTO_CELLS, tv_time_weight="auto")
+    one_cell = dataclasses.replace(auto, time_cells_per_half_turn=1)
+    two_cell = dataclasses.replace(auto, time_cells_per_half_turn=2, tv_weight=0.1, tv_time_weight=0.2)
+    assert np.array_equal(time_prior_profile(auto, two_cell, turn, half_turn), [1.0, 2.0, 1.5])
+    assert time_prior_profile(auto, one_cell, turn, half_turn) is turn
+    assert np.array_equal(time_prior_profile(auto, two_cell, turn, None), [1.0, 1.0, 1.5])
+    assert time_prior_profile(auto, two_cell, None, half_turn) is not None  # less than a turn of views
+    assert time_prior_profile(auto, two_cell, turn, np.zeros(3)) is None  # moving at the half-turn's scale
+
+
 def test_the_pilots_choose_and_the_winner_goes_on_from_its_pilot_as_if_trained_alone(
         tiny_scan: dict[str, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     comm = Communicator(use_mpi=False)

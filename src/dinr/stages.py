@@ -334,15 +334,18 @@ def train(settings: TrainSettings, sinogram_path: Path, checkpoint_path: Path, m
     heldout = {shard: read_sinogram(sinogram_path, views=indices)
                for shard, indices in heldout_shard_views(held_out, n_shards, views).items()}
     noise = read_noise_variance(sinogram_path, settings.loss_weights == "transmission")
-    stillness = (read_stillness(sinogram_path, noise, settings.loss_weights == "transmission")
-                 if settings.tv_time_weight == "auto" else None)  # only auto uses it
+    weighted = settings.loss_weights == "transmission"
+    stillness, half_turn_stillness = ((read_stillness(sinogram_path, noise, weighted),
+                                       read_stillness(sinogram_path, noise, weighted, half_turn=True))
+                                      if settings.tv_time_weight == "auto" else (None, None))  # only auto uses them
     scan_id = sinogram_id(sinogram_path)
 
     def run(run_settings: TrainSettings, path: Path, is_final: bool) -> TrainingState:
         return loop.train(run_settings, shards, n_shards, noise, path, comm, other_settings,
                           snapshot_dir if is_final else None, snapshot_every, max(peaks), heldout, scan_id,
                           choose_ends=is_final, stillness=stillness,
-                          time_profile=time_cells.time_prior_profile(settings, run_settings, stillness))
+                          time_profile=time_cells.time_prior_profile(settings, run_settings, stillness,
+                                                                    half_turn_stillness))
 
     rays_per_epoch = epoch_rays(geometry_of(next(iter(shards.values()))), len(train_views))
     epoch_steps = budget(settings, rays_per_epoch, settings.batch_rays * n_shards, len(held_out) > 0).epoch_steps

@@ -17,6 +17,12 @@ midpoint lies at that instant (a pair spans one turn) after a running median ove
 ``train.tv_time_weight: auto`` scales the temporal prior by it
 (:mod:`dinr.train.objective`), so the prior ties the field's time cells together where
 the data show no motion and leaves them free where they do.
+
+A pair spans its separation in time, so it sees only rests at least that long. On parallel
+beam a view and the view half a turn later, mirrored about the rotation axis, see the
+same rays too: their pairs see rests half as long. Those measure the stillness at the
+scale of a time grid with two or more cells per half-turn
+(:func:`dinr.train.time_cells.time_prior_profile`); pairs a turn apart that of one cell.
 """
 
 from __future__ import annotations
@@ -40,34 +46,52 @@ SMOOTHING_TURNS = 0.25
 STILLNESS_FLOOR = 0.1
 
 
-def turn_pairs(theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def turn_pairs(theta: np.ndarray, turns: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """Indices ``(earlier, later)`` of the views (in acquisition order, angles ``theta``
-    in radians, wrapped or not) whose angle is one full turn after another's, within half
-    the median angular step; empty arrays when the views span less than a turn."""
+    in radians, wrapped or not) whose angle is ``turns`` (1 or 0.5) turns after another's,
+    within half the median angular step; empty arrays when the views span less than that."""
     angle = np.unwrap(theta)
     if angle.size < 3:
         return np.empty(0, np.int64), np.empty(0, np.int64)
     step = float(np.median(np.abs(np.diff(angle))))
     direction = 1.0 if angle[-1] >= angle[0] else -1.0
     forward = direction * angle  # ascending for a monotonic rotation
-    later = np.searchsorted(forward, forward + 2.0 * np.pi - 0.5 * step)
+    separation = 2.0 * np.pi * turns
+    later = np.searchsorted(forward, forward + separation - 0.5 * step)
     valid = later < angle.size
     earlier = np.flatnonzero(valid)
     later = later[valid]
-    close = np.abs(forward[later] - forward[earlier] - 2.0 * np.pi) <= 0.5 * step
+    close = np.abs(forward[later] - forward[earlier] - separation) <= 0.5 * step
     return earlier[close], later[close]
 
 
-def motion_ratios(projections: np.ndarray, earlier: np.ndarray, later: np.ndarray, noise_variance: float,
+def mirrored(projections: np.ndarray, center: float) -> np.ndarray:
+    """``projections`` (views, rows, cols) mirrored about the rotation axis at detector
+    column coordinate ``center`` (column ``i`` at ``u = i + 0.5 - center``), by linear
+    interpolation between columns; NaN where the mirror falls off the detector. A
+    parallel-beam view mirrored so is the view half a turn earlier or later."""
+    cols = projections.shape[-1]
+    source = 2.0 * center - 1.0 - np.arange(cols)  # the column that u -> -u brings here
+    low = np.floor(source).astype(int)
+    frac = (source - low).astype(projections.dtype)
+    inside = (source >= 0) & (source <= cols - 1)
+    low_c, high_c = np.clip(low, 0, cols - 1), np.clip(low + 1, 0, cols - 1)
+    out = projections[..., low_c] * (1 - frac) + projections[..., high_c] * frac
+    out[..., ~inside] = np.nan
+    return out
+
+
+def motion_ratios(earlier: np.ndarray, later: np.ndarray, noise_variance: float,
                   transmission_weighted: bool) -> np.ndarray:
-    """``r`` (module note) of each pair of views of ``projections`` (views, rows, cols)
-    line integrals; ``noise_variance`` of the measurements as the weighting gives them."""
-    a = projections[earlier].astype(np.float64)
-    b = projections[later].astype(np.float64)
+    """``r`` (module note) of each pair of views ``earlier[k]``, ``later[k]`` (pairs,
+    rows, cols) of line integrals (NaN pixels left out); ``noise_variance`` of the
+    measurements as the weighting gives them."""
+    a = earlier.astype(np.float64)
+    b = later.astype(np.float64)
     squared = (b - a) ** 2
     if transmission_weighted:
         squared *= np.exp(-np.clip(0.5 * (a + b), 0.0, None))
-    return np.nanmean(squared.reshape(len(earlier), -1), axis=1) / (2.0 * noise_variance)
+    return np.nanmean(squared.reshape(len(a), -1), axis=1) / (2.0 * noise_variance)
 
 
 def stillness_table(midpoints: np.ndarray, ratios: np.ndarray, pairs_per_turn: float) -> np.ndarray:
@@ -87,20 +111,27 @@ def stillness_table(midpoints: np.ndarray, ratios: np.ndarray, pairs_per_turn: f
     return np.where(table < STILLNESS_FLOOR, 0.0, table)
 
 
-def read_stillness(path: str | os.PathLike[str], noise_variance: float,
-                   transmission_weighted: bool) -> np.ndarray | None:
+def read_stillness(path: str | os.PathLike[str], noise_variance: float, transmission_weighted: bool,
+                   half_turn: bool = False) -> np.ndarray | None:
     """The stillness table (:func:`stillness_table`) of the prepared scan at ``path``
     from its training views (a central block of rows, :func:`dinr.prep.noise.central_rows`),
-    or None when no two of them are a turn apart or the noise variance is not positive."""
+    paired a turn apart or, with ``half_turn`` on a parallel-beam scan, half a turn apart
+    with the later view :func:`mirrored` (module note); None when no two views are so far
+    apart, when ``half_turn`` is asked of a cone-beam scan, or when the noise variance is
+    not positive."""
     views = training_views(path)
     _, rows, cols = read_scan_shape(path)
     scan = read_sinogram(path, views=views, rows=central_rows(len(views), rows, cols))
+    if half_turn and scan.beam != "parallel":
+        return None
     order = np.argsort(scan.time, kind="stable")
     theta = scan.theta[order]
-    earlier, later = turn_pairs(theta)
+    earlier, later = turn_pairs(theta, 0.5 if half_turn else 1.0)
     if earlier.size == 0 or not noise_variance > 0:
         return None
-    ratios = motion_ratios(scan.projections[order], earlier, later, noise_variance, transmission_weighted)
+    projections = scan.projections[order]
+    later_views = mirrored(projections[later], scan.center) if half_turn else projections[later]
+    ratios = motion_ratios(projections[earlier], later_views, noise_variance, transmission_weighted)
     t0, t1 = scan.scan_time
     times = (scan.time[order] - t0) / (t1 - t0)
     midpoints = 0.5 * (times[earlier] + times[later])

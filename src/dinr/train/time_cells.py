@@ -16,7 +16,9 @@ views ask for finer cells). Under ``tv_time_weight: auto`` the
 one-cell prior in time follows the scan's stillness (:mod:`dinr.train.objective`), and
 a finer candidate's is multiplied by ``1 + stillness`` (:func:`time_prior_profile`):
 where the object rests, per instant as strong as the one-cell prior (its cells being
-shorter), and where it moves as before. The
+shorter), and where it moves as before. A finer candidate's stillness is measured at its
+own scale where the beam allows: on parallel beam from views half a turn apart, which see
+rests half as long as a turn (:mod:`dinr.prep.stillness`). The
 candidate whose pilot predicted the held-out views best (lowest relative residual at any
 evaluation up to the steps every pilot reached: a pilot stopped by its share of
 ``max_wall_s`` may have trained fewer steps, a finer cell's step being dearer) wins, a tie
@@ -119,20 +121,23 @@ def finer_candidate(settings: TrainSettings, coarser_pilot: TrainingState, cells
                                tv_time_weight=TIME_PRIOR_RATIO * weight)
 
 
-def time_prior_profile(settings: TrainSettings, run_settings: TrainSettings,
-                       stillness: np.ndarray | None) -> np.ndarray | None:
+def time_prior_profile(settings: TrainSettings, run_settings: TrainSettings, stillness: np.ndarray | None,
+                       half_turn_stillness: np.ndarray | None = None) -> np.ndarray | None:
     """The table the temporal prior's weight of a run of ``run_settings`` is multiplied by
     over the scan (None: alike at every instant), in a training configured with
-    ``settings`` on a scan of ``stillness`` (:mod:`dinr.prep.stillness`; None when not
-    measured): the stillness under ``tv_time_weight: auto``; ``1 + STILL_PRIOR_GAIN *
-    stillness`` for a finer candidate of ``time_cells_per_half_turn: auto`` under it
-    (module note), None where the stillness is 0 throughout (alike everywhere)."""
-    if stillness is None or settings.tv_time_weight != "auto":
+    ``settings`` on a scan of ``stillness`` (:mod:`dinr.prep.stillness`, views a turn
+    apart; None when not measured): the stillness under ``tv_time_weight: auto``; for a
+    finer candidate of ``time_cells_per_half_turn: auto`` under it, ``1 +
+    STILL_PRIOR_GAIN * s`` with ``s`` the ``half_turn_stillness`` (views half a turn
+    apart, parallel beam) where measured, else the stillness (module note); None where
+    ``s`` is 0 throughout (alike everywhere)."""
+    if settings.tv_time_weight != "auto":
         return None
     if run_settings.tv_time_weight == "auto":
         return stillness
     finer = settings.time_cells_per_half_turn == "auto" and run_settings.time_cells_per_half_turn != 1
-    return 1.0 + STILL_PRIOR_GAIN * stillness if finer and np.any(stillness > 0) else None
+    still = half_turn_stillness if half_turn_stillness is not None else stillness
+    return 1.0 + STILL_PRIOR_GAIN * still if finer and still is not None and np.any(still > 0) else None
 
 
 def best_heldout(state: TrainingState, until_step: float = math.inf, moving: bool = False) -> float:

@@ -21,8 +21,9 @@ from dinr.settings import TrainSettings
 from dinr.train.checkpoint import TrainingState, load_checkpoint, run_identity, save_checkpoint, settings_hash
 from dinr.train.comm import Communicator
 from dinr.train.setup import epoch_rays
-from dinr.train.time_cells import (CANDIDATE_CELLS, FINER_SPATIAL_SHARE, PILOT_WALL_SHARE, TIME_PRIOR_RATIO,
-                                   best_heldout, chosen_cells, pilot_epochs, pilot_path, time_prior_profile)
+from dinr.train.time_cells import (CANDIDATE_CELLS, FINER_SPATIAL_SHARE, PILOT_WALL_SHARE, STILL_PRIOR_GAIN,
+                                   TIME_PRIOR_RATIO, best_heldout, chosen_cells, pilot_epochs, pilot_path,
+                                   time_prior_profile)
 from dinr.train import time_cells
 
 #: steps auto on the tiny scan (converges in a few hundred steps), time cells chosen by
@@ -105,18 +106,19 @@ def test_a_finer_candidate_is_piloted_while_the_last_one_wins(
     assert (tmp_path / "ck.pt").read_bytes() == b"pilot"  # the winner's pilot became the run's checkpoint
 
 
-def test_the_two_cell_candidate_prior_doubles_where_the_scan_rests_under_auto() -> None:
+def test_the_two_cell_candidate_prior_grows_where_the_scan_rests_under_auto() -> None:
     still = np.array([1.0, 0.5, 0.0])
+    grown = 1.0 + STILL_PRIOR_GAIN * still  # [1 + gain, 1 + gain / 2, 1]
     auto = dataclasses.replace(AUTO_CELLS, tv_time_weight="auto")
     one_cell = dataclasses.replace(auto, time_cells_per_half_turn=1)
     two_cell = dataclasses.replace(auto, time_cells_per_half_turn=2, tv_weight=0.1, tv_time_weight=0.2)
     assert time_prior_profile(auto, one_cell, still) is still
-    assert np.array_equal(time_prior_profile(auto, two_cell, still), [2.0, 1.5, 1.0])
+    assert np.array_equal(time_prior_profile(auto, two_cell, still), grown)
     assert time_prior_profile(auto, two_cell, np.zeros(3)) is None  # moving throughout: alike everywhere
     assert time_prior_profile(auto, one_cell, None) is None
     assert time_prior_profile(AUTO_CELLS, two_cell, still) is None  # tv_time_weight 0: not read, not used
     four_cell = dataclasses.replace(two_cell, time_cells_per_half_turn=4)
-    assert np.array_equal(time_prior_profile(auto, four_cell, still), [2.0, 1.5, 1.0])
+    assert np.array_equal(time_prior_profile(auto, four_cell, still), grown)
     assert time_prior_profile(dataclasses.replace(auto, time_cells_per_half_turn=2), two_cell, still) is None
 
 
@@ -128,9 +130,9 @@ def test_a_finer_candidate_reads_the_stillness_of_views_half_a_turn_apart_where_
     auto = dataclasses.replace(AUTO_CELLS, tv_time_weight="auto")
     one_cell = dataclasses.replace(auto, time_cells_per_half_turn=1)
     two_cell = dataclasses.replace(auto, time_cells_per_half_turn=2, tv_weight=0.1, tv_time_weight=0.2)
-    assert np.array_equal(time_prior_profile(auto, two_cell, turn, half_turn), [1.0, 2.0, 1.5])
+    assert np.array_equal(time_prior_profile(auto, two_cell, turn, half_turn), 1.0 + STILL_PRIOR_GAIN * half_turn)
     assert time_prior_profile(auto, one_cell, turn, half_turn) is turn
-    assert np.array_equal(time_prior_profile(auto, two_cell, turn, None), [1.0, 1.0, 1.5])
+    assert np.array_equal(time_prior_profile(auto, two_cell, turn, None), 1.0 + STILL_PRIOR_GAIN * turn)
     assert time_prior_profile(auto, two_cell, None, half_turn) is not None  # less than a turn of views
     assert time_prior_profile(auto, two_cell, turn, np.zeros(3)) is None  # moving at the half-turn's scale
 

@@ -12,7 +12,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 # let the first import of a module write its bytecode for the processes after it.
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: install slurm demo cone tooth dataset paper test report lint clean
+.PHONY: install tk slurm demo cone tooth dataset paper test report lint clean
 
 install: $(VENV)/.installed
 
@@ -20,7 +20,7 @@ install: $(VENV)/.installed
 # --no-compile: Python compiles a module when it is first imported; pip would compile
 # every module of torch, JAX and the rest up front (install and first imports 375 s ->
 # 242 s in fresh venvs here, beside a training).
-$(VENV)/.installed-pipeline: pyproject.toml
+$(VENV)/.installed-pipeline: pyproject.toml | tk
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet --no-compile -e '.[peers]'
@@ -61,6 +61,19 @@ paper: install
 
 report: $(VENV)/.installed-pipeline
 	$(BIN)/snakemake --cores $(CORES) --report results/report.html
+
+# Tk for $(PYTHON): the MBIR peers' mbirjax imports easygui, which needs it (Debian's python3
+# has it only with python3-tk; installed here as root with apt, else a clear stop).
+tk:
+	@if $(PYTHON) -c "import tkinter" 2>/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+		&& [ "$$($(PYTHON) -c 'import sys; print(sys.base_prefix)')" = /usr ]; then \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get install -y --no-install-recommends python3-tk >/dev/null \
+		|| { apt-get update >/dev/null && apt-get install -y --no-install-recommends python3-tk >/dev/null; }; \
+	else echo "$(PYTHON) has no Tk (tkinter), which the MBIR peers need (mbirjax imports easygui):" \
+		"install it (Debian/Ubuntu: apt-get install python3-tk) or run make with PYTHON=<a Python with Tk>" >&2; \
+		exit 1; fi
 
 # Debian's Slurm for the test that runs the workflow on a one-node cluster (root + apt only).
 SLURM_PACKAGES = slurmd slurmctld slurm-client munge

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -71,6 +72,18 @@ def test_missing_mbirjax_names_the_method(tiny_scan: dict[str, Path], tmp_path: 
     with pytest.raises(InputError, match="baseline method 'mace4d' needs mbirjax"):
         stages.baseline(FAST, "mace4d", tiny_scan["sinogram"], tiny_scan["truth"], 4, tmp_path / "out.h5")
     assert not (tmp_path / "out.h5").exists()
+
+
+def test_mbirjax_on_a_python_without_tk_names_tk_not_easygui() -> None:
+    """mbirjax imports easygui, which needs Tk: on a Python without it (Debian's python3
+    without python3-tk) the error must say so, not easygui's 'global_state'."""
+    code = ("import sys; sys.modules['tkinter'] = None  # as on a Python built without Tk\n"
+            "from dinr.baselines.mbir import import_mbirjax\nfrom dinr.errors import InputError\n"
+            "try:\n    import_mbirjax('mace4d', 1)\nexcept InputError as err:\n    print(err)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert "baseline method 'mace4d' needs mbirjax, which is installed but needs Tk (tkinter)" in result.stdout, \
+        result.stdout + result.stderr[-2000:]
+    assert "apt-get install python3-tk" in result.stdout
 
 
 def test_mace4d_frames_are_centred_on_the_frame_times() -> None:

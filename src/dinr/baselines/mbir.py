@@ -32,9 +32,11 @@ from __future__ import annotations
 import collections
 import functools
 import importlib
+import importlib.util
 import logging
 import multiprocessing
 import os
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from types import ModuleType
@@ -71,6 +73,16 @@ def import_mbirjax(method: str, cpu_devices: int, device: str = "cpu") -> Module
     try:
         return importlib.import_module("mbirjax")
     except ImportError as err:
+        if importlib.util.find_spec("mbirjax") is not None and importlib.util.find_spec("tkinter") is None:
+            # mbirjax imports its viewer, whose easygui needs Tk; easygui then fails
+            # with an unrelated "No module named 'global_state'"
+            raise InputError(
+                f"baseline method {method!r} needs mbirjax, which is installed but needs Tk (tkinter), "
+                f"missing from this Python ({sys.executable}; mbirjax imports easygui, which fails with "
+                f"'{err}'): install your system's Tk for Python (Debian/Ubuntu: `apt-get install python3-tk`) "
+                f"or make the venv from a Python that has it (`make install PYTHON=...`), or remove "
+                f"{method!r} from baselines.methods"
+            ) from err
         raise InputError(
             f"baseline method {method!r} needs mbirjax, which is not importable ({err}); "
             "install it with `pip install mbirjax` or `make install`, or remove "

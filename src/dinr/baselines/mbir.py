@@ -60,7 +60,8 @@ CONE_MAGNIFICATION = 2.0
 
 
 def import_mbirjax(method: str, cpu_devices: int, device: str = "cpu") -> ModuleType:
-    """mbirjax, or an :class:`InputError` naming ``method`` when it is not installed;
+    """mbirjax, or an :class:`InputError` naming ``method`` when it is not installed or
+    its Python lacks Tk (mbirjax imports easygui, which needs tkinter);
     JAX runs on ``device`` (``cuda``: its CUDA plugin; else the CPU), unless the
     environment sets ``JAX_PLATFORMS``.
 

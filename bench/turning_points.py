@@ -105,9 +105,10 @@ def stillness_tables(sinogram: Path) -> dict[str, dict[str, float]]:
     candidate's table) and, on parallel beam, from mirrored half-turn pairs (the finer
     candidates'), as training measures them (:func:`dinr.prep.stillness.read_stillness`)."""
     noise = read_noise_variance(sinogram, True)
-    tables = {"full turn": read_stillness(sinogram, noise, True)}
+    turn, half_turn = read_stillness(sinogram, noise, True)
+    tables = {"full turn": turn}
     if read_sinogram(sinogram, views=[0]).beam == "parallel":
-        tables["half turn, mirrored"] = read_stillness(sinogram, noise, True, half_turn=True)
+        tables["half turn, mirrored"] = half_turn
     return {kind: {"mean": round(float(np.mean(t)), 3), "share_above_0": round(float(np.mean(t > 0)), 3)}
             if t is not None else {"mean": 0.0, "share_above_0": 0.0} for kind, t in tables.items()}
 

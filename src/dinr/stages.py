@@ -335,8 +335,7 @@ def train(settings: TrainSettings, sinogram_path: Path, checkpoint_path: Path, m
                for shard, indices in heldout_shard_views(held_out, n_shards, views).items()}
     noise = read_noise_variance(sinogram_path, settings.loss_weights == "transmission")
     weighted = settings.loss_weights == "transmission"
-    stillness, half_turn_stillness = ((read_stillness(sinogram_path, noise, weighted),
-                                       read_stillness(sinogram_path, noise, weighted, half_turn=True))
+    stillness, half_turn_stillness = (read_stillness(sinogram_path, noise, weighted)
                                       if settings.tv_time_weight == "auto" else (None, None))  # only auto uses them
     scan_id = sinogram_id(sinogram_path)
 

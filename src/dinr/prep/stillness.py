@@ -111,30 +111,30 @@ def stillness_table(midpoints: np.ndarray, ratios: np.ndarray, pairs_per_turn: f
     return np.where(table < STILLNESS_FLOOR, 0.0, table)
 
 
-def read_stillness(path: str | os.PathLike[str], noise_variance: float, transmission_weighted: bool,
-                   half_turn: bool = False) -> np.ndarray | None:
-    """The stillness table (:func:`stillness_table`) of the prepared scan at ``path``
-    from its training views (a central block of rows, :func:`dinr.prep.noise.central_rows`),
-    paired a turn apart or, with ``half_turn`` on a parallel-beam scan, half a turn apart
-    with the later view :func:`mirrored` (module note); None when no two views are so far
-    apart, when ``half_turn`` is asked of a cone-beam scan, or when the noise variance is
-    not positive."""
+def read_stillness(path: str | os.PathLike[str], noise_variance: float,
+                   transmission_weighted: bool) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The stillness tables (:func:`stillness_table`) of the prepared scan at ``path``
+    from its training views (a central block of rows, :func:`dinr.prep.noise.central_rows`,
+    read once): ``(turn, half_turn)``, of views paired a turn apart and, on a parallel-beam
+    scan, half a turn apart with the later view :func:`mirrored` (module note). Each is
+    None when no two views are so far apart or the noise variance is not positive, and
+    ``half_turn`` is None on a cone-beam scan."""
     views = training_views(path)
     _, rows, cols = read_scan_shape(path)
     scan = read_sinogram(path, views=views, rows=central_rows(len(views), rows, cols))
-    if half_turn and scan.beam != "parallel":
-        return None
     order = np.argsort(scan.time, kind="stable")
-    theta = scan.theta[order]
-    earlier, later = turn_pairs(theta, 0.5 if half_turn else 1.0)
-    if earlier.size == 0 or not noise_variance > 0:
-        return None
-    projections = scan.projections[order]
-    later_views = mirrored(projections[later], scan.center) if half_turn else projections[later]
-    ratios = motion_ratios(projections[earlier], later_views, noise_variance, transmission_weighted)
+    theta, projections = scan.theta[order], scan.projections[order]
     t0, t1 = scan.scan_time
     times = (scan.time[order] - t0) / (t1 - t0)
-    midpoints = 0.5 * (times[earlier] + times[later])
     angle = np.unwrap(theta)
-    turns = abs(float(angle[-1] - angle[0])) / (2.0 * np.pi)
-    return stillness_table(midpoints, ratios, len(views) / max(turns, 1.0))
+    pairs_per_turn = len(views) / max(abs(float(angle[-1] - angle[0])) / (2.0 * np.pi), 1.0)
+
+    def table(half_turn: bool) -> np.ndarray | None:
+        earlier, later = turn_pairs(theta, 0.5 if half_turn else 1.0)
+        if earlier.size == 0 or not noise_variance > 0:
+            return None
+        later_views = mirrored(projections[later], scan.center) if half_turn else projections[later]
+        ratios = motion_ratios(projections[earlier], later_views, noise_variance, transmission_weighted)
+        return stillness_table(0.5 * (times[earlier] + times[later]), ratios, pairs_per_turn)
+
+    return table(False), (table(True) if scan.beam == "parallel" else None)

@@ -87,9 +87,11 @@ def _prepare(args: argparse.Namespace) -> None:
 
 def _train(args: argparse.Namespace) -> None:
     from dinr import stages
+    from dinr.train.allocator import keep_freed_memory
     from dinr.train.comm import Communicator
 
     settings = load_section(TrainSettings, args.settings)
+    keep_freed_memory()  # a step's freed blocks serve the next step (dinr.train.allocator)
     if args.snapshots is not None and args.snapshot_every < 1:
         raise InputError(f"--snapshot-every must be at least 1 with --snapshots (got {args.snapshot_every})")
     other_settings = "reuse" if args.reuse_checkpoint else "restart" if args.restart_on_other_settings else "refuse"

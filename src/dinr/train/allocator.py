@@ -6,9 +6,11 @@ gradients, the MLP's. glibc's ``malloc`` serves blocks above its mmap threshold 
 at start, raised up to 32 MiB as such blocks are freed) by fresh mappings, and returns
 the free top of its heap to the system once it exceeds the trim threshold (twice the
 mmap threshold while that adapts). Either way the next step faults every page in again
-and the kernel zeroes it: on the demo's two-rank training, 13 to 17 s of its 80 to 90 s
-of CPU time were spent in the kernel, and a step took about 10 % longer than with the
-memory kept (``bench/results/allocator.md``).
+and the kernel zeroes it. Training one epoch of the demo on two ranks spent 14 to 15 s of
+its 80 to 90 s of CPU time in the kernel, and 5 to 7 s with the memory kept, which trained
+1.165 times as many rays per second; a quarter epoch of the 128-pixel parallel scan 103 to
+116 s against 36 to 41 s, 1.228 times the rays per second (``bench/allocator.py``:
+``bench/results/allocator.md``, ``allocator_wide_parallel.md``; same loss to the digit).
 
 :func:`keep_freed_memory` fixes the mmap threshold at glibc's largest (32 MiB) and the
 trim threshold at 1 GiB, so freed blocks stay in the heap for the next step. The peak

@@ -60,7 +60,10 @@ def train_step(run: TrainingRun, step: int, lr: float, stop_requested: bool, sam
     buffer[STOP_SLOT] = float(stop_requested)
     buffer[NONFINITE_SLOT] = (loss - loss).detach()  # 0, or NaN for an inf/NaN loss
     run.reducer.average_()
-    finite, stop = torch.stack([torch.isfinite(buffer).all(), buffer[STOP_SLOT] > 0]).tolist()
+    sum_finite, stop = torch.stack([torch.isfinite(buffer.sum()), buffer[STOP_SLOT] > 0]).tolist()
+    # a sum is finite only if no entry is inf or NaN: one pass over the buffer, not three;
+    # the entries are tested one by one only when it is not (or the sum overflowed)
+    finite = sum_finite or bool(torch.isfinite(buffer).all())
     if finite:
         run.optimizer.step()
     return StepOutcome(loss=loss, finite=bool(finite), stop_requested=bool(stop))

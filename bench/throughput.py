@@ -178,10 +178,13 @@ def worker(args: argparse.Namespace) -> None:
     import torch
 
     from dinr.settings import default_field_settings
+    from dinr.train.allocator import keep_freed_memory
     from dinr.train.comm import Communicator
     from dinr.train.setup import set_up
     from dinr.train.shards import owned_shards
     from dinr.train.step import train_step
+
+    keep_freed_memory()  # as dinr train's process does
 
     comm = Communicator()
     # ranks may share one GPU here: the check measures the step, not the GPU count

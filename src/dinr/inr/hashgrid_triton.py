@@ -86,7 +86,7 @@ def _corner(corner: tl.constexpr, start, size, dense: tl.constexpr, static: tl.c
             row = row ^ ((node_t + bit_t) * mult_t)
             weight = (frac_t if bit_t else 1.0 - frac_t) * weight
         row = row ^ ((node_z + bit_z) * mult_z) ^ ((node_y + bit_y) * mult_y) ^ ((node_x + bit_x) * mult_x)
-        row = row % size
+        row = row & (size - 1)  # hashed levels hold 2**log2_table rows: a mask, not a 64-bit division
     return row, weight
 
 

@@ -12,8 +12,9 @@ its 80 to 90 s of CPU time in the kernel, and 5 to 7 s with the memory kept, whi
 116 s against 36 to 41 s, 1.228 times the rays per second (``bench/allocator.py``:
 ``bench/results/allocator.md``, ``allocator_wide_parallel.md``; same loss to the digit).
 
-:func:`keep_freed_memory` fixes the mmap threshold at glibc's largest (32 MiB) and the
-trim threshold at 1 GiB, so freed blocks stay in the heap for the next step. The peak
+:func:`keep_freed_memory` fixes the mmap threshold at the ceiling of glibc's own adaptive
+one (32 MiB; 256 MiB, which glibc 2.36 also takes, trained no faster) and the trim
+threshold at 1 GiB, so freed blocks stay in the heap for the next step. The peak
 resident memory stays what the largest step needs (freed memory is kept, not added);
 what changes is that a process's resident memory falls back less after its peak.
 """
@@ -27,8 +28,8 @@ import platform
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
 
-#: Blocks of at least this many bytes get a mapping of their own: glibc's largest
-#: threshold (``HEAP_MAX_SIZE / 2`` on 64-bit), which it also reaches by itself.
+#: Blocks of at least this many bytes get a mapping of their own: the ceiling glibc's
+#: adaptive threshold rises to by itself (``DEFAULT_MMAP_THRESHOLD_MAX`` on 64-bit).
 MMAP_THRESHOLD_BYTES = 32 * 2**20
 
 #: Free memory at the top of the heap beyond this many bytes goes back to the system.

@@ -16,8 +16,8 @@ Arrays: ``unit`` (points, 4) float32 coordinates in the grid's unit box; ``res``
 ``mult`` (levels, 4) int64 node strides (dense levels) or hash primes; ``max_cell``
 (levels, 4) int64 the last cell per axis. Per level: its ``table`` (size, features),
 whether it is ``dense`` and its ``size`` in rows (a hashed level's is ``2**log2_table``,
-so its hash is reduced to a row by a mask: the same rows as the PyTorch path's modulo, a
-fifth less time per level than a 64-bit division); ``first_axis`` is 1 for a static grid
+so its hash is reduced to a row by a mask: the same rows as the PyTorch path's modulo,
+and a fifth less time than a 64-bit division over eight levels, four of them hashed); ``first_axis`` is 1 for a static grid
 (no time cells: time node 1, 8 corners), else 0.
 """
 

@@ -24,6 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from dinr.train import allocator
 from distributed import launcher, machine  # bench/, the script's own folder, is on sys.path
 from generalisation import REPO
 
@@ -96,11 +97,15 @@ def main() -> None:
     rate = {label: sum(r["rays_per_s"] for r in runs if r["allocator"] == label) / args.repeats
             for label in ("glibc default", "keep freed")}
     report = {"sinogram": str(args.sinogram), "epochs": args.epochs, "ranks": args.ranks, "machine": machine(),
+              "mmap_threshold_bytes": allocator.MMAP_THRESHOLD_BYTES,
+              "trim_threshold_bytes": allocator.TRIM_THRESHOLD_BYTES,
               "runs": runs, "rays_per_s_ratio": round(rate["keep freed"] / rate["glibc default"], 3)}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(report, indent=1) + "\n")
     text = (f"Training throughput by allocator setting ({args.sinogram.parent.parent.name}, {args.epochs:g} "
-            f"epoch(s), {args.ranks} ranks, one cell per half-turn; runs alternate)\n\n{table(runs)}\n"
+            f"epoch(s), {args.ranks} ranks, one cell per half-turn; runs alternate; keep freed: mmap threshold "
+            f"{allocator.MMAP_THRESHOLD_BYTES // 2**20} MiB, trim threshold {allocator.TRIM_THRESHOLD_BYTES // 2**20} "
+            f"MiB)\n\n{table(runs)}\n"
             f"Mean rays/s, keep freed against glibc default: {report['rays_per_s_ratio']:.3f}\n")
     args.out.with_suffix(".md").write_text(text)
     print(text)

@@ -6,17 +6,22 @@ gradients, the MLP's. glibc's ``malloc`` serves blocks above its mmap threshold 
 at start, raised up to 32 MiB as such blocks are freed) by fresh mappings, and returns
 the free top of its heap to the system once it exceeds the trim threshold (twice the
 mmap threshold while that adapts). Either way the next step faults every page in again
-and the kernel zeroes it. Training one epoch of the demo on two ranks spent 14 to 15 s of
-its 80 to 90 s of CPU time in the kernel, and 5 to 7 s with the memory kept, which trained
-1.165 times as many rays per second; a quarter epoch of the 128-pixel parallel scan 103 to
-116 s against 36 to 41 s, 1.228 times the rays per second (``bench/allocator.py``:
-``bench/results/allocator.md``, ``allocator_wide_parallel.md``; same loss to the digit).
+and the kernel zeroes it. Training one epoch of the demo on two ranks spent 12 to 17 s of
+its 79 to 84 s of CPU time in the kernel, and 4 to 7 s with the memory kept, which trained
+1.150 times as many rays per second (three alternating pairs); a quarter epoch of the
+128-pixel parallel scan spent 94 s against 38 s, 1.083 times the rays per second (one
+pair; ``bench/allocator.py``: ``bench/results/allocator.md``,
+``allocator_wide_parallel.md``; the same loss to the digit).
 
-:func:`keep_freed_memory` fixes the mmap threshold at the ceiling of glibc's own adaptive
-one (32 MiB; 256 MiB, which glibc 2.36 also takes, trained no faster) and the trim
-threshold at 1 GiB, so freed blocks stay in the heap for the next step. The peak
-resident memory stays what the largest step needs (freed memory is kept, not added);
-what changes is that a process's resident memory falls back less after its peak.
+:func:`keep_freed_memory` sets the mmap threshold to 256 MiB, above every block of a
+step at the default width (the largest: a pass of 2**17 points x 64 features, 32 MiB and
+its header, which the held-out evaluation allocates several times each pass; at glibc's
+own ceiling of 32 MiB those still got fresh mappings, and the demo trained 7 to 8 %
+slower), or to that ceiling where glibc refuses more; and the trim threshold to 1 GiB.
+Freed blocks then stay in the heap for the next step. Freed memory is kept, not added:
+the demo's peak resident memory per rank went from 814-838 to 837-871 MiB, the 128-pixel
+scan's from 1228-1244 to 1241-1243 MiB; a process's resident memory falls back less
+after its peak.
 """
 
 from __future__ import annotations
@@ -28,9 +33,11 @@ import platform
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
 
-#: Blocks of at least this many bytes get a mapping of their own: the ceiling glibc's
-#: adaptive threshold rises to by itself (``DEFAULT_MMAP_THRESHOLD_MAX`` on 64-bit).
-MMAP_THRESHOLD_BYTES = 32 * 2**20
+#: Blocks of at least this many bytes get a mapping of their own.
+MMAP_THRESHOLD_BYTES = 256 * 2**20
+#: The ceiling glibc's adaptive threshold rises to by itself (``DEFAULT_MMAP_THRESHOLD_MAX``
+#: on 64-bit), for a glibc that refuses :data:`MMAP_THRESHOLD_BYTES`.
+FALLBACK_MMAP_THRESHOLD_BYTES = 32 * 2**20
 
 #: Free memory at the top of the heap beyond this many bytes goes back to the system.
 TRIM_THRESHOLD_BYTES = 2**30
@@ -45,5 +52,6 @@ def keep_freed_memory() -> bool:
     mallopt = ctypes.CDLL(None).mallopt
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt.restype = ctypes.c_int
-    return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)) and bool(mallopt(M_TRIM_THRESHOLD,
-                                                                                 TRIM_THRESHOLD_BYTES))
+    mmap_set = bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)) or bool(
+        mallopt(M_MMAP_THRESHOLD, FALLBACK_MMAP_THRESHOLD_BYTES))
+    return mmap_set and bool(mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES))

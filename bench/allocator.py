@@ -29,7 +29,7 @@ from distributed import launcher, machine  # bench/, the script's own folder, is
 from generalisation import REPO
 
 #: The training CLI with the allocator left as glibc sets it up.
-DEFAULT_ALLOCATOR = ("import sys, dinr.train.allocator as a; a.keep_freed_memory = lambda: False; "
+DEFAULT_ALLOCATOR = ("import sys, dinr.train.allocator as a; a.keep_freed_memory = lambda: 0; "
                      "from dinr.cli import main; sys.exit(main())")
 #: The training CLI as the workflow runs it.
 KEEP_FREED = "import sys; from dinr.cli import main; sys.exit(main())"
@@ -81,6 +81,10 @@ def main() -> None:
     if not scan_settings.exists():
         raise SystemExit(f"{scan_settings}: no training settings beside the scan (run the workflow for it first)")
     settings = {**json.loads(scan_settings.read_text()), "time_cells_per_half_turn": 1, "max_epochs": args.epochs}
+    # What the training processes will set: this process runs on the same C library.
+    mmap_threshold = allocator.keep_freed_memory()
+    if not mmap_threshold:
+        raise SystemExit("this C library is not glibc, or refused the settings: keep freed memory changes nothing here")
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
@@ -97,14 +101,14 @@ def main() -> None:
     rate = {label: sum(r["rays_per_s"] for r in runs if r["allocator"] == label) / args.repeats
             for label in ("glibc default", "keep freed")}
     report = {"sinogram": str(args.sinogram), "epochs": args.epochs, "ranks": args.ranks, "machine": machine(),
-              "mmap_threshold_bytes": allocator.MMAP_THRESHOLD_BYTES,
+              "mmap_threshold_bytes": mmap_threshold,
               "trim_threshold_bytes": allocator.TRIM_THRESHOLD_BYTES,
               "runs": runs, "rays_per_s_ratio": round(rate["keep freed"] / rate["glibc default"], 3)}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(report, indent=1) + "\n")
     text = (f"Training throughput by allocator setting ({args.sinogram.parent.parent.name}, {args.epochs:g} "
             f"epoch(s), {args.ranks} ranks, one cell per half-turn; runs alternate; keep freed: mmap threshold "
-            f"{allocator.MMAP_THRESHOLD_BYTES // 2**20} MiB, trim threshold {allocator.TRIM_THRESHOLD_BYTES // 2**20} "
+            f"{mmap_threshold // 2**20} MiB, trim threshold {allocator.TRIM_THRESHOLD_BYTES // 2**20} "
             f"MiB)\n\n{table(runs)}\n"
             f"Mean rays/s, keep freed against glibc default: {report['rays_per_s_ratio']:.3f}\n")
     args.out.with_suffix(".md").write_text(text)

@@ -43,15 +43,16 @@ FALLBACK_MMAP_THRESHOLD_BYTES = 32 * 2**20
 TRIM_THRESHOLD_BYTES = 2**30
 
 
-def keep_freed_memory() -> bool:
-    """Set the process's glibc ``malloc`` to keep freed memory (module note). Returns
-    whether it took: False under another C library (musl, macOS), whose allocator is
-    left as it is."""
+def keep_freed_memory() -> int:
+    """Set the process's glibc ``malloc`` to keep freed memory (module note). Returns the
+    mmap threshold it set, in bytes (:data:`MMAP_THRESHOLD_BYTES`, or
+    :data:`FALLBACK_MMAP_THRESHOLD_BYTES` where glibc refuses that); 0 where nothing was
+    set: under another C library (musl, macOS) the allocator is left as it is."""
     if platform.libc_ver()[0] != "glibc":
-        return False
+        return 0
     mallopt = ctypes.CDLL(None).mallopt
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt.restype = ctypes.c_int
-    mmap_set = bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)) or bool(
-        mallopt(M_MMAP_THRESHOLD, FALLBACK_MMAP_THRESHOLD_BYTES))
-    return mmap_set and bool(mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES))
+    threshold = next((bytes_ for bytes_ in (MMAP_THRESHOLD_BYTES, FALLBACK_MMAP_THRESHOLD_BYTES)
+                      if mallopt(M_MMAP_THRESHOLD, bytes_)), 0)
+    return threshold if threshold and mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES) else 0

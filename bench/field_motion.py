@@ -28,6 +28,7 @@ share is under ``--rest-below``.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -35,13 +36,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dinr.inr.build import spec_time_span
 from dinr.inr.render import SliceRenderer, VoxelGrid
 from dinr.settings import SimulateSettings, load_section_and_records
 from dinr.sim.ellipses import rasterise_phantom
 from dinr.sim.phantoms import build_phantom
 from dinr.sim.version import VERSION_KEY
-from dinr.train.checkpoint import load_checkpoint
+from dinr.train.checkpoint import TrainingState, load_checkpoint
 
 
 #: Instants left out at each end of the summary: their ``t -+ delta`` is held at 0 or 1.
@@ -52,48 +52,46 @@ REST_SHARE = 0.15
 MOVING_SHARE = 0.5
 
 
-def finest_time_cell(spec: dict[str, object]) -> float:
-    """The finest time level's cell, in normalised time, of a field of ``spec``."""
-    start, stop = spec_time_span(spec)
-    return (stop - start) / float(spec["time_resolution"])
-
-
 def differences(volume: Callable[[float], np.ndarray], instants: np.ndarray,
                 delta: float) -> tuple[np.ndarray, np.ndarray]:
     """``(first (t,), second (t,))``: the RMS of ``(v(t + delta) - v(t - delta)) / 2``
     and of ``v(t + delta) - 2 v(t) + v(t - delta)`` over the values ``volume`` gives
-    at each instant ``t`` (``t +- delta`` held within 0..1)."""
+    at each instant ``t`` (``t +- delta`` held within 0..1). Each instant's volume is
+    sampled once: with ``delta`` a multiple of the instants' spacing, one instant's
+    ``t + delta`` is a later one's ``t`` and ``t - delta``."""
+    sampled = functools.lru_cache(maxsize=8)(volume)
     first, second = [], []
     for t in instants:
-        before, now, after = (volume(float(np.clip(t + shift, 0.0, 1.0))) for shift in (-delta, 0.0, delta))
+        # rounded, so that the same instant reached from two sides is one cache key
+        before, now, after = (sampled(round(float(np.clip(t + shift, 0.0, 1.0)), 12))
+                              for shift in (-delta, 0.0, delta))
         first.append(np.sqrt(np.mean(((after - before) / 2) ** 2)))
         second.append(np.sqrt(np.mean((after - 2 * now + before) ** 2)))
     return np.asarray(first), np.asarray(second)
 
 
-def field_differences(path: Path, instants: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, np.ndarray]:
-    """(first, second, delta, cylinder mask (n, n)) of the checkpoint's field
-    (:func:`differences` over its voxels inside the cylinder; module note)."""
-    state = load_checkpoint(path)
+def field_differences(state: TrainingState, instants: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`differences` of the checkpointed field over its voxels inside the cylinder,
+    ``delta`` the temporal prior's step (one cell of the finest time level)."""
     geometry = state.beam_geometry()
-    delta = finest_time_cell(state.field_spec)
     render = SliceRenderer(state.field(), geometry, grid=VoxelGrid.full(geometry))
-    x = np.arange(geometry.n) + 0.5 - geometry.n / 2
-    mask = x[None, :] ** 2 + x[:, None] ** 2 < geometry.radius ** 2
+    mask = geometry.cylinder_mask()
 
     def volume(t: float) -> np.ndarray:
         return np.stack([render(t, row) for row in range(geometry.rows)])[:, mask]
 
-    return (*differences(volume, instants, delta), delta, mask)
+    return differences(volume, instants, float(state.prior["time_step"]))
 
 
-def truth_differences(simulate: Path, instants: np.ndarray, delta: float,
-                      mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The simulated truth's :func:`differences` over ``delta`` inside ``mask``."""
+def truth_differences(simulate: Path, state: TrainingState, instants: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The simulated truth's :func:`differences` on the same voxels and ``delta`` as
+    :func:`field_differences` of ``state``."""
     settings = load_section_and_records(SimulateSettings, simulate, (VERSION_KEY,))[0]
     phantom = build_phantom(settings)
-    z = settings.rows / 2.0 - (np.arange(settings.rows) + 0.5)
-    return differences(lambda t: rasterise_phantom(phantom, np.array([t]), z)[0][:, mask], instants, delta)
+    geometry = state.beam_geometry()
+    z, mask = geometry.slice_z(), geometry.cylinder_mask()
+    return differences(lambda t: rasterise_phantom(phantom, np.array([t]), z)[0][:, mask], instants,
+                       float(state.prior["time_step"]))
 
 
 def separation(instants: np.ndarray, field: np.ndarray, truth: np.ndarray,
@@ -127,9 +125,11 @@ def main() -> None:
     stats = "{:.1e} / {:.1e} / {:.1e}"
     for path in args.checkpoints:
         instants = (np.arange(args.instants) + 0.5) / args.instants
-        first, second, delta, mask = field_differences(path, instants)
+        state = load_checkpoint(path)
+        delta = float(state.prior["time_step"])
+        first, second = field_differences(state, instants)
         simulate = path.parent.parent / "settings" / "simulate.json"
-        truth = truth_differences(simulate, instants, delta, mask) if simulate.exists() else None
+        truth = truth_differences(simulate, state, instants) if simulate.exists() else None
         name = f"{path.parent.parent.name}/{path.name}"
         report[name] = {"delta": delta, "instants": instants.tolist(), "field_first": first.tolist(),
                         "field_second": second.tolist(),

@@ -17,8 +17,8 @@ Arrays: ``unit`` (points, 4) float32 coordinates in the grid's unit box; ``res``
 (levels, 4) int64 the last cell per axis. Per level: its ``table`` (size, features),
 whether it is ``dense`` and its ``size`` in rows (a hashed level's is ``2**log2_table``,
 so its hash is reduced to a row by a mask: the same rows as the PyTorch path's modulo,
-and a fifth less time than a 64-bit division over eight levels, four of them hashed); ``first_axis`` is 1 for a static grid
-(no time cells: time node 1, 8 corners), else 0.
+and a fifth less time than a 64-bit division over eight levels, four of them hashed);
+``first_axis`` is 1 for a static grid (no time cells: time node 1, 8 corners), else 0.
 """
 
 from __future__ import annotations

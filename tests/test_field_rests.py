@@ -4,10 +4,13 @@ found, a steady motion has none."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
-from dinr.train.field_rests import EDGE, INSTANTS, REST_SHARE, differences, rest_verdicts
+from dinr.geometry.parallel import ParallelGeometry
+from dinr.train.field_rests import EDGE, INSTANTS, MAX_VOXELS, REST_SHARE, differences, rest_verdicts, sampled_grid
 
 INSTANT_TIMES = (np.arange(INSTANTS) + 0.5) / INSTANTS
 
@@ -49,3 +52,15 @@ def test_verdicts_are_shares_of_the_largest_and_the_ends_take_their_neighbours(
     first = np.array([9.0] * EDGE + inner + [0.0] * EDGE)  # the end values are not judged
     verdicts = rest_verdicts(first)
     assert verdicts.tolist() == [expected[0]] * EDGE + expected + [expected[-1]] * EDGE
+
+
+@pytest.mark.parametrize("rows, n, expected", [
+    (8, 64, (8, 64, 64)),  # the built-in scans: every voxel
+    (2048, 2048, (8, 90, 90)),  # a beamline scan: 8 slices, every 23rd pixel
+])
+def test_the_sampled_grid_keeps_every_voxel_of_a_small_scan_and_bounds_a_large_one(
+        rows: int, n: int, expected: tuple[int, int, int]) -> None:
+    state = SimpleNamespace(beam_geometry=lambda: ParallelGeometry(rows, n, n / 2, n))
+    grid = sampled_grid(state)  # type: ignore[arg-type]
+    assert grid.shape == expected and np.prod(grid.shape) <= MAX_VOXELS
+    assert grid.z[0] == rows / 2 - 0.5 and grid.z[-1] == -rows / 2 + 0.5  # the top and bottom slices

@@ -28,7 +28,9 @@ share is under ``--rest-below``.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -40,13 +42,32 @@ from dinr.sim.ellipses import rasterise_phantom
 from dinr.sim.phantoms import build_phantom
 from dinr.sim.version import VERSION_KEY
 from dinr.train.checkpoint import TrainingState, load_checkpoint
-from dinr.train.field_rests import EDGE, differences
-from dinr.train.field_rests import REST_SHARE as FIELD_REST_SHARE
 
+
+#: Instants left out at each end of the summary: their ``t -+ delta`` is held at 0 or 1.
+EDGE = 2
 #: The truth rests or turns where its first difference is under this share of its largest.
 REST_SHARE = 0.15
 #: The truth moves where its first difference is above this share of its largest.
 MOVING_SHARE = 0.5
+
+
+def differences(volume: Callable[[float], np.ndarray], instants: np.ndarray,
+                delta: float) -> tuple[np.ndarray, np.ndarray]:
+    """``(first (t,), second (t,))``: the RMS of ``(v(t + delta) - v(t - delta)) / 2``
+    and of ``v(t + delta) - 2 v(t) + v(t - delta)`` over the values ``volume`` gives
+    at each instant ``t`` (``t +- delta`` held within 0..1). Each instant's volume is
+    sampled once: with ``delta`` a multiple of the instants' spacing, one instant's
+    ``t + delta`` is a later one's ``t`` and ``t - delta``."""
+    sampled = functools.lru_cache(maxsize=8)(volume)
+    first, second = [], []
+    for t in instants:
+        # rounded, so that the same instant reached from two sides is one cache key
+        before, now, after = (sampled(round(float(np.clip(t + shift, 0.0, 1.0)), 12))
+                              for shift in (-delta, 0.0, delta))
+        first.append(np.sqrt(np.mean(((after - before) / 2) ** 2)))
+        second.append(np.sqrt(np.mean((after - 2 * now + before) ** 2)))
+    return np.asarray(first), np.asarray(second)
 
 
 def field_differences(state: TrainingState, instants: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -93,7 +114,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoints", type=Path, nargs="+", required=True)
     parser.add_argument("--instants", type=int, default=32)
-    parser.add_argument("--rest-below", type=float, default=FIELD_REST_SHARE,
+    parser.add_argument("--rest-below", type=float, default=0.285,
                         help="share of the field's largest first difference under which an instant is listed")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()

@@ -19,9 +19,7 @@ from dinr.geometry.resolve import geometry_of
 from dinr.io.canonical import read_sinogram, training_views
 from dinr.settings import TrainSettings
 from dinr.train.checkpoint import TrainingState, load_checkpoint, run_identity, save_checkpoint, settings_hash
-from dinr.prep.stillness import TABLE_SIZE
 from dinr.train.comm import Communicator
-from dinr.train.field_rests import rest_table
 from dinr.train.setup import epoch_rays
 from dinr.train.time_cells import (CANDIDATE_CELLS, FINER_SPATIAL_SHARE, PILOT_WALL_SHARE, STILL_PRIOR_GAIN,
                                    TIME_PRIOR_RATIO, best_heldout, chosen_cells, pilot_epochs, pilot_path,
@@ -73,7 +71,7 @@ def _fake_trainer(best: dict[int, float], trained: list[int]) -> time_cells.Trai
     """A trainer whose pilot of ``cells`` cells reaches the held-out residual ``best[cells]``
     (spatial TV weight 1 at one cell, the candidate's otherwise), writes its checkpoint
     file and records the cells it trained in ``trained``."""
-    def trainer(settings: TrainSettings, path: Path, is_run: bool, pilot: Path | None) -> TrainingState:
+    def trainer(settings: TrainSettings, path: Path, is_run: bool) -> TrainingState:
         cells = settings.time_cells_per_half_turn
         trained.append(cells)
         path.write_bytes(b"pilot")
@@ -241,50 +239,3 @@ def test_the_pilots_stop_at_their_rays_on_a_scan(tiny_scan: dict[str, Path], tmp
         assert pilot.stop_reason.startswith(f"max_epochs: {(rays // 2) / rays:g} epochs"), pilot.stop_reason
     assert final.pilots["pilot_epochs"] == (rays // 2) / rays
     assert final.stop_reason.startswith("max_epochs: 1 epochs")
-
-
-def test_a_finer_winner_adds_the_rests_of_its_pilots_field_to_the_stillness() -> None:
-    """Rests read from the winning pilot's field (:mod:`dinr.train.field_rests`) raise a
-    finer run's temporal prior where the views' stillness does not; the one-cell run and
-    runs outside ``tv_time_weight: auto`` are as before."""
-    turn, half_turn, rests = np.array([0.0, 0.0, 0.5, 0.0]), np.array([0.0, 1.0, 0.5, 0.0]), np.array([1.0, 0, 1, 0])
-    auto = dataclasses.replace(AUTO_CELLS, tv_time_weight="auto")
-    one_cell = dataclasses.replace(auto, time_cells_per_half_turn=1)
-    two_cell = dataclasses.replace(auto, time_cells_per_half_turn=2, tv_weight=0.1, tv_time_weight=0.2)
-    assert np.array_equal(time_prior_profile(auto, two_cell, turn, half_turn, rests),
-                          1.0 + STILL_PRIOR_GAIN * np.array([1.0, 1.0, 1.0, 0.0]))
-    assert np.array_equal(time_prior_profile(auto, two_cell, turn, None, rests),
-                          1.0 + STILL_PRIOR_GAIN * np.array([1.0, 0.0, 1.0, 0.0]))  # cone beam: a turn's table
-    assert np.array_equal(time_prior_profile(auto, two_cell, None, None, rests), 1.0 + STILL_PRIOR_GAIN * rests)
-    assert time_prior_profile(auto, two_cell, turn, np.zeros(4), np.zeros(4)) is None
-    assert time_prior_profile(auto, one_cell, turn, half_turn, rests) is turn
-    assert time_prior_profile(AUTO_CELLS, two_cell, turn, half_turn, rests) is None
-    comm = Communicator(use_mpi=False)
-    for settings, run in ((auto, one_cell), (AUTO_CELLS, two_cell)):  # not read: no pilot's field is loaded
-        assert time_cells.pilot_rests(settings, run, Path("/nonexistent.pt"), comm) is None
-    assert time_cells.pilot_rests(auto, two_cell, None, comm) is None
-
-
-def test_a_two_cell_run_goes_on_with_its_pilots_rests_and_resumes_with_them(
-        tiny_scan: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        caplog: pytest.LogCaptureFixture) -> None:
-    """Under ``tv_time_weight: auto`` the two-cell winner's run takes
-    ``1 + STILL_PRIOR_GAIN * max(half-turn stillness, rests of its pilot's field)``,
-    records it with its prior, and a rerun reads the same from the kept pilot."""
-    monkeypatch.setattr(time_cells, "chosen_cells", lambda pilots: max(pilots))  # the finest piloted wins
-    comm = Communicator(use_mpi=False)
-    checkpoint = tmp_path / "ck.pt"
-    settings = dataclasses.replace(AUTO_CELLS, tv_time_weight="auto", max_epochs=3)
-    with caplog.at_level(logging.INFO):
-        final = train(settings, tiny_scan["sinogram"], checkpoint, comm)
-    assert "pilot's field rests or turns over" in caplog.text
-    pilot = load_checkpoint(pilot_path(checkpoint, 2))
-    rests = rest_table(pilot, TABLE_SIZE)
-    half_turn = (np.zeros(TABLE_SIZE) if pilot.prior["time_profile"] is None
-                 else (np.asarray(pilot.prior["time_profile"]) - 1.0) / STILL_PRIOR_GAIN)
-    expected = 1.0 + STILL_PRIOR_GAIN * np.maximum(half_turn, rests)
-    assert final.settings["time_cells_per_half_turn"] == 2
-    assert np.allclose(final.prior["time_profile"], expected, rtol=0, atol=1e-6)
-    assert load_checkpoint(tmp_path / "ck-model.pt").prior["time_profile"] == final.prior["time_profile"]
-    again = train(settings, tiny_scan["sinogram"], checkpoint, comm)  # a rerun: the same prior, nothing trained
-    assert again.step == final.step and again.prior["time_profile"] == final.prior["time_profile"]

@@ -339,13 +339,12 @@ def train(settings: TrainSettings, sinogram_path: Path, checkpoint_path: Path, m
                                       if settings.tv_time_weight == "auto" else (None, None))  # only auto uses them
     scan_id = sinogram_id(sinogram_path)
 
-    def run(run_settings: TrainSettings, path: Path, is_final: bool, pilot: Path | None) -> TrainingState:
-        rests = time_cells.pilot_rests(settings, run_settings, pilot, comm)
+    def run(run_settings: TrainSettings, path: Path, is_final: bool) -> TrainingState:
         return loop.train(run_settings, shards, n_shards, noise, path, comm, other_settings,
                           snapshot_dir if is_final else None, snapshot_every, max(peaks), heldout, scan_id,
                           choose_ends=is_final, stillness=stillness,
                           time_profile=time_cells.time_prior_profile(settings, run_settings, stillness,
-                                                                    half_turn_stillness, rests))
+                                                                    half_turn_stillness))
 
     rays_per_epoch = epoch_rays(geometry_of(next(iter(shards.values()))), len(train_views))
     epoch_steps = budget(settings, rays_per_epoch, settings.batch_rays * n_shards, len(held_out) > 0).epoch_steps

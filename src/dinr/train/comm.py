@@ -2,9 +2,9 @@
 
 The collectives training and rendering use: sums and maxima of scalars and of arrays in
 place (the gradient buffer of :mod:`dinr.train.reducer`), the initial broadcast of the
-parameters (they never travel again), a broadcast of small objects, a CRC check that
-ranks hold the same parameters, and work dealt to the ranks in rounds and gathered on
-rank 0. Without mpi4py or outside ``mpiexec`` everything degrades to one rank.
+parameters (they never travel again), a CRC check that ranks hold the same parameters,
+and work dealt to the ranks in rounds and gathered on rank 0. Without mpi4py or outside
+``mpiexec`` everything degrades to one rank.
 """
 
 from __future__ import annotations
@@ -119,10 +119,6 @@ class Communicator:
                     + ", ".join(f"{r}:{c:08x}" for r, c in enumerate(sums))
                 )
         return crc
-
-    def broadcast(self, obj: Any) -> Any:
-        """Rank 0's picklable ``obj`` on every rank (what other ranks pass is ignored)."""
-        return self.comm.bcast(obj, root=0) if self.size > 1 else obj
 
     def gather(self, obj: Any) -> list[Any] | None:
         """Gather a picklable object on rank 0 (``None`` elsewhere)."""

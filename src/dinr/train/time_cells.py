@@ -19,12 +19,7 @@ a finer candidate's is multiplied by ``1 + STILL_PRIOR_GAIN * stillness``
 a half-turn window pools its views, and where it moves as before. A finer candidate's
 stillness is measured at its own scale where the beam allows: on parallel beam from
 views half a turn apart, which see rests half as long as a turn
-(:mod:`dinr.prep.stillness`). Where a finer candidate wins, its run goes on with the
-larger of that stillness and the rests its own pilot's field shows
-(:mod:`dinr.train.field_rests`: 1 where the field changes by under a fixed share of its
-largest, which also marks turning points, where views a given time apart see motion on
-both sides), so ``1 + STILL_PRIOR_GAIN * max(stillness, rests)``
-(:func:`pilot_rests`). The
+(:mod:`dinr.prep.stillness`). The
 candidate whose pilot predicted the held-out views best (lowest relative residual at any
 evaluation up to the steps every pilot reached: a pilot stopped by its share of
 ``max_wall_s`` may have trained fewer steps, a finer cell's step being dearer) wins, a tie
@@ -68,11 +63,9 @@ from typing import Any, Callable
 import numpy as np
 
 from dinr.io.atomic import atomic_path
-from dinr.prep.stillness import TABLE_SIZE
 from dinr.settings import TrainSettings
 from dinr.train.checkpoint import TrainingState, load_checkpoint, losing_pilots_seconds
 from dinr.train.comm import Communicator
-from dinr.train.field_rests import rest_table
 from dinr.train.loop import set_aside
 
 log = logging.getLogger(__name__)
@@ -115,10 +108,8 @@ STILL_PRIOR_GAIN = 4.0
 PILOT_WALL_SHARE = 0.5 / len(CANDIDATE_CELLS)
 
 #: Trains ``settings`` from (or resuming) the checkpoint at the path; the flag says
-#: whether this is the run itself (snapshots are taken) or a pilot, and the last argument
-#: is the checkpoint of the winning pilot the run goes on from (None: a pilot, or a run
-#: without pilots), whose field :func:`pilot_rests` reads.
-Trainer = Callable[[TrainSettings, Path, bool, Path | None], TrainingState]
+#: whether this is the run itself (snapshots are taken) or a pilot.
+Trainer = Callable[[TrainSettings, Path, bool], TrainingState]
 
 
 def pilot_path(checkpoint_path: Path, cells: int) -> Path:
@@ -136,46 +127,22 @@ def finer_candidate(settings: TrainSettings, coarser_pilot: TrainingState, cells
 
 
 def time_prior_profile(settings: TrainSettings, run_settings: TrainSettings, stillness: np.ndarray | None,
-                       half_turn_stillness: np.ndarray | None = None,
-                       rests: np.ndarray | None = None) -> np.ndarray | None:
+                       half_turn_stillness: np.ndarray | None = None) -> np.ndarray | None:
     """The table the temporal prior's weight of a run of ``run_settings`` is multiplied by
     over the scan (None: alike at every instant), in a training configured with
     ``settings`` on a scan of ``stillness`` (:mod:`dinr.prep.stillness`, views a turn
     apart; None when not measured): the stillness under ``tv_time_weight: auto``; for a
     finer candidate of ``time_cells_per_half_turn: auto`` under it, ``1 +
     STILL_PRIOR_GAIN * s`` with ``s`` the ``half_turn_stillness`` (views half a turn
-    apart, parallel beam) where measured, else the stillness, or the larger of that and
-    the ``rests`` of its pilot's field where given (:func:`pilot_rests`; module note);
-    None where ``s`` is 0 throughout (alike everywhere). Tables share their instants."""
+    apart, parallel beam) where measured, else the stillness (module note); None where
+    ``s`` is 0 throughout (alike everywhere)."""
     if settings.tv_time_weight != "auto":
         return None
     if run_settings.tv_time_weight == "auto":
         return stillness
     finer = settings.time_cells_per_half_turn == "auto" and run_settings.time_cells_per_half_turn != 1
     still = half_turn_stillness if half_turn_stillness is not None else stillness
-    if rests is not None:
-        still = rests if still is None else np.maximum(still, rests)
     return 1.0 + STILL_PRIOR_GAIN * still if finer and still is not None and np.any(still > 0) else None
-
-
-def pilot_rests(settings: TrainSettings, run_settings: TrainSettings, pilot: Path | None,
-                comm: Communicator) -> np.ndarray | None:
-    """Where the field of the winning ``pilot`` (its checkpoint; None: no pilot) rests or
-    turns (:func:`dinr.train.field_rests.rest_table`, at the instants of the stillness
-    tables, :data:`dinr.prep.stillness.TABLE_SIZE`), for a run of a finer candidate
-    (``run_settings``) in a training configured with ``settings`` under
-    ``tv_time_weight: auto`` and ``time_cells_per_half_turn: auto``; None for any other
-    run. Read on rank 0 and sent to every rank."""
-    if (pilot is None or settings.tv_time_weight != "auto" or settings.time_cells_per_half_turn != "auto"
-            or run_settings.time_cells_per_half_turn == 1):
-        return None
-    rests = None
-    if comm.rank == 0:
-        rests = rest_table(load_checkpoint(pilot), TABLE_SIZE)
-        log.info("the %d-cell pilot's field rests or turns over %.0f %% of the scan, by eighths %s",
-                 run_settings.time_cells_per_half_turn, 100 * rests.mean(),
-                 " ".join(f"{part.mean():.2f}" for part in np.array_split(rests, 8)))
-    return comm.broadcast(rests)
 
 
 def best_heldout(state: TrainingState, until_step: float = math.inf, moving: bool = False) -> float:
@@ -270,26 +237,26 @@ def train(settings: TrainSettings, checkpoint_path: Path, comm: Communicator, tr
     of other settings (:func:`start_from_pilot`). The returned state's settings hold the
     cells trained with, and its ``pilots`` the choice (:func:`pilot_record`)."""
     if settings.time_cells_per_half_turn != "auto":
-        return trainer(settings, checkpoint_path, True, None)
+        return trainer(settings, checkpoint_path, True)
     one_cell = dataclasses.replace(settings, time_cells_per_half_turn=1)
     if settings.time_resolution != "auto" or settings.steps != "auto" or not has_heldout:
         if settings.time_resolution == "auto" and comm.rank == 0:
             log.warning("time_cells_per_half_turn auto is chosen by the held-out views under steps auto; with %s "
                         "it is 1", "no held-out views (prepare.heldout_every 0)" if not has_heldout
                         else f"steps {settings.steps}")
-        return trainer(one_cell, checkpoint_path, True, None)
+        return trainer(one_cell, checkpoint_path, True)
     if from_fbp:
         if comm.rank == 0:
             log.info("time_cells_per_half_turn auto: 1, not piloted: the run starts from FBP (train.initial), where "
                      "an epoch is long and two pilots cost about what the run needs")
-        return trainer(one_cell, checkpoint_path, True, None)
+        return trainer(one_cell, checkpoint_path, True)
     epochs = pilot_epochs(settings, epoch_rays)
 
     def pilot(cells: int, candidate: TrainSettings) -> TrainingState:
         if comm.rank == 0:
             log.info("time_cells_per_half_turn auto: pilot of %d cell(s) per half-turn for %g epochs (%s)", cells,
                      epochs, pilot_path(checkpoint_path, cells))
-        return trainer(pilot_settings(candidate, epochs), pilot_path(checkpoint_path, cells), False, None)
+        return trainer(pilot_settings(candidate, epochs), pilot_path(checkpoint_path, cells), False)
 
     candidates = {1: one_cell}
     pilots = {1: pilot(1, one_cell)}
@@ -310,7 +277,6 @@ def train(settings: TrainSettings, checkpoint_path: Path, comm: Communicator, tr
                  cells)
         start_from_pilot(checkpoint_path, pilots[cells], cells, other_settings)
     comm.barrier()
-    final = trainer(winner_settings(candidates[cells], record), checkpoint_path, True,
-                    pilot_path(checkpoint_path, cells))
+    final = trainer(winner_settings(candidates[cells], record), checkpoint_path, True)
     final.pilots = record
     return final

@@ -19,6 +19,7 @@ from dinr.geometry.resolve import beam_attributes, geometry_of
 from dinr.inr.rays import RayBatch, integrate_rays
 from dinr.io.canonical import read_sinogram
 from dinr.io.volume import read_volume
+from dinr.prep.stillness import conjugate_rows, conjugate_views
 from dinr.sim.compression import CompressionPhantom
 from dinr.sim.cone import project_cone
 from dinr.sim.ellipses import project_ellipses, rasterise_phantom
@@ -189,3 +190,32 @@ def test_cone_mbir_beats_static_fdk_and_parallel_methods_are_refused(tiny_cone: 
     assert psnr["mbir_sliding"] > psnr["fdk_static"] + 1.0, psnr
     with pytest.raises(InputError, match="'fbp_static' does not reconstruct cone-beam scans"):
         stages.baseline(settings, "fbp_static", tiny_cone["sinogram"], None, 4, tmp_path / "fbp.h5")
+
+
+@pytest.mark.parametrize("direction", [1.0, -1.0])
+def test_fan_beam_conjugates_of_a_still_object_repeat_its_rays(direction: float) -> None:
+    """Each central-row ray at ``theta`` seen again, reversed, at ``theta + pi - 2 gamma``
+    in the mirrored column (:func:`dinr.prep.stillness.conjugate_views`), whichever way
+    the object turns: on a still phantom the conjugates match the views they pair with
+    to the views' interpolation; with the fan angle's sign turned they do not."""
+    phantom = CompressionPhantom(N, ROWS, seed=1)
+    theta = direction * np.arange(900) * (2 * np.pi / 600)  # 1.5 turns
+    u = GEOMETRY.detector_u()
+    projections = np.stack([project_cone(phantom, 0.0, float(a), GEOMETRY, u, np.zeros_like(u)) for a in theta])
+    projections = projections[:, None, :]  # one row in the source's plane
+    earlier, conjugates, position = conjugate_views(projections, theta, GEOMETRY.center, GEOMETRY.source_axis)
+    assert earlier[0] == 0 and abs(len(earlier) - 600) < 40  # every view up to half a turn (and a fan) before the end
+    np.testing.assert_allclose(position[:500], earlier[:500] + 300, atol=1e-6)  # a symmetric fan: half a turn on
+    inside = np.isfinite(conjugates)
+    assert inside.mean() > 0.9
+    error = np.abs(conjugates - projections[earlier])[inside].max()
+    assert error < 0.02 * projections.max(), error
+    _, wrong, _ = conjugate_views(projections, theta, GEOMETRY.center, -GEOMETRY.source_axis)  # gamma -> -gamma
+    assert np.nanmax(np.abs(wrong - projections[earlier[:len(wrong)]])) > 10 * error
+
+
+def test_conjugate_rows_are_those_within_a_pixel_of_the_source_plane() -> None:
+    assert conjugate_rows(10, 5.0) == slice(4, 6)
+    assert conjugate_rows(10, 5.3) == slice(4, 6)
+    assert conjugate_rows(10, 0.2) == slice(0, 1)
+    assert conjugate_rows(10, -3.0) is None  # the source's plane misses the detector

@@ -20,8 +20,13 @@ the data show no motion and leaves them free where they do.
 
 A pair spans its separation in time, so it sees only rests at least that long. On parallel
 beam a view and the view half a turn later, mirrored about the rotation axis, see the
-same rays too: their pairs see rests half as long. Those measure the stillness at the
-scale of a time grid with two or more cells per half-turn
+same rays too: their pairs see rests half as long. In cone beam the rays of the detector
+rows through the source's plane (the central rows) form a fan, and the ray of fan angle
+``gamma`` at view angle ``theta`` is seen again, reversed, at ``theta + pi - 2 gamma``
+in the column mirrored about the axis (its conjugate): each view's central rows are
+paired with their conjugates, interpolated between the two nearest views and columns
+(:func:`conjugate_views`), which pair views about half a turn apart as well. Those
+measure the stillness at the scale of a time grid with two or more cells per half-turn
 (:func:`dinr.train.time_cells.time_prior_profile`); pairs a turn apart that of one cell.
 """
 
@@ -31,6 +36,7 @@ import os
 
 import numpy as np
 
+from dinr.geometry.resolve import geometry_of
 from dinr.io.canonical import read_scan_shape, read_sinogram, training_views
 from dinr.prep.noise import central_rows
 
@@ -81,6 +87,56 @@ def mirrored(projections: np.ndarray, center: float) -> np.ndarray:
     return out
 
 
+def conjugate_rows(rows: int, row_center: float) -> slice | None:
+    """The detector rows of a cone-beam scan whose centres lie within one pixel of the
+    source's plane (``row_center``, in rows from the top edge; at most two rows), or
+    None when none does. Their conjugate rays cross the object within ``2 |v| R / D`` of
+    the same height (``v`` the row's height on the virtual detector, ``R`` the object's
+    radius, ``D`` the source-axis distance): under 0.2 voxel where ``R < D / 5``."""
+    near = [row for row in range(rows) if abs(row_center - (row + 0.5)) < 1.0]
+    return slice(near[0], near[-1] + 1) if near else None
+
+
+def conjugate_views(projections: np.ndarray, theta: np.ndarray, center: float,
+                    source_axis: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The fan-beam conjugate of each view of ``projections`` (views, rows, cols; rows of
+    the source's plane, :func:`conjugate_rows`) in acquisition order, angles ``theta``
+    (radians): ``(earlier, conjugates, position)``, the indices of the views whose
+    conjugates the scan holds, those conjugates (pairs, rows, cols) and each pair's
+    mean fractional view index of the conjugates it holds. Column ``c`` is at
+    ``u = c + 0.5 - center`` on the virtual detector, fan angle
+    ``gamma = atan(u / source_axis)``; its conjugate lies at the angle ``pi - 2 gamma``
+    further along the rotation, in the column at ``-u``, interpolated linearly between
+    the two nearest views and columns; NaN where it falls outside the scan or the
+    detector."""
+    views, _, cols = projections.shape
+    angle = np.unwrap(theta)
+    direction = 1.0 if angle[-1] >= angle[0] else -1.0
+    forward = direction * angle  # ascending for a monotonic rotation
+    u = np.arange(cols) + 0.5 - center
+    fan = np.arctan(u / source_axis)
+    target = forward[:, None] + np.pi - direction * 2.0 * fan[None, :]  # (views, cols)
+    position = np.interp(target, forward, np.arange(views, dtype=np.float64), right=np.nan)
+    column = 2.0 * center - 1.0 - np.arange(cols)  # the column at -u
+    inside = (column >= 0) & (column <= cols - 1)
+    earlier = np.flatnonzero(np.any(np.isfinite(position) & inside, axis=1))
+    position = position[earlier]
+    valid = np.isfinite(position) & inside
+    low_view = np.clip(np.floor(np.nan_to_num(position)).astype(int), 0, views - 2)
+    view_weight = np.clip(np.nan_to_num(position) - low_view, 0.0, 1.0)
+    low_col = np.clip(np.floor(column).astype(int), 0, cols - 2)
+    col_weight = np.clip(column - low_col, 0.0, 1.0)
+    conjugates = np.zeros((len(earlier), projections.shape[1], cols), dtype=np.float64)
+    for dv, wv in ((0, 1.0 - view_weight), (1, view_weight)):
+        for dc, wc in ((0, 1.0 - col_weight), (1, col_weight)):
+            # (pairs, cols) indices into (views, rows, cols): rows broadcast between them
+            picked = projections[(low_view + dv)[:, None, :], np.arange(projections.shape[1])[None, :, None],
+                                 (low_col + dc)[None, None, :]]
+            conjugates += (wv * wc[None, :])[:, None, :] * picked
+    conjugates[~np.broadcast_to(valid[:, None, :], conjugates.shape)] = np.nan
+    return earlier, conjugates, np.nanmean(np.where(valid, position, np.nan), axis=1)
+
+
 def motion_ratios(earlier: np.ndarray, later: np.ndarray, noise_variance: float,
                   transmission_weighted: bool) -> np.ndarray:
     """``r`` (module note) of each pair of views ``earlier[k]``, ``later[k]`` (pairs,
@@ -116,9 +172,9 @@ def read_stillness(path: str | os.PathLike[str], noise_variance: float,
     """The stillness tables (:func:`stillness_table`) of the prepared scan at ``path``
     from its training views (a central block of rows, :func:`dinr.prep.noise.central_rows`,
     read once): ``(turn, half_turn)``, of views paired a turn apart and, on a parallel-beam
-    scan, half a turn apart with the later view :func:`mirrored` (module note). Each is
-    None when no two views are so far apart or the noise variance is not positive, and
-    ``half_turn`` is None on a cone-beam scan."""
+    scan, half a turn apart with the later view :func:`mirrored`, on a cone-beam scan with
+    their fan-beam conjugates (:func:`cone_half_turn_table`; module note). Each is None
+    when no two views are so far apart or the noise variance is not positive."""
     views = training_views(path)
     _, rows, cols = read_scan_shape(path)
     scan = read_sinogram(path, views=views, rows=central_rows(len(views), rows, cols))
@@ -137,4 +193,31 @@ def read_stillness(path: str | os.PathLike[str], noise_variance: float,
         ratios = motion_ratios(projections[earlier], later_views, noise_variance, transmission_weighted)
         return stillness_table(0.5 * (times[earlier] + times[later]), ratios, pairs_per_turn)
 
-    return table(False), (table(True) if scan.beam == "parallel" else None)
+    if scan.beam == "parallel":
+        return table(False), table(True)
+    return table(False), cone_half_turn_table(path, views, order, times, pairs_per_turn, noise_variance,
+                                              transmission_weighted)
+
+
+def cone_half_turn_table(path: str | os.PathLike[str], views: np.ndarray, order: np.ndarray, times: np.ndarray,
+                         pairs_per_turn: float, noise_variance: float,
+                         transmission_weighted: bool) -> np.ndarray | None:
+    """The stillness table of a cone-beam scan's fan-beam conjugate pairs
+    (:func:`conjugate_views`) over its :func:`conjugate_rows`, for the training
+    ``views`` read in acquisition ``order`` at normalised ``times``; None where no row
+    lies in the source's plane, no view has a conjugate or the noise variance is not
+    positive."""
+    header = read_sinogram(path, rows=slice(0, 0))
+    _, rows, _ = read_scan_shape(path)
+    near = conjugate_rows(rows, float(header.row_center))
+    if near is None or not noise_variance > 0:
+        return None
+    scan = read_sinogram(path, views=views, rows=near)
+    projections = scan.projections[order]
+    source_axis = geometry_of(header).source_axis  # type: ignore[attr-defined]
+    earlier, conjugates, position = conjugate_views(projections, scan.theta[order], scan.center, source_axis)
+    if earlier.size == 0:
+        return None
+    ratios = motion_ratios(projections[earlier], conjugates, noise_variance, transmission_weighted)
+    midpoints = 0.5 * (times[earlier] + np.interp(position, np.arange(len(times)), times))
+    return stillness_table(midpoints, ratios, pairs_per_turn)

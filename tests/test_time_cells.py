@@ -123,9 +123,9 @@ def test_the_two_cell_candidate_prior_grows_where_the_scan_rests_under_auto() ->
 
 
 def test_a_finer_candidate_reads_the_stillness_of_views_half_a_turn_apart_where_measured() -> None:
-    """Finer cells take their prior's profile from the half-turn table (parallel beam),
-    which sees rests too short for views a turn apart; the one-cell candidate keeps the
-    turn's table, and without a half-turn table (cone beam) the finer ones do too."""
+    """Finer cells take their prior's profile from the half-turn table, which sees rests
+    too short for views a turn apart; the one-cell candidate keeps the turn's table, and
+    without a half-turn table (no row in the source's plane) the finer ones do too."""
     turn, half_turn = np.array([0.0, 0.0, 0.5]), np.array([0.0, 1.0, 0.5])
     auto = dataclasses.replace(AUTO_CELLS, tv_time_weight="auto")
     one_cell = dataclasses.replace(auto, time_cells_per_half_turn=1)

@@ -17,9 +17,9 @@ one-cell prior in time follows the scan's stillness (:mod:`dinr.train.objective`
 a finer candidate's is multiplied by ``1 + STILL_PRIOR_GAIN * stillness``
 (:func:`time_prior_profile`): where the object rests, pooled over its shorter cells as
 a half-turn window pools its views, and where it moves as before. A finer candidate's
-stillness is measured at its own scale where the beam allows: on parallel beam from
-views half a turn apart, which see rests half as long as a turn
-(:mod:`dinr.prep.stillness`). The
+stillness is measured at its own scale: from views half a turn apart, mirrored about the
+axis on parallel beam, or from the fan-beam conjugates of the central rows on cone beam,
+which see rests half as long as a turn (:mod:`dinr.prep.stillness`). The
 candidate whose pilot predicted the held-out views best (lowest relative residual at any
 evaluation up to the steps every pilot reached: a pilot stopped by its share of
 ``max_wall_s`` may have trained fewer steps, a finer cell's step being dearer) wins, a tie
@@ -94,7 +94,7 @@ FINER_SPATIAL_SHARE = 0.5
 
 #: Under ``tv_time_weight: auto`` a finer candidate's temporal prior is multiplied by
 #: ``1 + STILL_PRIOR_GAIN * stillness`` (:func:`time_prior_profile`), the stillness of
-#: views half a turn apart on parallel beam. Chosen as the largest of 1, 2, 4 and 8 under
+#: views half a turn apart (the gain chosen on parallel-beam scans). Chosen as the largest of 1, 2, 4 and 8 under
 #: which no scan of config/paper.yaml but the oscillation lost more than 0.1 dB of its
 #: mean or went below its best peer in any frame (a rule fixed before their results): 8
 #: cost the jerk 1.80 dB; at 4 the ten other scans with pilots moved by -0.06 to +0.98 dB
@@ -134,7 +134,7 @@ def time_prior_profile(settings: TrainSettings, run_settings: TrainSettings, sti
     apart; None when not measured): the stillness under ``tv_time_weight: auto``; for a
     finer candidate of ``time_cells_per_half_turn: auto`` under it, ``1 +
     STILL_PRIOR_GAIN * s`` with ``s`` the ``half_turn_stillness`` (views half a turn
-    apart, parallel beam) where measured, else the stillness (module note); None where
+    apart) where measured, else the stillness (module note); None where
     ``s`` is 0 throughout (alike everywhere)."""
     if settings.tv_time_weight != "auto":
         return None

@@ -102,13 +102,12 @@ def conjugate_views(projections: np.ndarray, theta: np.ndarray, center: float,
     """The fan-beam conjugate of each view of ``projections`` (views, rows, cols; rows of
     the source's plane, :func:`conjugate_rows`) in acquisition order, angles ``theta``
     (radians): ``(earlier, conjugates, position)``, the indices of the views whose
-    conjugates the scan holds, those conjugates (pairs, rows, cols) and each pair's
-    mean fractional view index of the conjugates it holds. Column ``c`` is at
+    conjugates the scan holds in every column, those conjugates (pairs, rows, cols) and
+    each pair's mean fractional view index of its conjugates. Column ``c`` is at
     ``u = c + 0.5 - center`` on the virtual detector, fan angle
     ``gamma = atan(u / source_axis)``; its conjugate lies at the angle ``pi - 2 gamma``
     further along the rotation, in the column at ``-u``, interpolated linearly between
-    the two nearest views and columns; NaN where it falls outside the scan or the
-    detector."""
+    the two nearest views and columns; NaN where that column falls off the detector."""
     views, _, cols = projections.shape
     angle = np.unwrap(theta)
     direction = 1.0 if angle[-1] >= angle[0] else -1.0
@@ -119,9 +118,10 @@ def conjugate_views(projections: np.ndarray, theta: np.ndarray, center: float,
     position = np.interp(target, forward, np.arange(views, dtype=np.float64), right=np.nan)
     column = 2.0 * center - 1.0 - np.arange(cols)  # the column at -u
     inside = (column >= 0) & (column <= cols - 1)
-    earlier = np.flatnonzero(np.any(np.isfinite(position) & inside, axis=1))
-    position = position[earlier]
-    valid = np.isfinite(position) & inside
+    # whole fans only: a view near the end keeps conjugates in its outer columns alone,
+    # which see the edge of the object and would read it still
+    earlier = np.flatnonzero(np.all(np.isfinite(position) | ~inside, axis=1))
+    position = np.where(inside, position[earlier], np.nan)
     low_view = np.clip(np.floor(np.nan_to_num(position)).astype(int), 0, views - 2)
     view_weight = np.clip(np.nan_to_num(position) - low_view, 0.0, 1.0)
     low_col = np.clip(np.floor(column).astype(int), 0, cols - 2)
@@ -133,8 +133,8 @@ def conjugate_views(projections: np.ndarray, theta: np.ndarray, center: float,
             picked = projections[(low_view + dv)[:, None, :], np.arange(projections.shape[1])[None, :, None],
                                  (low_col + dc)[None, None, :]]
             conjugates += (wv * wc[None, :])[:, None, :] * picked
-    conjugates[~np.broadcast_to(valid[:, None, :], conjugates.shape)] = np.nan
-    return earlier, conjugates, np.nanmean(np.where(valid, position, np.nan), axis=1)
+    conjugates[..., ~inside] = np.nan
+    return earlier, conjugates, np.nanmean(position, axis=1)
 
 
 def motion_ratios(earlier: np.ndarray, later: np.ndarray, noise_variance: float,

@@ -24,8 +24,9 @@ same rays too: their pairs see rests half as long. In cone beam the rays of the 
 rows through the source's plane (the central rows) form a fan, and the ray of fan angle
 ``gamma`` at view angle ``theta`` is seen again, reversed, at ``theta + pi - 2 gamma``
 in the column mirrored about the axis (its conjugate): each view's central rows are
-paired with their conjugates, interpolated between the two nearest views and columns
-(:func:`conjugate_views`), which pair views about half a turn apart as well. Those
+paired with their conjugates, interpolated between the two nearest views and columns,
+where the scan holds the whole fan (:func:`conjugate_views`); they pair views about half
+a turn apart as well. Those
 measure the stillness at the scale of a time grid with two or more cells per half-turn
 (:func:`dinr.train.time_cells.time_prior_profile`); pairs a turn apart that of one cell.
 """

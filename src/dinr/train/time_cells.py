@@ -94,8 +94,8 @@ FINER_SPATIAL_SHARE = 0.5
 
 #: Under ``tv_time_weight: auto`` a finer candidate's temporal prior is multiplied by
 #: ``1 + STILL_PRIOR_GAIN * stillness`` (:func:`time_prior_profile`), the stillness of
-#: views half a turn apart (the gain chosen on parallel-beam scans). Chosen as the largest of 1, 2, 4 and 8 under
-#: which no scan of config/paper.yaml but the oscillation lost more than 0.1 dB of its
+#: views half a turn apart. Chosen on parallel-beam scans as the largest of 1, 2, 4 and 8
+#: under which no scan of config/paper.yaml but the oscillation lost more than 0.1 dB of its
 #: mean or went below its best peer in any frame (a rule fixed before their results): 8
 #: cost the jerk 1.80 dB; at 4 the ten other scans with pilots moved by -0.06 to +0.98 dB
 #: (the jerk +0.54, the low-dose foam +0.98 with one cell now chosen) and kept every

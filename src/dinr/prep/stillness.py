@@ -123,8 +123,9 @@ def conjugate_views(projections: np.ndarray, theta: np.ndarray, center: float,
     # which see the edge of the object and would read it still
     earlier = np.flatnonzero(np.all(np.isfinite(position) | ~inside, axis=1))
     position = np.where(inside, position[earlier], np.nan)
-    low_view = np.clip(np.floor(np.nan_to_num(position)).astype(int), 0, views - 2)
-    view_weight = np.clip(np.nan_to_num(position) - low_view, 0.0, 1.0)
+    known = np.nan_to_num(position)  # the columns off the detector are set to NaN below
+    low_view = np.clip(np.floor(known).astype(int), 0, views - 2)
+    view_weight = np.clip(known - low_view, 0.0, 1.0)
     low_col = np.clip(np.floor(column).astype(int), 0, cols - 2)
     col_weight = np.clip(column - low_col, 0.0, 1.0)
     conjugates = np.zeros((len(earlier), projections.shape[1], cols), dtype=np.float64)
@@ -172,10 +173,12 @@ def read_stillness(path: str | os.PathLike[str], noise_variance: float,
                    transmission_weighted: bool) -> tuple[np.ndarray | None, np.ndarray | None]:
     """The stillness tables (:func:`stillness_table`) of the prepared scan at ``path``
     from its training views (a central block of rows, :func:`dinr.prep.noise.central_rows`,
-    read once): ``(turn, half_turn)``, of views paired a turn apart and, on a parallel-beam
+    read once, and on cone beam its :func:`conjugate_rows`): ``(turn, half_turn)``, of views paired a turn apart and, on a parallel-beam
     scan, half a turn apart with the later view :func:`mirrored`, on a cone-beam scan with
     their fan-beam conjugates (:func:`cone_half_turn_table`; module note). Each is None
     when no two views are so far apart or the noise variance is not positive."""
+    if not noise_variance > 0:
+        return None, None
     views = training_views(path)
     _, rows, cols = read_scan_shape(path)
     scan = read_sinogram(path, views=views, rows=central_rows(len(views), rows, cols))
@@ -188,7 +191,7 @@ def read_stillness(path: str | os.PathLike[str], noise_variance: float,
 
     def table(half_turn: bool) -> np.ndarray | None:
         earlier, later = turn_pairs(theta, 0.5 if half_turn else 1.0)
-        if earlier.size == 0 or not noise_variance > 0:
+        if earlier.size == 0:
             return None
         later_views = mirrored(projections[later], scan.center) if half_turn else projections[later]
         ratios = motion_ratios(projections[earlier], later_views, noise_variance, transmission_weighted)
@@ -196,27 +199,23 @@ def read_stillness(path: str | os.PathLike[str], noise_variance: float,
 
     if scan.beam == "parallel":
         return table(False), table(True)
-    return table(False), cone_half_turn_table(path, views, order, times, pairs_per_turn, noise_variance,
-                                              transmission_weighted)
+    near = conjugate_rows(rows, float(scan.row_center))  # type: ignore[arg-type]
+    if near is None:
+        return table(False), None
+    source_axis = geometry_of(scan).source_axis  # type: ignore[attr-defined]
+    return table(False), cone_half_turn_table(read_sinogram(path, views=views, rows=near).projections[order],
+                                              theta, scan.center, source_axis, times, pairs_per_turn,
+                                              noise_variance, transmission_weighted)
 
 
-def cone_half_turn_table(path: str | os.PathLike[str], views: np.ndarray, order: np.ndarray, times: np.ndarray,
-                         pairs_per_turn: float, noise_variance: float,
+def cone_half_turn_table(projections: np.ndarray, theta: np.ndarray, center: float, source_axis: float,
+                         times: np.ndarray, pairs_per_turn: float, noise_variance: float,
                          transmission_weighted: bool) -> np.ndarray | None:
     """The stillness table of a cone-beam scan's fan-beam conjugate pairs
-    (:func:`conjugate_views`) over its :func:`conjugate_rows`, for the training
-    ``views`` read in acquisition ``order`` at normalised ``times``; None where no row
-    lies in the source's plane, no view has a conjugate or the noise variance is not
-    positive."""
-    header = read_sinogram(path, rows=slice(0, 0))
-    _, rows, _ = read_scan_shape(path)
-    near = conjugate_rows(rows, float(header.row_center))
-    if near is None or not noise_variance > 0:
-        return None
-    scan = read_sinogram(path, views=views, rows=near)
-    projections = scan.projections[order]
-    source_axis = geometry_of(header).source_axis  # type: ignore[attr-defined]
-    earlier, conjugates, position = conjugate_views(projections, scan.theta[order], scan.center, source_axis)
+    (:func:`conjugate_views`) from its :func:`conjugate_rows`' ``projections`` (views,
+    rows, cols) in acquisition order, at angles ``theta`` and normalised ``times``;
+    None where no view has a conjugate."""
+    earlier, conjugates, position = conjugate_views(projections, theta, center, source_axis)
     if earlier.size == 0:
         return None
     ratios = motion_ratios(projections[earlier], conjugates, noise_variance, transmission_weighted)

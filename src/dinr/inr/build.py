@@ -36,6 +36,13 @@ from dinr.settings import TrainSettings
 #: of 2^24 entries x 2 features is 512 MiB with its gradient and Adam's moments).
 AUTO_TABLE_LOG2 = (20, 24)
 
+#: Time cells of the dynamic grid's coarsest level as a share of its finest level's: 0
+#: (one cell) lets the levels' time cells grow geometrically with their spatial ones.
+COARSEST_TIME_SHARE = 0.0
+
+#: Diagnostic: the time grid moved later by this share of a cell.
+TIME_SPAN_SHIFT_CELLS = 0.0
+
 
 def field_spec(settings: TrainSettings, geometry: Geometry, angular_span: float, scale: float) -> dict[str, Any]:
     """Everything needed to rebuild the field besides the settings: the values resolved
@@ -58,8 +65,11 @@ def field_spec(settings: TrainSettings, geometry: Geometry, angular_span: float,
         raise ValueError("time_cells_per_half_turn auto is resolved by pilot trainings (dinr.train.time_cells) "
                          "before a field is built")
     margin = 0.5 / half_turns
-    return {**spec, "time_resolution": (half_turns - 1) * settings.time_cells_per_half_turn,
-            "slow_time_resolution": slow_time_cells(half_turns - 1), "time_span": (margin, 1.0 - margin)}
+    cells = (half_turns - 1) * settings.time_cells_per_half_turn
+    shift = TIME_SPAN_SHIFT_CELLS * (1.0 - 2.0 * margin) / cells
+    return {**spec, "time_resolution": cells,
+            "slow_time_resolution": slow_time_cells(half_turns - 1),
+            "time_span": (margin + shift, 1.0 - margin + shift)}
 
 
 def half_turns_of(angular_span: float) -> int:
@@ -100,8 +110,9 @@ def grid_levels(settings: TrainSettings, spec: dict[str, Any]) -> dict[str, tupl
     level: ``dynamic`` always, ``static`` and ``slow`` beside it for a moving field when
     their levels are asked for."""
     levels = settings.hash_levels
-    time = np.round(np.geomspace(1, max(spec["time_resolution"], 1), levels)) if spec["time_resolution"] > 0 \
-        else np.zeros(levels)
+    finest_time = max(spec["time_resolution"], 1)
+    time = np.round(np.geomspace(max(1.0, COARSEST_TIME_SHARE * finest_time), finest_time, levels)) \
+        if spec["time_resolution"] > 0 else np.zeros(levels)
     grids = {"dynamic": (_space_levels(settings, spec, levels), time)}
     if spec["time_resolution"] > 0:
         if settings.hash_static_levels:

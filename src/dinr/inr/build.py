@@ -37,11 +37,12 @@ from dinr.settings import TrainSettings
 AUTO_TABLE_LOG2 = (20, 24)
 
 #: Time cells of the dynamic grid's coarsest level as a share of its finest level's: 0
-#: (one cell) lets the levels' time cells grow geometrically with their spatial ones.
+#: (one cell) lets the levels' time cells grow geometrically with their spatial ones, so
+#: a coarse level's cells are long in time and fitted from views of every direction. 1 (every
+#: level at the finest time cells) cost the demo 1.78 dB and the jerk 0.32 (its pilots chose
+#: two cells for the demo) for 0.55 on the oscillation (docs/measurements.md, "The
+#: oscillation's turning points, a third look").
 COARSEST_TIME_SHARE = 0.0
-
-#: Diagnostic: the time grid moved later by this share of a cell.
-TIME_SPAN_SHIFT_CELLS = 0.0
 
 
 def field_spec(settings: TrainSettings, geometry: Geometry, angular_span: float, scale: float) -> dict[str, Any]:
@@ -65,11 +66,8 @@ def field_spec(settings: TrainSettings, geometry: Geometry, angular_span: float,
         raise ValueError("time_cells_per_half_turn auto is resolved by pilot trainings (dinr.train.time_cells) "
                          "before a field is built")
     margin = 0.5 / half_turns
-    cells = (half_turns - 1) * settings.time_cells_per_half_turn
-    shift = TIME_SPAN_SHIFT_CELLS * (1.0 - 2.0 * margin) / cells
-    return {**spec, "time_resolution": cells,
-            "slow_time_resolution": slow_time_cells(half_turns - 1),
-            "time_span": (margin + shift, 1.0 - margin + shift)}
+    return {**spec, "time_resolution": (half_turns - 1) * settings.time_cells_per_half_turn,
+            "slow_time_resolution": slow_time_cells(half_turns - 1), "time_span": (margin, 1.0 - margin)}
 
 
 def half_turns_of(angular_span: float) -> int:

@@ -40,13 +40,10 @@ AUTO_TABLE_LOG2 = (20, 24)
 #: (one cell) lets the levels' time cells grow geometrically with their spatial ones, so
 #: a coarse level's cells are long in time and fitted from views of every direction. 1 (every
 #: level at the finest time cells) cost the demo 1.78 dB and the jerk 0.32 (its pilots chose
-#: two cells for the demo) for 0.55 on the oscillation (docs/measurements.md, "The
-#: oscillation's turning points, a third look").
+#: two cells for the demo) for 0.55 on the oscillation; no level below one cell per half-turn
+#: cost the demo 0.51 and the oscillation 0.05 (docs/measurements.md, "The oscillation's
+#: turning points, a third look").
 COARSEST_TIME_SHARE = 0.0
-
-#: Diagnostic: every level of the dynamic grid has at least this many time cells per half-turn
-#: (``time_resolution: auto``), at most the finest level's.
-LEVEL_TIME_CELLS_PER_HALF_TURN = 0.0
 
 
 def field_spec(settings: TrainSettings, geometry: Geometry, angular_span: float, scale: float) -> dict[str, Any]:
@@ -115,9 +112,6 @@ def grid_levels(settings: TrainSettings, spec: dict[str, Any]) -> dict[str, tupl
     finest_time = max(spec["time_resolution"], 1)
     time = np.round(np.geomspace(max(1.0, COARSEST_TIME_SHARE * finest_time), finest_time, levels)) \
         if spec["time_resolution"] > 0 else np.zeros(levels)
-    if spec["time_resolution"] > 0 and settings.time_resolution == "auto" and LEVEL_TIME_CELLS_PER_HALF_TURN:
-        half_turn_cells = finest_time / int(settings.time_cells_per_half_turn)
-        time = np.minimum(np.maximum(time, np.round(LEVEL_TIME_CELLS_PER_HALF_TURN * half_turn_cells)), finest_time)
     grids = {"dynamic": (_space_levels(settings, spec, levels), time)}
     if spec["time_resolution"] > 0:
         if settings.hash_static_levels:

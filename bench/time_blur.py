@@ -12,17 +12,18 @@ metrics, region mask and the truth's value range) of every method's frame agains
 2. the truth at the instant in ``t - lag .. t + lag`` it matches best, and that offset:
    a method whose frame lags or leads the motion matches best away from 0;
 3. the truth averaged over ``t - h .. t + h`` (:data:`BOX_SAMPLES` instants) for each ``h``
-   of ``--windows``, and that average against the truth at ``t`` (what the blur alone costs).
+   of ``--windows``, and that average against the truth at ``t`` (what the blur alone costs);
+
+and, for each ``h``, its error split along that blur: the least-squares multiple ``c`` of
+``d = (truth averaged over t +- h) - (truth at t)`` in the error (inside the region mask;
+1 is as blurred as that average, 0 not at all), the share of the error's energy along
+``d``, and the PSNR of the error left beside it.
 
 A method's frame that matches a wide average best has paid for its views with time (a
 sliding window of a half-turn averages over ``h = 1/16`` of a 4-turn scan); two methods that
-match the same average best, one with more error, differ by their noise, not by blur.
+match the same average best, one with more error, differ by their noise, not by blur. Two
+methods whose errors left beside the blur are alike differ by how blurred they are in time.
 
-4. Its error split along the blur of each ``h``: the least-squares multiple ``c`` of
-   ``d = (truth averaged over t +- h) - (truth at t)`` in the error (inside the region mask;
-   1 is as blurred as that average, 0 not at all), the share of the error's energy along
-   ``d``, and the PSNR of the error left beside it. Two methods whose errors left are
-   alike differ by how blurred they are in time, not by their noise.
 Writes the JSON and a Markdown table (``.md``) beside it.
 """
 
@@ -60,7 +61,7 @@ def psnr(truth: np.ndarray, frame: np.ndarray, mask: np.ndarray, value_range: fl
 def along_blur(truth: np.ndarray, blurred: np.ndarray, frame: np.ndarray, mask: np.ndarray,
                value_range: float) -> dict[str, float]:
     """``frame``'s error against ``truth`` split along the blur ``blurred - truth``
-    (module note, item 4): its multiple ``c``, the share of the error's energy along it
+    (module note): its multiple ``c``, the share of the error's energy along it
     and the PSNR of the error left."""
     region = np.broadcast_to(mask, truth.shape)
     error, blur = (frame - truth)[region].astype(np.float64), (blurred - truth)[region].astype(np.float64)
@@ -71,7 +72,7 @@ def along_blur(truth: np.ndarray, blurred: np.ndarray, frame: np.ndarray, mask: 
 
 
 def frame_report(root: Path, frames: list[int], windows: list[float], lag: float) -> dict[str, Any]:
-    """The three comparisons of the module note for ``frames`` of the dataset at ``root``."""
+    """The comparisons of the module note for ``frames`` of the dataset at ``root``."""
     simulate = settings_of(SimulateSettings, root / "settings" / "simulate.json")
     geometry, _ = simulated_geometry(simulate, settings_of(GeometrySettings, root / "settings" / "geometry.json"),
                                      root / "raw" / "scan.h5")

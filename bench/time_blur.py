@@ -58,16 +58,22 @@ def psnr(truth: np.ndarray, frame: np.ndarray, mask: np.ndarray, value_range: fl
     return round(frame_metrics(truth[None], frame[None], 0, mask, value_range)["psnr"], 2)
 
 
+#: A blur whose RMS is below this share of the truth's value range is none (a still
+#: object): its multiple in the error is not defined.
+NO_BLUR = 1e-6
+
+
 def along_blur(truth: np.ndarray, blurred: np.ndarray, frame: np.ndarray, mask: np.ndarray,
-               value_range: float) -> dict[str, float]:
+               value_range: float) -> dict[str, float | None]:
     """``frame``'s error against ``truth`` split along the blur ``blurred - truth``
-    (module note): its multiple ``c``, the share of the error's energy along it
-    and the PSNR of the error left."""
+    (module note): its multiple ``c`` (None where the truth does not blur,
+    :data:`NO_BLUR`), the share of the error's energy along it and the PSNR of the error left."""
     region = np.broadcast_to(mask, truth.shape)
     error, blur = (frame - truth)[region].astype(np.float64), (blurred - truth)[region].astype(np.float64)
-    c = float(error @ blur / (blur @ blur))
+    still = np.sqrt(np.mean(blur**2)) < NO_BLUR * value_range
+    c = 0.0 if still else float(error @ blur / (blur @ blur))
     left = error - c * blur
-    return {"c": round(c, 3), "share": round(1.0 - float(left @ left) / float(error @ error), 3),
+    return {"c": None if still else round(c, 3), "share": round(1.0 - float(left @ left) / float(error @ error), 3),
             "left_psnr": round(float(10 * np.log10(value_range**2 / np.mean(left**2))), 2)}
 
 
@@ -109,6 +115,13 @@ def frame_report(root: Path, frames: list[int], windows: list[float], lag: float
     return report
 
 
+def split_text(split: dict[str, Any]) -> str:
+    """An :func:`along_blur` split as a table cell: ``c, share, left``, or ``still`` where there is no blur."""
+    if split["c"] is None:
+        return "still"
+    return f"c {split['c']:.2f}, {split['share']:.0%}, left {split['left_psnr']:.2f}"
+
+
 def table(name: str, report: dict[str, Any]) -> list[str]:
     """Markdown rows of one dataset's report."""
     windows = list(next(iter(report["frames"].values()))["blur_alone"])
@@ -121,9 +134,8 @@ def table(name: str, report: dict[str, Any]) -> list[str]:
         for method in report["methods"]:
             m = entry[method]
             lines.append(f"| {frame} | {method} | {m['at_t']:.2f} | {m['best_instant']:.2f} ({m['best_offset']:+.4f}) | "
-                         + " | ".join(f"{m['blurred'][h]:.2f}; c {m['along_blur'][h]['c']:.2f}, "
-                                      f"{m['along_blur'][h]['share']:.0%}, left {m['along_blur'][h]['left_psnr']:.2f}"
-                                      for h in windows) + " |")
+                         + " | ".join(f"{m['blurred'][h]:.2f}; " + split_text(m["along_blur"][h]) for h in windows)
+                         + " |")
     return lines + [""]
 
 

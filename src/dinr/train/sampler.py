@@ -57,6 +57,17 @@ class RaySampler:
         )
         return batch, jitter
 
+    def distinct(self, step: int, rays: int) -> RayBatch:
+        """``rays`` distinct rays of the shard (all of them where it holds no more), drawn
+        by ``step``'s generator without replacement, in drawing order."""
+        g = self.generator(step)
+        views, rows, _ = self.projections.shape
+        columns = len(self.columns)
+        chosen = torch.randperm(views * rows * columns, generator=g, device=self.device)[:rays]
+        v, rest = chosen // (rows * columns), chosen % (rows * columns)
+        r, c = rest // columns, self.columns[rest % columns]
+        return RayBatch(theta=self.theta[v], u=self.u[c], z=self.z[r], t=self.t[v], measured=self.projections[v, r, c])
+
 
 class ShardedSampler:
     """The rays of all shards a rank holds, concatenated in shard order."""

@@ -59,7 +59,9 @@ class RaySampler:
 
     def distinct(self, step: int, rays: int) -> RayBatch:
         """``rays`` distinct rays of the shard (all of them where it holds no more), drawn
-        by ``step``'s generator without replacement, in drawing order."""
+        by ``step``'s generator without replacement, in drawing order. It permutes all the
+        shard's rays (8 bytes each): fine for the sweeps' scans, not for a beamline-size
+        shard, which would need a bounded draw before this became a default."""
         g = self.generator(step)
         views, rows, _ = self.projections.shape
         columns = len(self.columns)

@@ -173,10 +173,11 @@ def read_stillness(path: str | os.PathLike[str], noise_variance: float,
                    transmission_weighted: bool) -> tuple[np.ndarray | None, np.ndarray | None]:
     """The stillness tables (:func:`stillness_table`) of the prepared scan at ``path``
     from its training views (a central block of rows, :func:`dinr.prep.noise.central_rows`,
-    read once, and on cone beam its :func:`conjugate_rows`): ``(turn, half_turn)``, of views paired a turn apart and, on a parallel-beam
-    scan, half a turn apart with the later view :func:`mirrored`, on a cone-beam scan with
-    their fan-beam conjugates (:func:`cone_half_turn_table`; module note). Each is None
-    when no two views are so far apart or the noise variance is not positive."""
+    read once, and on cone beam its :func:`conjugate_rows`): ``(turn, half_turn)``, of
+    views paired a turn apart and, on a parallel-beam scan, half a turn apart with the
+    later view :func:`mirrored`, on a cone-beam scan with their fan-beam conjugates
+    (:func:`cone_half_turn_table`; module note). Each is None when no two views are so far
+    apart or the noise variance is not positive."""
     if not noise_variance > 0:
         return None, None
     views = training_views(path)

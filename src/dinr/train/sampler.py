@@ -51,11 +51,7 @@ class RaySampler:
         r = torch.randint(rows, (rays,), generator=g, device=self.device)
         c = self.columns[torch.randint(len(self.columns), (rays,), generator=g, device=self.device)]
         jitter = torch.rand(rays, samples, generator=g, device=self.device)
-        batch = RayBatch(
-            theta=self.theta[v], u=self.u[c], z=self.z[r], t=self.t[v],
-            measured=self.projections[v, r, c],
-        )
-        return batch, jitter
+        return self.batch_at(v, r, c), jitter
 
     def distinct(self, step: int, rays: int) -> RayBatch:
         """``rays`` distinct rays of the shard (all of them where it holds no more), drawn
@@ -67,8 +63,12 @@ class RaySampler:
         columns = len(self.columns)
         chosen = torch.randperm(views * rows * columns, generator=g, device=self.device)[:rays]
         v, rest = chosen // (rows * columns), chosen % (rows * columns)
-        r, c = rest // columns, self.columns[rest % columns]
-        return RayBatch(theta=self.theta[v], u=self.u[c], z=self.z[r], t=self.t[v], measured=self.projections[v, r, c])
+        return self.batch_at(v, rest // columns, self.columns[rest % columns])
+
+    def batch_at(self, view: torch.Tensor, row: torch.Tensor, column: torch.Tensor) -> RayBatch:
+        """The rays at the shard's ``view``, detector ``row`` and ``column`` indices (equal-length tensors)."""
+        return RayBatch(theta=self.theta[view], u=self.u[column], z=self.z[row], t=self.t[view],
+                        measured=self.projections[view, row, column])
 
 
 class ShardedSampler:

@@ -31,11 +31,6 @@ from dinr.inr import hashgrid_cpu
 #: Primes of the Instant-NGP spatial hash, one per axis (t, z, y, x).
 _PRIMES = (1, 2654435761, 805459861, 3674653429)
 
-#: The dynamic grid's basis in time: ``linear`` (two nodes a point, the 16 corners) or,
-#: as a diagnostic on the CPU kernels only, ``quadratic`` (a uniform quadratic B-spline
-#: over three nodes, 24 corners; docs/measurements.md, "A quadratic basis in time").
-TIME_BASIS = "linear"
-
 
 def level_cells(space_res: np.ndarray, time_res: np.ndarray, extent: tuple[float, float, float]) -> np.ndarray:
     """Cells per axis ``(levels, 4)`` in (t, z, y, x) of levels with ``time_res`` cells in
@@ -109,7 +104,6 @@ class HashGridEncoding(nn.Module):
         self.tables = nn.ParameterList([nn.Parameter(part.clone()) for part in torch.split(initial, sizes.tolist())])
         self.out_features: int = self.levels * features
         self._triton_specs: list[Any] | None = None
-        self.time_taps = {"linear": 2, "quadratic": 3}[TIME_BASIS]
         #: The implementation of forward: auto (by device, :meth:`path_for`), cpu, triton or torch.
         self.path = "auto"
 
@@ -175,13 +169,9 @@ class HashGridEncoding(nn.Module):
         """The implementation :meth:`forward` uses on ``device``: ``self.path`` when it is
         not ``auto`` (benchmarks compare them), else the Numba kernels on the CPU, the
         Triton kernels on CUDA, PyTorch operations elsewhere or for other dtypes."""
-        float32 = self.tables[0].dtype == torch.float32
-        if self.time_taps != 2 and not self.axes:
-            if self.path not in ("auto", "cpu") or device.type != "cpu" or not float32:
-                raise ValueError(f"a {TIME_BASIS} basis in time runs on the CPU kernels only, not {device.type}")
-            return "cpu"
         if self.path != "auto":
             return self.path
+        float32 = self.tables[0].dtype == torch.float32
         if device.type == "cpu" and float32:
             return "cpu"
         if device.type == "cuda" and float32 and triton_available():
@@ -226,7 +216,7 @@ class HashGridEncoding(nn.Module):
     def kernel_arguments(self, level: int) -> tuple[object, ...]:
         """Level ``level`` of the grid as :mod:`dinr.inr.hashgrid_cpu`'s kernels take it."""
         return (level, self.res.numpy(), self.shift.numpy(), self.multipliers.numpy(), level < self.dense_levels,
-                int(self.sizes[level]), self.max_cell_all.numpy(), self.axes, self.time_taps)
+                int(self.sizes[level]), self.max_cell_all.numpy(), self.axes)
 
     def corners(self, unit: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Table rows and multilinear weights (corners, levels, points) of the corners of

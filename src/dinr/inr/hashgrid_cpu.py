@@ -45,29 +45,6 @@ def _axis(unit: np.ndarray, point: int, axis: int, level: int, res: np.ndarray, 
 
 
 @numba.njit(inline="always", **_CACHE)
-def _quadratic_time(unit: np.ndarray, point: int, level: int, res: np.ndarray, mult: np.ndarray
-                    ) -> tuple[int, int, int, np.float32, np.float32, np.float32]:
-    """A point's three time nodes at ``level`` under a quadratic B-spline in time (the
-    index terms of nodes ``i - 1, i, i + 1`` around the nearest node ``i``) and their
-    weights; beyond the time span the spline's value and slope at its first or last node
-    continue linearly."""
-    cells = res[level, 0]
-    pos = unit[point, 0] * cells
-    if pos < 0.0 or pos > cells:
-        node = np.float32(0.0) if pos < 0.0 else cells
-        frac = pos - node
-        low, mid, high = np.float32(0.125) - frac / 2, np.float32(0.75), np.float32(0.125) + frac / 2
-    else:
-        node = min(np.floor(pos + np.float32(0.5)), cells)
-        frac = pos - node
-        low = (np.float32(0.5) - frac) ** 2 / 2
-        mid = np.float32(0.75) - frac * frac
-        high = (np.float32(0.5) + frac) ** 2 / 2
-    index = np.int64(node)
-    return index * mult[level, 0], (index + 1) * mult[level, 0], (index + 2) * mult[level, 0], low, mid, high
-
-
-@numba.njit(inline="always", **_CACHE)
 def _join(row: int, term: int, dense: bool) -> int:
     """A corner's row so far combined with one axis's term: a sum (dense) or a XOR (hash)."""
     return row + term if dense else row ^ term
@@ -75,8 +52,8 @@ def _join(row: int, term: int, dense: bool) -> int:
 
 @numba.njit(**_CACHE)
 def _blend(unit: np.ndarray, level: int, res: np.ndarray, shift: np.ndarray, mult: np.ndarray, dense: bool,
-           size: int, max_cell: np.ndarray, first_axis: int, time_taps: int, source: np.ndarray,
-           target: np.ndarray, scatter: bool) -> None:
+           size: int, max_cell: np.ndarray, first_axis: int, source: np.ndarray, target: np.ndarray,
+           scatter: bool) -> None:
     """Walk every point's corners at ``level`` (first axis slowest, x fastest). Gather
     (forward): ``target[point] = sum_c w_c * source[row_c]`` into a zeroed ``target``;
     scatter (backward): ``target[row_c] += w_c * source[point]``. A corner's weight is
@@ -85,23 +62,19 @@ def _blend(unit: np.ndarray, level: int, res: np.ndarray, shift: np.ndarray, mul
     features = source.shape[1]
     pair = features == 2  # the default: both features in registers
     one, zero = np.float32(1.0), np.float32(0.0)
-    times = 1 if first_axis == 1 else time_taps
+    times = 1 if first_axis == 1 else 2
     for point in range(unit.shape[0]):
         if first_axis == 1:  # a static grid's points sit on time node 1: its stride or prime
             t_low, t_high, t_frac = mult[level, 0], mult[level, 0], zero
-            t_next, w_low, w_mid, w_high = t_high, one, zero, zero
-        elif time_taps == 3:
-            t_low, t_high, t_next, w_low, w_mid, w_high = _quadratic_time(unit, point, level, res, mult)
         else:
             t_low, t_high, t_frac = _axis(unit, point, 0, level, res, shift, mult, max_cell)
-            t_next, w_low, w_mid, w_high = t_high, one - t_frac, t_frac, zero
         z_low, z_high, z_frac = _axis(unit, point, 1, level, res, shift, mult, max_cell)
         y_low, y_high, y_frac = _axis(unit, point, 2, level, res, shift, mult, max_cell)
         x_low, x_high, x_frac = _axis(unit, point, 3, level, res, shift, mult, max_cell)
         first, second = (source[point, 0], source[point, 1]) if scatter and pair else (zero, zero)
         for a in range(times):
-            row_t = t_low if a == 0 else (t_high if a == 1 else t_next)
-            weight_t = w_low if a == 0 else (w_mid if a == 1 else w_high)  # a static grid: 1, its one time corner
+            row_t = t_low if a == 0 else t_high
+            weight_t = (one - t_frac) if a == 0 else t_frac  # a static grid: 1 - 0, its one time corner
             for b in range(2):
                 row_z = _join(row_t, z_low if b == 0 else z_high, dense)
                 weight_z = weight_t * ((one - z_frac) if b == 0 else z_frac)
@@ -131,21 +104,20 @@ def _blend(unit: np.ndarray, level: int, res: np.ndarray, shift: np.ndarray, mul
 
 @numba.njit(**_CACHE)
 def encode_level(unit: np.ndarray, table: np.ndarray, level: int, res: np.ndarray, shift: np.ndarray,
-                 mult: np.ndarray, dense: bool, size: int, max_cell: np.ndarray, first_axis: int,
-                 time_taps: int) -> np.ndarray:
+                 mult: np.ndarray, dense: bool, size: int, max_cell: np.ndarray, first_axis: int) -> np.ndarray:
     """Features (points, features) of one level: the blend of its cell's corners from
     the level's ``table`` (size, features)."""
     out = np.zeros((unit.shape[0], table.shape[1]), dtype=np.float32)
-    _blend(unit, level, res, shift, mult, dense, size, max_cell, first_axis, time_taps, table, out, False)
+    _blend(unit, level, res, shift, mult, dense, size, max_cell, first_axis, table, out, False)
     return out
 
 
 @numba.njit(**_CACHE)
 def encode_level_backward(unit: np.ndarray, grad: np.ndarray, level: int, res: np.ndarray, shift: np.ndarray,
                           mult: np.ndarray, dense: bool, size: int, max_cell: np.ndarray,
-                          first_axis: int, time_taps: int) -> np.ndarray:
+                          first_axis: int) -> np.ndarray:
     """Gradient (size, features) of one level's table from its features' gradient
     ``grad`` (points, features)."""
     table_grad = np.zeros((size, grad.shape[1]), dtype=np.float32)
-    _blend(unit, level, res, shift, mult, dense, size, max_cell, first_axis, time_taps, grad, table_grad, True)
+    _blend(unit, level, res, shift, mult, dense, size, max_cell, first_axis, grad, table_grad, True)
     return table_grad

@@ -50,6 +50,12 @@ def test_the_lower_best_residual_wins_and_a_tie_keeps_one_cell() -> None:
     assert chosen_cells({1: _pilot(), 2: _pilot()}) == 1
 
 
+def test_a_finer_pilot_must_beat_the_coarser_by_the_win_ratio(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(time_cells, "FINER_WIN_RATIO", 0.95)
+    assert chosen_cells({1: _pilot(0.30), 2: _pilot(0.29)}) == 1  # 0.967 of it: not enough
+    assert chosen_cells({1: _pilot(0.30), 2: _pilot(0.28)}) == 2  # 0.933 of it
+
+
 def test_pilots_stopped_at_different_steps_are_compared_at_the_steps_both_reached() -> None:
     """Under max_wall_s a two-cell pilot (dearer steps) may stop sooner: the one-cell
     pilot's later evaluations do not count."""

@@ -23,7 +23,9 @@ which see rests half as long as a turn (:mod:`dinr.prep.stillness`). The
 candidate whose pilot predicted the held-out views best (lowest relative residual at any
 evaluation up to the steps every pilot reached: a pilot stopped by its share of
 ``max_wall_s`` may have trained fewer steps, a finer cell's step being dearer) wins, a tie
-going to fewer cells. Where the scan's stillness is measured and not 0 everywhere, the
+going to fewer cells; a finer candidate must beat the coarser by :data:`FINER_WIN_RATIO`
+(1: by any margin; the pilots' scatter over seeds is in docs/measurements.md, "How far
+the pilots' choice moves with the seed"). Where the scan's stillness is measured and not 0 everywhere, the
 residual compared is the one where the object moves (each held-out ray weighted by
 ``1 - stillness`` at its instant, :mod:`dinr.train.validation`): time cells resolve
 motion, and over still stretches, where both candidates' priors tie the cells together,
@@ -103,6 +105,10 @@ FINER_SPATIAL_SHARE = 0.5
 #: strong, on the oscillation").
 STILL_PRIOR_GAIN = 4.0
 
+#: A finer candidate wins where its pilot's best held-out residual is below this share of
+#: the coarser winner's (1: any improvement).
+FINER_WIN_RATIO = 1.0
+
 #: Share of ``train.max_wall_s`` each pilot may train for: the pilots of every candidate
 #: take at most half of it, and the run the rest.
 PILOT_WALL_SHARE = 0.5 / len(CANDIDATE_CELLS)
@@ -180,10 +186,15 @@ def winner_settings(candidate: TrainSettings, record: dict[str, Any]) -> TrainSe
 
 
 def chosen_cells(pilots: dict[int, TrainingState]) -> int:
-    """Cells per half-turn of the pilot with the lowest :func:`best_heldout` up to the
-    :func:`compared_steps`; a tie goes to the fewer cells."""
+    """Cells per half-turn of the pilots' winner, walking them coarsest first: a finer
+    pilot wins where its :func:`best_heldout` up to the :func:`compared_steps` is below
+    :data:`FINER_WIN_RATIO` times the winner's so far (a tie goes to the fewer cells)."""
     until, moving = compared_steps(pilots), compared_where_moving(pilots)
-    return min(pilots, key=lambda cells: (best_heldout(pilots[cells], until, moving), cells))
+    chosen = min(pilots)
+    for cells in sorted(pilots)[1:]:
+        if best_heldout(pilots[cells], until, moving) < FINER_WIN_RATIO * best_heldout(pilots[chosen], until, moving):
+            chosen = cells
+    return chosen
 
 
 def pilot_record(pilots: dict[int, TrainingState], chosen: int, epochs: float) -> dict[str, Any]:

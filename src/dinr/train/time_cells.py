@@ -11,7 +11,7 @@ next coarser candidate's resolved weight and a temporal TV weight :data:`TIME_PR
 times its own (each cell of ``k`` sees ``1/k`` of a half-turn of views; the temporal
 prior keeps it determined, and ``tv_weight: auto`` would count the extra cells as
 unknowns and over-smooth). The first two candidates are always piloted; a finer one
-only while the last one piloted predicts the held-out views best of all so far (the
+only while the last one piloted wins by the rule below, :func:`chosen_cells` (the
 views ask for finer cells). Under ``tv_time_weight: auto`` the
 one-cell prior in time follows the scan's stillness (:mod:`dinr.train.objective`), and
 a finer candidate's is multiplied by ``1 + STILL_PRIOR_GAIN * stillness``

@@ -188,6 +188,16 @@ def test_the_pilots_choose_and_the_winner_goes_on_from_its_pilot_as_if_trained_a
     resumed = train(AUTO_CELLS, tiny_scan["sinogram"], checkpoint, comm, other_settings="restart")
     assert resumed.step == final.step and len(list(tmp_path.glob("ck.*.pt"))) == len(piloted) + 1
 
+    # A run checkpoint of the winner's settings whose priors the code derived otherwise (a
+    # constant changed since) is not the winner's run: on restart it is set aside and the
+    # run goes on from the winner's pilot.
+    other_prior = load_checkpoint(checkpoint)
+    other_prior.prior = {**other_prior.prior, "tv_weight": 2.0 * other_prior.prior["tv_weight"]}
+    save_checkpoint(checkpoint, other_prior)
+    time_cells.start_from_pilot(checkpoint, pilots[chosen], chosen, "restart")
+    assert load_checkpoint(checkpoint).step == pilots[chosen].step
+    assert len(list(tmp_path.glob("ck.*.pt"))) == len(piloted) + 2
+
 
 def test_without_heldout_views_auto_is_one_cell_and_nothing_is_piloted(
         tiny_scan: dict[str, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -18,7 +19,7 @@ import torch
 from conftest import TINY_TRAIN, dinr_command, mpiexec, train, write_settings
 from dinr.errors import InputError
 from dinr.settings import TrainSettings
-from dinr.train.checkpoint import load_checkpoint, save_checkpoint
+from dinr.train.checkpoint import differing_prior, load_checkpoint, save_checkpoint
 from dinr.train.comm import Communicator
 
 HERE = Path(__file__).parent
@@ -212,6 +213,54 @@ def test_checkpoint_from_other_settings_is_set_aside_on_restart(tiny_scan: dict[
     same = train(other, tiny_scan["sinogram"], tmp_path / "ck.pt", comm, other_settings="restart")
     assert same.history == restarted.history  # same settings: resumed (complete), nothing set aside
     assert sorted(p.name for p in tmp_path.glob("ck.*.pt")) == [kept.name]
+
+
+def test_checkpoint_whose_priors_the_code_derives_otherwise_is_refused_or_restarted(
+        tiny_scan: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The same settings, but the code now derives another prior from them (a rule or a
+    constant changed; here the spatial TV weight doubles): going on would train the rest
+    of the run on another objective, so it is refused, or set aside on ``restart``, and
+    the run it restarts is the one a fresh start under the new prior gives."""
+    from dinr.train import setup
+
+    comm = Communicator(use_mpi=False)
+    short = dataclasses.replace(TINY_TRAIN, steps=10)
+    first = train(short, tiny_scan["sinogram"], tmp_path / "ck.pt", comm)
+    derived = setup.prior_record
+
+    def doubled(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        prior = derived(*args, **kwargs)
+        return {**prior, "tv_weight": 2.0 * prior["tv_weight"]}
+
+    monkeypatch.setattr(setup, "prior_record", doubled)
+    with pytest.raises(InputError, match=r"ck\.pt.*differing: prior tv_weight\)"):
+        train(short, tiny_scan["sinogram"], tmp_path / "ck.pt", comm)
+    with caplog.at_level(logging.WARNING, logger="dinr.train.loop"):
+        restarted = train(short, tiny_scan["sinogram"], tmp_path / "ck.pt", comm, other_settings="restart")
+    assert "differing: prior tv_weight)" in caplog.text
+    assert restarted.prior["tv_weight"] == pytest.approx(2.0 * first.prior["tv_weight"])
+    kept = tmp_path / f"ck.{first.settings_hash[:12]}.pt"
+    assert load_checkpoint(kept).step == 10 and load_checkpoint(kept).prior == first.prior
+    fresh = train(short, tiny_scan["sinogram"], tmp_path / "fresh.pt", comm)
+    assert [row[:2] for row in restarted.history] == [row[:2] for row in fresh.history]  # step, loss
+    monkeypatch.setattr(setup, "prior_record", derived)  # the old rule again: this checkpoint is now the other one
+    train(short, tiny_scan["sinogram"], tmp_path / "ck.pt", comm, other_settings="restart")
+    assert load_checkpoint(kept).prior == first.prior  # the first one set aside is kept, not overwritten
+    assert load_checkpoint(tmp_path / f"ck.{first.settings_hash[:12]}.1.pt").prior == restarted.prior
+
+
+def test_priors_differ_beyond_rounding_only_in_keys_both_hold() -> None:
+    """:func:`differing_prior`: a relative 1e-9 is rounding, 1e-3 a difference; a profile
+    against none, or of another length, differs; a key one checkpoint lacks is not compared."""
+    prior = {"tv_weight": 0.01, "noise_variance": 2e-4, "time_profile": [1.0, 3.0, 5.0]}
+    assert differing_prior(prior, {**prior, "tv_weight": 0.01 * (1 + 1e-9)}) == []
+    assert differing_prior(prior, {**prior, "tv_weight": 0.01 * (1 + 1e-3)}) == ["prior tv_weight"]
+    assert differing_prior(prior, {**prior, "time_profile": None}) == ["prior time_profile"]
+    assert differing_prior(prior, {**prior, "time_profile": [1.0, 3.0]}) == ["prior time_profile"]
+    assert differing_prior({**prior, "time_profile": None}, {**prior, "time_profile": None}) == []
+    older = {k: v for k, v in prior.items() if k != "time_profile"}
+    assert differing_prior(older, {**prior, "time_profile": [9.0]}) == []
 
 
 def test_a_step_taken_in_passes_matches_one_pass(tiny_scan: dict[str, Path], tmp_path: Path,

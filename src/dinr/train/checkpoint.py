@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from dinr.errors import InputError
@@ -167,6 +168,27 @@ def settings_hash(settings: dict[str, Any]) -> str:
 def differing_keys(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
     """Top-level keys whose values differ between two settings dictionaries."""
     return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+
+
+#: Relative tolerance to which two runs' priors agree: the noise variance they come from is
+#: a sum over ranks, whose rounding may differ between launches.
+PRIOR_RTOL = 1e-6
+
+
+def differing_prior(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """Keys of two priors (:func:`dinr.train.setup.prior_record`: the TV weights, the
+    temporal prior's step and profile, the noise variance) that differ beyond
+    :data:`PRIOR_RTOL`, each named ``prior <key>``; only keys both hold are compared (a
+    checkpoint may predate one). The priors are derived from the settings and the scan
+    by the code's rules (:mod:`dinr.train.time_cells`), so they change where a rule or
+    a constant of the code changed although no setting did."""
+    def agree(a: Any, b: Any) -> bool:
+        if a is None or b is None:
+            return a is None and b is None
+        a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+        return a.shape == b.shape and bool(np.allclose(a, b, rtol=PRIOR_RTOL, atol=0.0))
+
+    return [f"prior {key}" for key in sorted(set(saved) & set(current)) if not agree(saved[key], current[key])]
 
 
 def save_checkpoint(path: str | os.PathLike[str], state: TrainingState) -> None:

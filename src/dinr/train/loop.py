@@ -29,7 +29,7 @@ import torch
 from dinr.errors import InputError, NumericalError
 from dinr.io.canonical import Sinogram
 from dinr.settings import TrainSettings
-from dinr.train.checkpoint import (BUDGET_CAPS, TrainingState, differing_keys, load_checkpoint,
+from dinr.train.checkpoint import (BUDGET_CAPS, TrainingState, differing_keys, differing_prior, load_checkpoint,
                                    save_checkpoint, settings_hash)
 from dinr.train.comm import Communicator
 from dinr.train.end_weights import choose_end_weights, restore_fitted
@@ -64,8 +64,13 @@ OTHER_SETTINGS = ("refuse", "reuse", "restart")
 
 def set_aside(checkpoint_path: Path, saved_hash: str) -> Path:
     """Rename a checkpoint made with other settings to ``<stem>.<hash>.pt`` beside it
-    (the first 12 hex digits of its settings hash), keeping any earlier one of that name."""
-    target = checkpoint_path.with_name(f"{checkpoint_path.stem}.{saved_hash[:12]}{checkpoint_path.suffix}")
+    (the first 12 hex digits of its settings hash), keeping any earlier one of that name
+    (the same settings under other priors): then ``<stem>.<hash>.<n>.pt``, the first
+    ``n`` free."""
+    stem, suffix = f"{checkpoint_path.stem}.{saved_hash[:12]}", checkpoint_path.suffix
+    target, n = checkpoint_path.with_name(stem + suffix), 1
+    while target.exists():
+        target, n = checkpoint_path.with_name(f"{stem}.{n}{suffix}"), n + 1
     checkpoint_path.replace(target)
     return target
 
@@ -77,8 +82,10 @@ def resume(run: TrainingRun, state: TrainingState, checkpoint_path: Path, other_
     raised goes on (its steps are those of an uncapped run). Keys
     the checkpoint predates count at their schema defaults, or, for keys of the field's
     architecture, at the value it was trained with. A checkpoint made with other
-    settings is, by ``other_settings``: ``refuse``-d, naming the differing keys;
-    ``reuse``-d as it is; or, for ``restart``, renamed aside (:func:`set_aside`) by
+    settings, or whose priors (:func:`~dinr.train.checkpoint.differing_prior`) the code
+    now derives otherwise from the same settings, is, by ``other_settings``:
+    ``refuse``-d, naming the differing keys; ``reuse``-d as it is (it goes on under
+    this run's priors); or, for ``restart``, renamed aside (:func:`set_aside`) by
     rank 0 and the run started afresh, which the log says."""
     if other_settings not in OTHER_SETTINGS:
         raise ValueError(f"other_settings must be one of {OTHER_SETTINGS}, got {other_settings!r}")
@@ -87,8 +94,9 @@ def resume(run: TrainingRun, state: TrainingState, checkpoint_path: Path, other_
     saved = load_checkpoint(checkpoint_path)
     stored = saved.identity(run.budget.adaptive)
     saved_hash = settings_hash(stored)
-    if saved_hash != run.run_hash and other_settings != "reuse":
-        keys = ", ".join(differing_keys(stored, run.identity)) or "hash only"
+    prior_keys = differing_prior(saved.prior, run.prior)
+    if (saved_hash != run.run_hash or prior_keys) and other_settings != "reuse":
+        keys = ", ".join(differing_keys(stored, run.identity) + prior_keys) or "hash only"
         if other_settings == "refuse":
             raise InputError(f"{checkpoint_path}: checkpoint was made with other settings (differing: {keys}); "
                              "delete it or pass --reuse-checkpoint or --restart-on-other-settings")

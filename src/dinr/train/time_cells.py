@@ -66,7 +66,7 @@ import numpy as np
 
 from dinr.io.atomic import atomic_path
 from dinr.settings import TrainSettings
-from dinr.train.checkpoint import TrainingState, load_checkpoint, losing_pilots_seconds
+from dinr.train.checkpoint import TrainingState, differing_prior, load_checkpoint, losing_pilots_seconds
 from dinr.train.comm import Communicator
 from dinr.train.loop import set_aside
 
@@ -223,13 +223,15 @@ def pilot_record(pilots: dict[int, TrainingState], chosen: int, epochs: float) -
 def start_from_pilot(checkpoint_path: Path, pilot: TrainingState, cells: int, other_settings: str) -> None:
     """Make the winning pilot (of ``cells`` cells) the run's checkpoint, unless the run's
     checkpoint is already of the winner's run (same identity, keys added since at the
-    values it was trained with: it resumes there). One
+    values it was trained with, and the same priors: it resumes there). One
     made with other settings is set aside first when ``other_settings`` is ``restart``
     (:func:`dinr.train.loop.set_aside`), and otherwise left to
     :func:`dinr.train.loop.resume`, which refuses or reuses it."""
     if checkpoint_path.exists():
-        saved_hash = load_checkpoint(checkpoint_path).identity_hash(adaptive=True)  # pilots need steps auto + held-out views
-        if saved_hash == pilot.identity_hash(adaptive=True) or other_settings != "restart":
+        saved = load_checkpoint(checkpoint_path)
+        saved_hash = saved.identity_hash(adaptive=True)  # pilots need steps auto + held-out views
+        same_run = saved_hash == pilot.identity_hash(adaptive=True) and not differing_prior(saved.prior, pilot.prior)
+        if same_run or other_settings != "restart":
             return
         log.warning("%s was made with other settings; kept as %s, the run goes on from its %d-cell pilot",
                     checkpoint_path, set_aside(checkpoint_path, saved_hash), cells)

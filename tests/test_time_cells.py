@@ -23,7 +23,7 @@ from dinr.train.comm import Communicator
 from dinr.train.setup import epoch_rays
 from dinr.train.time_cells import (CANDIDATE_CELLS, FINER_SPATIAL_SHARE, PILOT_WALL_SHARE, STILL_PRIOR_GAIN,
                                    TIME_PRIOR_RATIO, best_heldout, chosen_cells, pilot_epochs, pilot_path,
-                                   time_prior_profile)
+                                   pilot_score, time_prior_profile)
 from dinr.train import time_cells
 
 #: steps auto on the tiny scan (converges in a few hundred steps), time cells chosen by
@@ -41,13 +41,26 @@ def _pilot(*residuals: float, moving: tuple[float, ...] = ()) -> TrainingState:
                            step=10 * len(residuals))
 
 
-def test_the_lower_best_residual_wins_and_a_tie_keeps_one_cell() -> None:
-    assert chosen_cells({1: _pilot(0.5, 0.30, 0.31), 2: _pilot(0.6, 0.27)}) == 2
-    assert chosen_cells({1: _pilot(0.5, 0.29), 2: _pilot(0.4, 0.30, 0.35)}) == 1
+def test_the_lower_score_wins_and_a_tie_keeps_one_cell() -> None:
+    assert chosen_cells({1: _pilot(0.5, 0.30, 0.31), 2: _pilot(0.4, 0.27, 0.28)}) == 2
+    assert chosen_cells({1: _pilot(0.5, 0.29), 2: _pilot(0.6, 0.30, 0.35)}) == 1  # at step 20, both evaluated
     assert chosen_cells({1: _pilot(0.3), 2: _pilot(0.3)}) == 1
     assert chosen_cells({1: _pilot(0.3)}) == 1
     assert chosen_cells({1: _pilot(0.3), 2: _pilot()}) == 1  # a pilot never evaluated ranks last
     assert chosen_cells({1: _pilot(), 2: _pilot()}) == 1
+
+
+def test_a_pilot_is_scored_by_its_last_evaluations_not_its_luckiest() -> None:
+    """The score is the geometric mean of the last PILOT_TAIL_EVALUATIONS evaluations: a
+    single low evaluation (a lucky step) among higher ones does not win the choice."""
+    tail = time_cells.PILOT_TAIL_EVALUATIONS
+    steady = _pilot(*[0.9] * 5, *[0.30] * tail)
+    lucky = _pilot(*[0.9] * 5, *[0.33] * (tail - 1), 0.25)
+    assert best_heldout(lucky) < time_cells.FINER_WIN_RATIO * best_heldout(steady)  # the old rule: lucky wins
+    assert chosen_cells({1: steady, 2: lucky}) == 1
+    assert pilot_score(lucky) == pytest.approx((0.33 ** (tail - 1) * 0.25) ** (1 / tail))
+    assert pilot_score(_pilot(0.4, 0.1)) == pytest.approx(0.2)  # fewer evaluations than the tail: all of them
+    assert pilot_score(_pilot()) == float("inf")
 
 
 def test_a_finer_pilot_must_beat_the_coarser_by_the_win_ratio() -> None:
@@ -61,7 +74,8 @@ def test_pilots_stopped_at_different_steps_are_compared_at_the_steps_both_reache
     """Under max_wall_s a two-cell pilot (dearer steps) may stop sooner: the one-cell
     pilot's later evaluations do not count."""
     one, two = _pilot(0.5, 0.40, 0.35, 0.30), _pilot(0.45, 0.36)
-    assert chosen_cells({1: one, 2: two}) == 2  # at step 20: 0.36 against 0.40
+    assert chosen_cells({1: one, 2: two}) == 2  # at step 20: sqrt(0.45 * 0.36) against sqrt(0.5 * 0.40)
+    assert pilot_score(one, 20) == pytest.approx(np.sqrt(0.5 * 0.40))
     assert best_heldout(one, 20) == 0.40 and best_heldout(one) == 0.30
 
 
@@ -71,6 +85,7 @@ def test_where_the_scan_moves_is_measured_the_pilots_are_compared_there() -> Non
     one, two = _pilot(0.0230, 0.0209, moving=(0.0250, 0.0236)), _pilot(0.0225, 0.0216, moving=(0.0228, 0.0221))
     assert chosen_cells({1: one, 2: two}) == 2
     assert best_heldout(one) == 0.0209 and best_heldout(one, moving=True) == 0.0236
+    assert pilot_score(one, moving=True) == pytest.approx(np.sqrt(0.0250 * 0.0236))
     assert chosen_cells({1: _pilot(0.0230, 0.0209), 2: _pilot(0.0225, 0.0216, moving=(0.0228, 0.0221))}) == 1
 
 
@@ -167,6 +182,7 @@ def test_the_pilots_choose_and_the_winner_goes_on_from_its_pilot_as_if_trained_a
     assert model.pilots["chosen"] == chosen and model.settings == final.settings
     assert model.pilots["compared_steps"] == min(p.step for p in pilots.values())
     assert [c["best_heldout"] for c in model.pilots["candidates"]] == [best_heldout(p) for p in pilots.values()]
+    assert [c["score"] for c in model.pilots["candidates"]] == [pilot_score(p) for p in pilots.values()]
 
     winner = dataclasses.replace(AUTO_CELLS, **{key: final.settings[key] for key in
                                                 ("time_cells_per_half_turn", "tv_weight", "tv_time_weight")})

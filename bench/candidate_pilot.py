@@ -10,7 +10,8 @@ Each named scan of ``config/paper.yaml`` must have been trained through the work
 (``bench/pilot_ranking.py``: its model records the pilots). The scan's training settings, with the
 ``--train`` keys and ``max_epochs`` at the length of its recorded pilots, train the candidate's pilot under
 ``results/<scan>/dinr/candidate_<label>/`` on ``--ranks`` MPI ranks; its best held-out residual is
-set against each recorded pilot's (the rule's own score, :func:`dinr.train.time_cells.best_heldout`).
+set against each recorded pilot's (:func:`dinr.train.time_cells.best_heldout`, the rule's score when
+this script was written; the rule now scores a pilot's last evaluations, :func:`dinr.train.time_cells.pilot_score`).
 
 ``--full`` continues the named scans' candidate pilots to the default epoch cap (exactly: the cap is
 not part of an adaptive run's identity), renders them at the truth's frame times and scores them with

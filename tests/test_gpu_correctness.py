@@ -57,19 +57,6 @@ def test_ray_generator_is_counter_based_on_the_samplers_device() -> None:
     assert not torch.equal(rays.u, other_step.u) and not torch.equal(rays.u, other_shard.u)
 
 
-def test_distinct_rays_are_distinct_capped_at_the_shard_and_repeatable() -> None:
-    sampler = _sampler()
-    pool = 12 * 3 * len(sampler.columns)
-    some = sampler.distinct(9, pool // 2)
-    keys = {(float(a), float(b), float(c)) for a, b, c in zip(some.theta, some.u, some.z)}
-    assert len(some.measured) == len(keys) == pool // 2
-    everything = sampler.distinct(9, pool + 50)
-    assert len(everything.measured) == pool
-    assert torch.equal(torch.sort(everything.measured).values,
-                       torch.sort(sampler.projections[:, :, sampler.columns].reshape(-1)).values)
-    assert torch.equal(sampler.distinct(9, pool // 2).measured, some.measured)
-
-
 @pytest.mark.parametrize("local_size, devices, share, expected", [
     (4, 4, False, [0, 1, 2, 3]),
     (2, 8, False, [0, 1]),

@@ -53,18 +53,6 @@ class RaySampler:
         jitter = torch.rand(rays, samples, generator=g, device=self.device)
         return self.batch_at(v, r, c), jitter
 
-    def distinct(self, step: int, rays: int) -> RayBatch:
-        """``rays`` distinct rays of the shard (all of them where it holds no more), drawn
-        by ``step``'s generator without replacement, in drawing order. It permutes all the
-        shard's rays (8 bytes each): fine for the sweeps' scans, not for a beamline-size
-        shard, which would need a bounded draw before this became a default."""
-        g = self.generator(step)
-        views, rows, _ = self.projections.shape
-        columns = len(self.columns)
-        chosen = torch.randperm(views * rows * columns, generator=g, device=self.device)[:rays]
-        v, rest = chosen // (rows * columns), chosen % (rows * columns)
-        return self.batch_at(v, rest // columns, self.columns[rest % columns])
-
     def batch_at(self, view: torch.Tensor, row: torch.Tensor, column: torch.Tensor) -> RayBatch:
         """The rays at the shard's ``view``, detector ``row`` and ``column`` indices (equal-length tensors)."""
         return RayBatch(theta=self.theta[view], u=self.u[column], z=self.z[row], t=self.t[view],

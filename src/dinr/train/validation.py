@@ -31,10 +31,6 @@ from dinr.train.sampler import RaySampler
 #: step, so the set shares no draws with the training batches.
 VALIDATION_DRAW = 2**31 - 1
 
-#: Diagnostic: draw each shard's validation rays without replacement
-#: (:meth:`RaySampler.distinct`), not with it.
-DISTINCT_RAYS = False
-
 
 class HeldoutRays:
     """This rank's validation rays: ``rays_per_shard`` from each of its shards' held-out
@@ -49,8 +45,7 @@ class HeldoutRays:
         self.geometry = geometry
         samplers = [RaySampler(sino, geometry, shard=index, seed=seed, device=device)
                     for index, sino in shards.items() if len(sino.theta)]
-        batches = [sampler.distinct(VALIDATION_DRAW, rays_per_shard) if DISTINCT_RAYS
-                   else sampler.sample(VALIDATION_DRAW, rays_per_shard, 1)[0] for sampler in samplers]
+        batches = [sampler.sample(VALIDATION_DRAW, rays_per_shard, 1)[0] for sampler in samplers]
         self.rays = RayBatch(*(torch.cat([getattr(b, name) for b in batches]) if batches else
                                torch.zeros(0, device=device)
                                for name in ("theta", "u", "z", "t", "measured")))

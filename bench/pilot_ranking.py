@@ -94,8 +94,10 @@ def main() -> None:
     header = (f"`time_cells_per_half_turn: auto` on each scan: pilots of {epochs:g} epochs, one time cell per "
               "half-turn (the configured priors) against two (the 1-cell spatial TV weight, twice it in time); "
               f"written by `python bench/pilot_ranking.py --datasets {' '.join(args.datasets)}` on "
-              f"{date.today().isoformat()}. Lower is better; the pilot with the lower best held-out residual "
-              "goes on (a tie keeps 1 cell).\n\n")
+              f"{date.today().isoformat()}. Lower is better. The cells chosen are the model's own, by "
+              "`dinr.train.time_cells.chosen_cells` (each pilot scored by its last evaluations, where the scan "
+              "moves when that is measured; two cells must win by `FINER_WIN_RATIO`), not by the best residuals "
+              "shown.\n\n")
     args.out.with_suffix(".md").write_text(header + table(rows))
     print(table(rows))
 

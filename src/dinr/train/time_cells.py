@@ -124,6 +124,13 @@ PILOT_TAIL_EVALUATIONS = 5
 #: (docs/measurements.md, "The pilots' score: the last five evaluations").
 FINER_WIN_RATIO = 0.97
 
+#: Under ``tv_time_weight: auto`` a one-cell run's temporal prior also reads the stillness of
+#: views half a turn apart where it is at least this (a rest, not the 0.1-0.45 that moving
+#: scans read there): views a turn apart miss rests shorter than a turn, and on a scan of
+#: under two turns they span more than half of it. Above 1: off (a candidate measured in
+#: docs/measurements.md, "A one-cell prior from views half a turn apart").
+ONE_CELL_HALF_TURN_REST = 1.01
+
 #: Share of ``train.max_wall_s`` each pilot may train for: the pilots of every candidate
 #: take at most half of it, and the run the rest.
 PILOT_WALL_SHARE = 0.5 / len(CANDIDATE_CELLS)
@@ -160,10 +167,20 @@ def time_prior_profile(settings: TrainSettings, run_settings: TrainSettings, sti
     if settings.tv_time_weight != "auto":
         return None
     if run_settings.tv_time_weight == "auto":
-        return stillness
+        return one_cell_profile(stillness, half_turn_stillness)
     finer = settings.time_cells_per_half_turn == "auto" and run_settings.time_cells_per_half_turn != 1
     still = half_turn_stillness if half_turn_stillness is not None else stillness
     return 1.0 + STILL_PRIOR_GAIN * still if finer and still is not None and np.any(still > 0) else None
+
+
+def one_cell_profile(stillness: np.ndarray | None, half_turn_stillness: np.ndarray | None) -> np.ndarray | None:
+    """The temporal prior's table of a run whose ``tv_time_weight`` is ``auto`` (a
+    one-cell candidate): the ``stillness`` of views a turn apart, and, where the
+    ``half_turn_stillness`` reads at least :data:`ONE_CELL_HALF_TURN_REST`, the larger of
+    the two (None, a prior alike at every instant, where views a turn apart are not measured)."""
+    if stillness is None or half_turn_stillness is None or not np.any(half_turn_stillness >= ONE_CELL_HALF_TURN_REST):
+        return stillness
+    return np.maximum(stillness, np.where(half_turn_stillness >= ONE_CELL_HALF_TURN_REST, half_turn_stillness, 0.0))
 
 
 def best_heldout(state: TrainingState, until_step: float = math.inf, moving: bool = False) -> float:

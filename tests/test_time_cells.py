@@ -144,6 +144,22 @@ def test_the_two_cell_candidate_prior_grows_where_the_scan_rests_under_auto() ->
     assert time_prior_profile(dataclasses.replace(auto, time_cells_per_half_turn=2), two_cell, still) is None
 
 
+def test_a_one_cell_run_reads_the_half_turn_stillness_only_where_it_reads_a_rest(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``ONE_CELL_HALF_TURN_REST``: where views half a turn apart read at least the
+    threshold, a one-cell run's prior takes the larger of the two tables; below it the
+    turn's table stands, and without one the prior stays alike at every instant."""
+    monkeypatch.setattr(time_cells, "ONE_CELL_HALF_TURN_REST", 0.5)
+    auto = dataclasses.replace(AUTO_CELLS, tv_time_weight="auto")
+    one_cell = dataclasses.replace(auto, time_cells_per_half_turn=1)
+    turn, half = np.array([0.0, 0.2, 0.9, 0.0]), np.array([0.3, 0.8, 0.6, 0.45])
+    assert np.array_equal(time_prior_profile(auto, one_cell, turn, half), [0.0, 0.8, 0.9, 0.0])
+    assert time_prior_profile(auto, one_cell, turn, np.full(4, 0.45)) is turn  # a moving scan's level
+    assert time_prior_profile(auto, one_cell, None, half) is None
+    two_cell = dataclasses.replace(auto, time_cells_per_half_turn=2, tv_weight=0.1, tv_time_weight=0.2)
+    assert np.array_equal(time_prior_profile(auto, two_cell, turn, half), 1.0 + STILL_PRIOR_GAIN * half)
+
+
 def test_a_finer_candidate_reads_the_stillness_of_views_half_a_turn_apart_where_measured() -> None:
     """Finer cells take their prior's profile from the half-turn table, which sees rests
     too short for views a turn apart; the one-cell candidate keeps the turn's table, and

@@ -144,12 +144,11 @@ def test_the_two_cell_candidate_prior_grows_where_the_scan_rests_under_auto() ->
     assert time_prior_profile(dataclasses.replace(auto, time_cells_per_half_turn=2), two_cell, still) is None
 
 
-def test_a_one_cell_run_reads_the_half_turn_stillness_only_where_it_reads_a_rest(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_one_cell_run_reads_the_half_turn_stillness_only_where_it_reads_a_rest() -> None:
     """``ONE_CELL_HALF_TURN_REST``: where views half a turn apart read at least the
     threshold, a one-cell run's prior takes the larger of the two tables; below it the
     turn's table stands, and without one the prior stays alike at every instant."""
-    monkeypatch.setattr(time_cells, "ONE_CELL_HALF_TURN_REST", 0.5)
+    assert time_cells.ONE_CELL_HALF_TURN_REST == 0.5
     auto = dataclasses.replace(AUTO_CELLS, tv_time_weight="auto")
     one_cell = dataclasses.replace(auto, time_cells_per_half_turn=1)
     turn, half = np.array([0.0, 0.2, 0.9, 0.0]), np.array([0.3, 0.8, 0.6, 0.45])
@@ -162,9 +161,10 @@ def test_a_one_cell_run_reads_the_half_turn_stillness_only_where_it_reads_a_rest
 
 def test_a_finer_candidate_reads_the_stillness_of_views_half_a_turn_apart_where_measured() -> None:
     """Finer cells take their prior's profile from the half-turn table, which sees rests
-    too short for views a turn apart; the one-cell candidate keeps the turn's table, and
-    without a half-turn table (no row in the source's plane) the finer ones do too."""
-    turn, half_turn = np.array([0.0, 0.0, 0.5]), np.array([0.0, 1.0, 0.5])
+    too short for views a turn apart; the one-cell candidate keeps the turn's table where
+    the half-turn's reads no rest (below ``ONE_CELL_HALF_TURN_REST``), and without a
+    half-turn table (no row in the source's plane) the finer ones keep it too."""
+    turn, half_turn = np.array([0.0, 0.0, 0.5]), np.array([0.0, 0.4, 0.45])
     auto = dataclasses.replace(AUTO_CELLS, tv_time_weight="auto")
     one_cell = dataclasses.replace(auto, time_cells_per_half_turn=1)
     two_cell = dataclasses.replace(auto, time_cells_per_half_turn=2, tv_weight=0.1, tv_time_weight=0.2)

@@ -13,7 +13,8 @@ prior keeps it determined, and ``tv_weight: auto`` would count the extra cells a
 unknowns and over-smooth). The first two candidates are always piloted; a finer one
 only while the last one piloted wins by the rule below, :func:`chosen_cells` (the
 views ask for finer cells). Under ``tv_time_weight: auto`` the
-one-cell prior in time follows the scan's stillness (:mod:`dinr.train.objective`), and
+one-cell prior in time follows the scan's stillness (:mod:`dinr.train.objective`; from
+views a turn apart, and half a turn apart where those read a rest, :func:`one_cell_profile`), and
 a finer candidate's is multiplied by ``1 + STILL_PRIOR_GAIN * stillness``
 (:func:`time_prior_profile`): where the object rests, pooled over its shorter cells as
 a half-turn window pools its views, and where it moves as before. A finer candidate's
@@ -126,10 +127,13 @@ FINER_WIN_RATIO = 0.97
 
 #: Under ``tv_time_weight: auto`` a one-cell run's temporal prior also reads the stillness of
 #: views half a turn apart where it is at least this (a rest, not the 0.1-0.45 that moving
-#: scans read there): views a turn apart miss rests shorter than a turn, and on a scan of
-#: under two turns they span more than half of it. Above 1: off (a candidate measured in
-#: docs/measurements.md, "A one-cell prior from views half a turn apart").
-ONE_CELL_HALF_TURN_REST = 1.01
+#: scans read there: a half-turn table read everywhere cost the demo 0.31 dB): views a turn
+#: apart miss rests shorter than a turn, and on a scan of under two turns they span more
+#: than half of it. Adopted by the gain's rule fixed before the runs: of config/paper.yaml it
+#: changed the swelling gel (-0.04 dB, worst frame +0.14 -> +0.29) and the resting gel
+#: (-0.02 dB, +0.66 unchanged) and no scan's choice of cells (docs/measurements.md, "A
+#: one-cell prior from views half a turn apart").
+ONE_CELL_HALF_TURN_REST = 0.5
 
 #: Share of ``train.max_wall_s`` each pilot may train for: the pilots of every candidate
 #: take at most half of it, and the run the rest.
@@ -159,7 +163,8 @@ def time_prior_profile(settings: TrainSettings, run_settings: TrainSettings, sti
     """The table the temporal prior's weight of a run of ``run_settings`` is multiplied by
     over the scan (None: alike at every instant), in a training configured with
     ``settings`` on a scan of ``stillness`` (:mod:`dinr.prep.stillness`, views a turn
-    apart; None when not measured): the stillness under ``tv_time_weight: auto``; for a
+    apart; None when not measured): under ``tv_time_weight: auto`` the stillness, raised
+    where views half a turn apart read a rest (:func:`one_cell_profile`); for a
     finer candidate of ``time_cells_per_half_turn: auto`` under it, ``1 +
     STILL_PRIOR_GAIN * s`` with ``s`` the ``half_turn_stillness`` (views half a turn
     apart) where measured, else the stillness (module note); None where

@@ -179,8 +179,9 @@ def time_prior_profile(settings: TrainSettings, run_settings: TrainSettings, sti
 
 
 def one_cell_profile(stillness: np.ndarray | None, half_turn_stillness: np.ndarray | None) -> np.ndarray | None:
-    """The temporal prior's table of a run whose ``tv_time_weight`` is ``auto`` (a
-    one-cell candidate): the ``stillness`` of views a turn apart, and, where the
+    """The temporal prior's table of a run whose ``tv_time_weight`` is ``auto`` (the
+    one-cell candidate, or a run of fixed cells configured so): the ``stillness`` of
+    views a turn apart, and, where the
     ``half_turn_stillness`` reads at least :data:`ONE_CELL_HALF_TURN_REST`, the larger of
     the two (None, a prior alike at every instant, where views a turn apart are not measured)."""
     if stillness is None or half_turn_stillness is None or not np.any(half_turn_stillness >= ONE_CELL_HALF_TURN_REST):

@@ -26,27 +26,25 @@ from pathlib import Path
 
 import numpy as np
 
-from dinr.train.checkpoint import load_checkpoint
+from dinr.train.checkpoint import TrainingState, load_checkpoint
+from dinr.train.time_cells import best_heldout, compared_steps, compared_where_moving, pilot_score
 
 #: The scores compared: name -> (how many of the last evaluations are averaged, or 0 for
 #: the best single one).
 SCORES = {"best": 0, "last": 1, "tail 3": 3, "tail 5": 5}
 
 
-def residual_curves(folder: Path) -> tuple[np.ndarray, np.ndarray, bool]:
-    """The one- and two-cell pilots' held-out residuals at the evaluations both made, and
-    whether they are the residuals where the scan moves."""
-    pilots = [load_checkpoint(folder / f"checkpoint.cells{cells}.pt") for cells in (1, 2)]
-    moving = all(pilot.validation_moving for pilot in pilots)
-    until = min(pilot.step for pilot in pilots)
-    curves = [np.array([row[1] for row in (pilot.validation_moving if moving else pilot.validation)
-                        if row[0] <= until], dtype=float) for pilot in pilots]
-    return curves[0], curves[1], moving
+def ratios_of(folder: Path) -> tuple[dict[str, float], bool]:
+    """The two-cell pilot's score over the one-cell pilot's under each of :data:`SCORES`,
+    compared as :func:`dinr.train.time_cells.chosen_cells` compares them (up to the steps
+    both reached, where the scan moves when both measured it), and whether they were."""
+    pilots = {cells: load_checkpoint(folder / f"checkpoint.cells{cells}.pt") for cells in (1, 2)}
+    until, moving = compared_steps(pilots), compared_where_moving(pilots)
 
+    def score(pilot: TrainingState, tail: int) -> float:
+        return best_heldout(pilot, until, moving) if tail == 0 else pilot_score(pilot, until, moving, tail)
 
-def score(curve: np.ndarray, tail: int) -> float:
-    """The best residual (``tail`` 0) or the geometric mean of the last ``tail``."""
-    return float(curve.min()) if tail == 0 else float(np.exp(np.log(curve[-tail:]).mean()))
+    return {name: score(pilots[2], tail) / score(pilots[1], tail) for name, tail in SCORES.items()}, moving
 
 
 def main() -> None:
@@ -60,9 +58,7 @@ def main() -> None:
     where: dict[str, bool] = {}
     for item in args.pilots:
         scan, seed, folder = item.split(":", 2)
-        one, two, where[scan] = residual_curves(Path(folder))
-        ratios.setdefault(scan, {})[int(seed)] = {name: score(two, tail) / score(one, tail)
-                                                 for name, tail in SCORES.items()}
+        ratios.setdefault(scan, {})[int(seed)], where[scan] = ratios_of(Path(folder))
     seeds = sorted({seed for by_seed in ratios.values() for seed in by_seed})
     pooled_scans = [scan for scan, by_seed in ratios.items()
                     if sorted(by_seed) == seeds and scan not in args.held_out and len(seeds) > 1]

@@ -184,28 +184,32 @@ def one_cell_profile(stillness: np.ndarray | None, half_turn_stillness: np.ndarr
     views a turn apart, and, where the
     ``half_turn_stillness`` reads at least :data:`ONE_CELL_HALF_TURN_REST`, the larger of
     the two (None, a prior alike at every instant, where views a turn apart are not measured)."""
-    if stillness is None or half_turn_stillness is None or not np.any(half_turn_stillness >= ONE_CELL_HALF_TURN_REST):
+    if stillness is None or half_turn_stillness is None:
         return stillness
-    return np.maximum(stillness, np.where(half_turn_stillness >= ONE_CELL_HALF_TURN_REST, half_turn_stillness, 0.0))
+    rests = half_turn_stillness >= ONE_CELL_HALF_TURN_REST
+    return np.maximum(stillness, np.where(rests, half_turn_stillness, 0.0)) if rests.any() else stillness
+
+
+def heldout_residuals(state: TrainingState, until_step: float = math.inf, moving: bool = False) -> list[float]:
+    """The relative residuals of the held-out views (``moving``: where the scan moves,
+    :mod:`dinr.train.validation`) at a run's evaluations at steps up to ``until_step``,
+    in order."""
+    rows = state.validation_moving if moving else state.validation
+    return [float(row[1]) for row in rows if row[0] <= until_step]
 
 
 def best_heldout(state: TrainingState, until_step: float = math.inf, moving: bool = False) -> float:
-    """The lowest relative residual of the held-out views (``moving``: where the scan
-    moves, :mod:`dinr.train.validation`) over a run's evaluations at steps up to
-    ``until_step`` (infinite for a run stopped before its first)."""
-    rows = state.validation_moving if moving else state.validation
-    return min((float(row[1]) for row in rows if row[0] <= until_step), default=math.inf)
+    """The lowest of :func:`heldout_residuals` (infinite for a run stopped before its first)."""
+    return min(heldout_residuals(state, until_step, moving), default=math.inf)
 
 
-def pilot_score(state: TrainingState, until_step: float = math.inf, moving: bool = False) -> float:
-    """A pilot's score for the choice (module note): the geometric mean of the relative
-    residuals of the held-out views (``moving``: where the scan moves,
-    :mod:`dinr.train.validation`) at its last :data:`PILOT_TAIL_EVALUATIONS` evaluations
-    at steps up to ``until_step``, all of them where it made fewer (infinite for a
-    pilot stopped before its first)."""
-    rows = state.validation_moving if moving else state.validation
-    tail = [float(row[1]) for row in rows if row[0] <= until_step][-PILOT_TAIL_EVALUATIONS:]
-    return math.exp(sum(math.log(value) for value in tail) / len(tail)) if tail else math.inf
+def pilot_score(state: TrainingState, until_step: float = math.inf, moving: bool = False,
+                tail: int | None = None) -> float:
+    """A pilot's score for the choice (module note): the geometric mean of its last
+    ``tail`` (default :data:`PILOT_TAIL_EVALUATIONS`) :func:`heldout_residuals`, all of
+    them where it made fewer (infinite for a pilot stopped before its first)."""
+    last = heldout_residuals(state, until_step, moving)[-(tail or PILOT_TAIL_EVALUATIONS):]
+    return math.exp(sum(math.log(value) for value in last) / len(last)) if last else math.inf
 
 
 def compared_where_moving(pilots: dict[int, TrainingState]) -> bool:

@@ -67,7 +67,7 @@ def field_spec(settings: TrainSettings, geometry: Geometry, angular_span: float,
         raise ValueError("time_cells_per_half_turn auto is resolved by pilot trainings (dinr.train.time_cells) "
                          "before a field is built")
     margin = 0.5 / half_turns
-    return {**spec, "time_resolution": round((half_turns - 1) * settings.time_cells_per_half_turn),
+    return {**spec, "time_resolution": (half_turns - 1) * settings.time_cells_per_half_turn,
             "slow_time_resolution": slow_time_cells(half_turns - 1), "time_span": (margin, 1.0 - margin)}
 
 

@@ -326,7 +326,7 @@ def train(settings: TrainSettings, checkpoint_path: Path, comm: Communicator, tr
 
     def pilot(cells: int, candidate: TrainSettings) -> TrainingState:
         if comm.rank == 0:
-            log.info("time_cells_per_half_turn auto: pilot of %g cell(s) per half-turn for %g epochs (%s)", cells,
+            log.info("time_cells_per_half_turn auto: pilot of %d cell(s) per half-turn for %g epochs (%s)", cells,
                      epochs, pilot_path(checkpoint_path, cells))
         return trainer(pilot_settings(candidate, epochs), pilot_path(checkpoint_path, cells), False)
 
@@ -343,7 +343,7 @@ def train(settings: TrainSettings, checkpoint_path: Path, comm: Communicator, tr
     if comm.rank == 0:
         where = "score_moving" if record["compared_where_moving"] else "score"
         log.info("time_cells_per_half_turn auto: held-out residual%s of %g-epoch pilots, geometric mean of the last "
-                 "%d evaluations up to step %d: %s; %g cell(s) per half-turn go on",
+                 "%d evaluations up to step %d: %s; %d cell(s) per half-turn go on",
                  " where the scan moves" if record["compared_where_moving"] else "", epochs,
                  PILOT_TAIL_EVALUATIONS, record["compared_steps"],
                  ", ".join(f"{c['time_cells_per_half_turn']} cell(s) {c[where]:.6g}" for c in record["candidates"]),

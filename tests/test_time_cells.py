@@ -153,25 +153,9 @@ def test_a_one_cell_run_reads_the_half_turn_stillness_only_where_it_reads_a_rest
     one_cell = dataclasses.replace(auto, time_cells_per_half_turn=1)
     turn, half = np.array([0.0, 0.2, 0.9, 0.0]), np.array([0.3, 0.8, 0.6, 0.45])
     assert np.array_equal(time_prior_profile(auto, one_cell, turn, half), [0.0, 0.8, 0.9, 0.0])
-    assert np.array_equal(time_prior_profile(auto, one_cell, turn, np.full(4, 0.45)), turn)  # a moving scan's level
+    assert time_prior_profile(auto, one_cell, turn, np.full(4, 0.45)) is turn  # a moving scan's level
     assert time_prior_profile(auto, one_cell, None, half) is None
     two_cell = dataclasses.replace(auto, time_cells_per_half_turn=2, tv_weight=0.1, tv_time_weight=0.2)
-    assert np.array_equal(time_prior_profile(auto, two_cell, turn, half), 1.0 + STILL_PRIOR_GAIN * half)
-
-
-def test_the_one_cell_still_gain_scales_the_one_cell_table_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    """``ONE_CELL_STILL_GAIN`` multiplies the one-cell run's table (rests and the moving
-    stretches' 0 alike), leaves a scan without a stillness measure to the uniform prior
-    and a finer candidate's profile as it was."""
-    assert time_cells.ONE_CELL_STILL_GAIN == 1.0
-    monkeypatch.setattr(time_cells, "ONE_CELL_STILL_GAIN", 4.0)
-    auto = dataclasses.replace(AUTO_CELLS, tv_time_weight="auto")
-    one_cell = dataclasses.replace(auto, time_cells_per_half_turn=1)
-    two_cell = dataclasses.replace(auto, time_cells_per_half_turn=2, tv_weight=0.1, tv_time_weight=0.2)
-    turn, half = np.array([0.0, 0.2, 0.9, 0.0]), np.array([0.3, 0.8, 0.6, 0.45])
-    assert np.array_equal(time_prior_profile(auto, one_cell, turn, half), [0.0, 3.2, 3.6, 0.0])
-    assert np.array_equal(time_prior_profile(auto, one_cell, turn, None), 4.0 * turn)
-    assert time_prior_profile(auto, one_cell, None, half) is None
     assert np.array_equal(time_prior_profile(auto, two_cell, turn, half), 1.0 + STILL_PRIOR_GAIN * half)
 
 
@@ -185,7 +169,7 @@ def test_a_finer_candidate_reads_the_stillness_of_views_half_a_turn_apart_where_
     one_cell = dataclasses.replace(auto, time_cells_per_half_turn=1)
     two_cell = dataclasses.replace(auto, time_cells_per_half_turn=2, tv_weight=0.1, tv_time_weight=0.2)
     assert np.array_equal(time_prior_profile(auto, two_cell, turn, half_turn), 1.0 + STILL_PRIOR_GAIN * half_turn)
-    assert np.array_equal(time_prior_profile(auto, one_cell, turn, half_turn), turn)
+    assert time_prior_profile(auto, one_cell, turn, half_turn) is turn
     assert np.array_equal(time_prior_profile(auto, two_cell, turn, None), 1.0 + STILL_PRIOR_GAIN * turn)
     assert time_prior_profile(auto, two_cell, None, half_turn) is not None  # less than a turn of views
     assert time_prior_profile(auto, two_cell, turn, np.zeros(3)) is None  # moving at the half-turn's scale

@@ -135,15 +135,6 @@ FINER_WIN_RATIO = 0.97
 #: one-cell prior from views half a turn apart").
 ONE_CELL_HALF_TURN_REST = 0.5
 
-#: Under ``tv_time_weight: auto`` a one-cell run's temporal prior is multiplied by this times
-#: its table (:func:`one_cell_profile`): at a rest the one-cell prior weighs the change over a
-#: cell as its spatial prior weighs a pixel's, where a finer candidate's weighs it
-#: ``FINER_SPATIAL_SHARE * TIME_PRIOR_RATIO * (1 + STILL_PRIOR_GAIN)`` = 5 times the one-cell
-#: spatial weight. A candidate, 1 (off) until measured: 2 and 4 cost the resting gel 0.15 and
-#: 0.33 dB (docs/measurements.md, "A stronger one-cell prior where the object rests"); 0.5 is
-#: measured next.
-ONE_CELL_STILL_GAIN = 1.0
-
 #: Share of ``train.max_wall_s`` each pilot may train for: the pilots of every candidate
 #: take at most half of it, and the run the rest.
 PILOT_WALL_SHARE = 0.5 / len(CANDIDATE_CELLS)
@@ -192,15 +183,11 @@ def one_cell_profile(stillness: np.ndarray | None, half_turn_stillness: np.ndarr
     one-cell candidate, or a run of fixed cells configured so): the ``stillness`` of
     views a turn apart, and, where the
     ``half_turn_stillness`` reads at least :data:`ONE_CELL_HALF_TURN_REST`, the larger of
-    the two, times :data:`ONE_CELL_STILL_GAIN` (None, a prior alike at every instant, where
-    views a turn apart are not measured)."""
-    if stillness is None:
-        return None
-    table = stillness
-    if half_turn_stillness is not None:
-        rests = half_turn_stillness >= ONE_CELL_HALF_TURN_REST
-        table = np.maximum(stillness, np.where(rests, half_turn_stillness, 0.0))
-    return ONE_CELL_STILL_GAIN * table
+    the two (None, a prior alike at every instant, where views a turn apart are not measured)."""
+    if stillness is None or half_turn_stillness is None:
+        return stillness
+    rests = half_turn_stillness >= ONE_CELL_HALF_TURN_REST
+    return np.maximum(stillness, np.where(rests, half_turn_stillness, 0.0)) if rests.any() else stillness
 
 
 def heldout_residuals(state: TrainingState, until_step: float = math.inf, moving: bool = False) -> list[float]:

@@ -61,6 +61,8 @@ def test_a_pilot_is_scored_by_its_last_evaluations_not_its_luckiest() -> None:
     assert pilot_score(lucky) == pytest.approx((0.33 ** (tail - 1) * 0.25) ** (1 / tail))
     assert pilot_score(_pilot(0.4, 0.1)) == pytest.approx(0.2)  # fewer evaluations than the tail: all of them
     assert pilot_score(_pilot()) == float("inf")
+    with pytest.raises(ValueError, match="tail 0"):  # not the default: a tail of 0 would score every evaluation
+        pilot_score(_pilot(0.4, 0.1), tail=0)
 
 
 def test_a_finer_pilot_must_beat_the_coarser_by_the_win_ratio() -> None:

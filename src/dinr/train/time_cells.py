@@ -208,7 +208,10 @@ def pilot_score(state: TrainingState, until_step: float = math.inf, moving: bool
     """A pilot's score for the choice (module note): the geometric mean of its last
     ``tail`` (default :data:`PILOT_TAIL_EVALUATIONS`) :func:`heldout_residuals`, all of
     them where it made fewer (infinite for a pilot stopped before its first)."""
-    last = heldout_residuals(state, until_step, moving)[-(tail or PILOT_TAIL_EVALUATIONS):]
+    count = PILOT_TAIL_EVALUATIONS if tail is None else tail
+    if count < 1:
+        raise ValueError(f"a pilot's score needs at least one evaluation, got tail {count}")
+    last = heldout_residuals(state, until_step, moving)[-count:]
     return math.exp(sum(math.log(value) for value in last) / len(last)) if last else math.inf
 
 

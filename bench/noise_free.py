@@ -143,8 +143,8 @@ def field_by_instant(root: Path, model: Path, mask: np.ndarray, value_range: flo
     return rows
 
 
-def regions(dataset: str, inputs: Path, frames: list[int], between: list[int], volumes: dict[str, Path], models: dict[str, Path],
-            span: tuple[float, float], instants: int) -> dict[str, Any]:
+def regions(dataset: str, inputs: Path, frames: list[int], between: list[int], volumes: dict[str, Path],
+            models: dict[str, Path], span: tuple[float, float], instants: int) -> dict[str, Any]:
     """The ``regions`` report of the module note."""
     with h5py.File(inputs / dataset / "truth.h5", "r") as f:
         truth = f["truth"][...]
@@ -152,8 +152,8 @@ def regions(dataset: str, inputs: Path, frames: list[int], between: list[int], v
     value_range = float(truth.max() - truth.min())
     moving = (np.abs(truth[between[0]] - truth[between[1]]).max(axis=0) > MOVING_FRACTION * truth.max()) & mask[0]
     parts = {"moving": moving, "rest": mask[0] & ~moving}
-    report: dict[str, Any] = {"dataset": dataset, "frames": frames, "moving_between": between, "moving_share": round(float(moving.mean()), 4),
-                              "volumes": {}, "by_instant": {}}
+    report: dict[str, Any] = {"dataset": dataset, "frames": frames, "moving_between": between,
+                              "moving_share": round(float(moving.mean()), 4), "volumes": {}, "by_instant": {}}
     for name, path in volumes.items():
         with h5py.File(path, "r") as f:
             recon = f["recon"][...]
@@ -173,8 +173,8 @@ def table(report: dict[str, Any]) -> list[str]:
     for name, entry in report["volumes"].items():
         for frame, row in entry["frames"].items():
             rms = row["rms_by_blur"]
-            lines.append(f"| {name} | {frame} | {row['psnr']:.2f} | " + " ".join(f"{v:.4f}" for v in rms["moving"].values())
-                         + " | " + " ".join(f"{v:.4f}" for v in rms["rest"].values()) + " |")
+            moving, rest = (" ".join(f"{v:.4f}" for v in rms[part].values()) for part in ("moving", "rest"))
+            lines.append(f"| {name} | {frame} | {row['psnr']:.2f} | {moving} | {rest} |")
     for name, rows in report["by_instant"].items():
         lines += ["", f"{name}, PSNR by instant: " + ", ".join(f"{r['t']:.4f} {r['psnr']:.2f}" for r in rows)]
     return lines
@@ -208,8 +208,8 @@ def main() -> None:
     if args.command == "inputs":
         make_inputs(args.dataset, args.out)
         return
-    report = regions(args.dataset, args.inputs, args.frames, args.moving_between, named_paths(args.volume), named_paths(args.model),
-                     tuple(args.span), args.instants)
+    report = regions(args.dataset, args.inputs, args.frames, args.moving_between, named_paths(args.volume),
+                     named_paths(args.model), tuple(args.span), args.instants)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1) + "\n")
     args.out.with_suffix(".md").write_text("\n".join(table(report)) + "\n")

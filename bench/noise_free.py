@@ -108,6 +108,8 @@ def make_inputs(dataset: str, out: Path) -> None:
               f"sd {difference.std():.3g} (noise variance {noisy.attrs['noise_variance']:.3g})")
         for key in ("noise_variance", "noise_variance_weighted"):
             clean.attrs[key] = noisy.attrs[key]
+        clean.attrs["bench_noise_free"] = (f"bench/noise_free.py: counts at their expectation; noise_variance "
+                                           f"attributes copied from {root / 'prepared' / 'sinogram.h5'}")
     with h5py.File(root / "raw" / "truth.h5", "r") as noisy, h5py.File(target / "truth.h5", "r") as clean:
         if not np.array_equal(noisy["truth"][...], clean["truth"][...]):
             raise SystemExit(f"{dataset}: the noise-free scan's truth differs from the workflow's")

@@ -48,12 +48,9 @@ from dinr.evaluate.metrics import frame_metrics
 from dinr.geometry.resolve import geometry_of
 from dinr.inr.render import SliceRenderer
 from dinr.io.canonical import read_sinogram
-from dinr.settings import GeometrySettings, SimulateSettings
 from dinr.sim.ellipses import rasterise_phantom
-from dinr.sim.phantoms import build_phantom
-from dinr.sim.scan import simulated_geometry
 from dinr.train.checkpoint import load_checkpoint
-from turning_points import REPO, settings_of  # bench/, the script's own folder, is on sys.path
+from turning_points import REPO, simulated_phantom  # bench/, the script's own folder, is on sys.path
 
 #: Where the object moves: the truth's change between two frames above this share of its maximum.
 MOVING_FRACTION = 0.05
@@ -131,10 +128,7 @@ def region_errors(truth: np.ndarray, frame: np.ndarray, parts: dict[str, np.ndar
 def field_by_instant(root: Path, model: Path, mask: np.ndarray, value_range: float, span: tuple[float, float],
                      instants: int) -> list[dict[str, float]]:
     """A trained field's PSNR against the phantom rasterised at ``instants`` instants over ``span``."""
-    simulate = settings_of(SimulateSettings, root / "settings" / "simulate.json")
-    geometry, _ = simulated_geometry(simulate, settings_of(GeometrySettings, root / "settings" / "geometry.json"),
-                                     root / "raw" / "scan.h5")
-    phantom, z = build_phantom(simulate), geometry.slice_z()
+    _, phantom, z = simulated_phantom(root)
     state = load_checkpoint(model)
     render = SliceRenderer(state.field(), state.beam_geometry())
     times = np.linspace(span[0], span[1], instants)
@@ -216,8 +210,9 @@ def main() -> None:
                      named_paths(args.model), tuple(args.span), args.instants)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1) + "\n")
-    args.out.with_suffix(".md").write_text("\n".join(table(report)) + "\n")
-    print("\n".join(table(report)))
+    text = "\n".join(table(report))
+    args.out.with_suffix(".md").write_text(text + "\n")
+    print(text)
 
 
 if __name__ == "__main__":

@@ -7,10 +7,10 @@ For a simulated dataset built by the workflow (``results/<dataset>/``: its simul
 geometry settings), the field of a trained run's settings and field spec (``--model``:
 its levels, time cells, features and MLP, built afresh from its seed) is fitted by Adam
 to the phantom itself, rasterised at :data:`INSTANTS` instants over the scan: a squared error on
-:data:`POINTS` random (instant, voxel) pairs inside the reconstruction cylinder a step, the
+:data:`POINTS` random (instant, voxel) pairs a step inside the region every view sees, the
 learning rate decaying from ``lr`` to :data:`FINAL_LR_SHARE` of it over ``--steps``. Each
-frame of the truth is then scored as the evaluate stage scores it (PSNR against the
-truth's value range, inside the cylinder). A reconstruction's frame far below this ceiling
+frame of the truth is then scored as the evaluate stage scores it (its metrics, the truth's
+value range, that region). A reconstruction's frame far below this ceiling
 is limited by what its views and priors determine, not by what its grid can hold. Each
 value of ``--coarsest-time-share`` sets ``dinr.inr.build.COARSEST_TIME_SHARE`` (the coarsest
 level's time cells as a share of the finest's) for one fit.
@@ -29,13 +29,11 @@ import numpy as np
 import torch
 
 import dinr.inr.build as build
+from dinr.evaluate.metrics import frame_metrics
 from dinr.inr.render import VoxelGrid
-from dinr.settings import GeometrySettings, SimulateSettings
 from dinr.sim.ellipses import rasterise_phantom
-from dinr.sim.phantoms import build_phantom
-from dinr.sim.scan import simulated_geometry
 from dinr.train.checkpoint import load_checkpoint
-from turning_points import REPO, settings_of  # bench/, the script's own folder, is on sys.path
+from turning_points import REPO, simulated_phantom  # bench/, the script's own folder, is on sys.path
 
 #: Instants (evenly over the scan) the truth is rasterised at for the fit.
 INSTANTS = 256
@@ -50,10 +48,7 @@ FINAL_LR_SHARE = 0.01
 def fit_truth(dataset: str, model: Path, share: float, steps: int, lr: float) -> dict[str, Any]:
     """One fit (module note) at ``COARSEST_TIME_SHARE`` ``share``: the per-frame PSNR, its mean and the levels."""
     root = REPO / "results" / dataset
-    simulate = settings_of(SimulateSettings, root / "settings" / "simulate.json")
-    geometry, _ = simulated_geometry(simulate, settings_of(GeometrySettings, root / "settings" / "geometry.json"),
-                                     root / "raw" / "scan.h5")
-    phantom, heights = build_phantom(simulate), geometry.slice_z()
+    simulate, phantom, heights = simulated_phantom(root)
     state = load_checkpoint(model)
     beam = state.beam_geometry()
     build.COARSEST_TIME_SHARE = share
@@ -63,9 +58,10 @@ def fit_truth(dataset: str, model: Path, share: float, steps: int, lr: float) ->
     field = build.build_field(settings, state.field_spec)
     grid = VoxelGrid.full(beam)
     z, y, x = np.meshgrid(grid.z, grid.y, grid.x, indexing="ij")
-    inside = torch.as_tensor(np.argwhere(x**2 + y**2 < beam.radius**2))
+    mask = beam.region_mask()  # (z, y, x): the region the evaluate stage scores
+    inside = torch.as_tensor(np.argwhere(mask))
     space = torch.as_tensor(np.stack([z, y, x], axis=-1) / beam.half_width, dtype=torch.float32)
-    space = space[inside[:, 0], inside[:, 1], inside[:, 2]]  # (voxels, 3) inside the cylinder
+    space = space[inside[:, 0], inside[:, 1], inside[:, 2]]  # (voxels, 3) inside the region
     times = torch.as_tensor((np.arange(INSTANTS) + 0.5) / INSTANTS, dtype=torch.float32)
     truth = torch.as_tensor(rasterise_phantom(phantom, times.numpy(), heights), dtype=torch.float32)
     truth = truth[:, inside[:, 0], inside[:, 1], inside[:, 2]]  # (instants, voxels)
@@ -89,11 +85,11 @@ def fit_truth(dataset: str, model: Path, share: float, steps: int, lr: float) ->
     frames = rasterise_phantom(phantom, frame_times, heights)
     value_range = float(frames.max() - frames.min())
     psnr = []
+    volume = np.zeros(mask.shape, dtype=np.float32)
     with torch.no_grad():
         for t, frame in zip(frame_times, frames):
-            values = field(torch.cat([torch.full((len(space), 1), float(t)), space], dim=1)).numpy()
-            error = values - frame[inside[:, 0], inside[:, 1], inside[:, 2]]
-            psnr.append(round(float(10 * np.log10(value_range**2 / np.mean(error**2))), 2))
+            volume[mask] = field(torch.cat([torch.full((len(space), 1), float(t)), space], dim=1)).numpy()
+            psnr.append(round(frame_metrics(frame[None], volume[None], 0, mask, value_range)["psnr"], 2))
     return {"coarsest_time_share": share, "levels": levels, "steps": steps, "lr": lr,
             "seconds": round(time.perf_counter() - started, 1), "psnr_mean": round(float(np.mean(psnr)), 2),
             "per_frame_psnr": psnr}

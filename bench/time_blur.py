@@ -40,11 +40,8 @@ import numpy as np
 from dinr.evaluate.metrics import frame_metrics
 from dinr.geometry.resolve import geometry_of
 from dinr.io.canonical import read_sinogram
-from dinr.settings import GeometrySettings, SimulateSettings
 from dinr.sim.ellipses import rasterise_phantom
-from dinr.sim.phantoms import build_phantom
-from dinr.sim.scan import simulated_geometry
-from turning_points import REPO, settings_of  # bench/, the script's own folder, is on sys.path
+from turning_points import REPO, simulated_phantom  # bench/, the script's own folder, is on sys.path
 
 #: Instants averaged for the truth blurred over ``t - h .. t + h``.
 BOX_SAMPLES = 9
@@ -79,10 +76,7 @@ def along_blur(truth: np.ndarray, blurred: np.ndarray, frame: np.ndarray, mask: 
 
 def frame_report(root: Path, frames: list[int], windows: list[float], lag: float) -> dict[str, Any]:
     """The comparisons of the module note for ``frames`` of the dataset at ``root``."""
-    simulate = settings_of(SimulateSettings, root / "settings" / "simulate.json")
-    geometry, _ = simulated_geometry(simulate, settings_of(GeometrySettings, root / "settings" / "geometry.json"),
-                                     root / "raw" / "scan.h5")
-    phantom, z = build_phantom(simulate), geometry.slice_z()
+    simulate, phantom, z = simulated_phantom(root)
     mask = geometry_of(read_sinogram(root / "prepared" / "sinogram.h5", views=[0])).region_mask()
     with h5py.File(root / "raw" / "truth.h5", "r") as f:
         truth = f["truth"][:]

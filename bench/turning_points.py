@@ -42,7 +42,7 @@ from dinr.geometry.resolve import geometry_of
 from dinr.io.canonical import Sinogram, read_noise_variance, read_sinogram
 from dinr.prep.stillness import mirrored, motion_ratios, read_stillness, turn_pairs
 from dinr.settings import GeometrySettings, SimulateSettings
-from dinr.sim.ellipses import rasterise_phantom
+from dinr.sim.ellipses import Phantom, rasterise_phantom
 from dinr.sim.phantoms import build_phantom
 from dinr.sim.scan import simulated_geometry
 
@@ -55,12 +55,19 @@ def settings_of(cls: type, path: Path) -> Any:
     return cls(**{f.name: values[f.name] for f in dataclasses.fields(cls) if f.name in values})
 
 
-def blended_frames(root: Path, offsets: list[float]) -> dict[str, list[float]]:
-    """Per offset ``h``: each frame's PSNR of the mean of the truth at ``t - h`` and ``t + h``."""
+def simulated_phantom(root: Path) -> tuple[SimulateSettings, Phantom, np.ndarray]:
+    """The simulate settings, the phantom and the slice heights ``z`` (rows,) of a simulated
+    dataset the workflow built at ``root`` (``results/<dataset>/``), for rasterising its
+    truth at any instant."""
     simulate = settings_of(SimulateSettings, root / "settings" / "simulate.json")
     geometry, _ = simulated_geometry(simulate, settings_of(GeometrySettings, root / "settings" / "geometry.json"),
                                      root / "raw" / "scan.h5")
-    phantom, z = build_phantom(simulate), geometry.slice_z()
+    return simulate, build_phantom(simulate), geometry.slice_z()
+
+
+def blended_frames(root: Path, offsets: list[float]) -> dict[str, list[float]]:
+    """Per offset ``h``: each frame's PSNR of the mean of the truth at ``t - h`` and ``t + h``."""
+    simulate, phantom, z = simulated_phantom(root)
     instants = (np.arange(simulate.frames) + 0.5) / simulate.frames
     truth = rasterise_phantom(phantom, instants, z)
     mask = geometry_of(read_sinogram(root / "prepared" / "sinogram.h5")).region_mask()

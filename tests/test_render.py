@@ -24,7 +24,7 @@ from dinr.train.comm import Communicator
 def test_three_ranks_render_the_volume_one_rank_renders(tiny_scan: dict[str, Path], tmp_path: Path) -> None:
     model = tmp_path / "model.pt"
     train(dataclasses.replace(TINY_TRAIN, steps=10), tiny_scan["sinogram"], model, Communicator(use_mpi=False))
-    settings = RenderSettings(frames=16, chunk=100, supersample=1, exports=[])
+    settings = RenderSettings(frames=16, chunk=100, supersample=1, exports=[], refine="none", refine_iterations=1)
     one = tmp_path / "one.h5"
     stages.render(settings, model, tiny_scan["sinogram"], tiny_scan["truth"], one, Communicator(use_mpi=False))
 
@@ -67,7 +67,7 @@ def test_a_region_a_voxel_size_and_planes_render_what_the_full_rendering_does(
     with h5py.File(tiny_scan["truth"]) as f:
         times = [float(t) for t in f["time"][()]]
     metric = tmp_path / "metric.h5"
-    stages.render(RenderSettings(frames=4, chunk=100, supersample=1, exports=[]), tiny_model, sino, tiny_scan["truth"],
+    stages.render(RenderSettings(frames=4, chunk=100, supersample=1, exports=[], refine="none", refine_iterations=1), tiny_model, sino, tiny_scan["truth"],
                   metric, Communicator(use_mpi=False))
     full = _render(_request(times=times), tiny_model, sino, tmp_path / "full.h5")
     with h5py.File(metric) as f:

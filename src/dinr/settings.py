@@ -134,13 +134,17 @@ class TrainSettings:
 
 @dataclass(frozen=True)
 class RenderSettings:
-    """Frame times and chunking of the rendered 4D volume, and the formats it and every
-    rendering are exported to (``exports``)."""
+    """Frame times and chunking of the rendered 4D volume, whether its frames are refined
+    against the views around them (``refine``: ``auto`` or ``none``, at most
+    ``refine_iterations`` L-BFGS iterations a frame; :mod:`dinr.inr.refine`), and the
+    formats it and every rendering are exported to (``exports``)."""
 
     frames: int
     chunk: int
     supersample: int
     exports: list[str]
+    refine: str
+    refine_iterations: int
 
 
 @dataclass(frozen=True)

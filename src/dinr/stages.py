@@ -39,8 +39,10 @@ from dinr.evaluate.report import metrics_table
 from dinr.evaluate.residuals import ResidualSum, field_prediction, volume_prediction
 from dinr.evaluate.time_to_quality import overtaking, snapshot_curve
 from dinr.frames import frame_times
+from dinr.geometry import Geometry
 from dinr.geometry.resolve import beam_attributes, geometry_of, voxel_size_mm
 from dinr.inr.rays import samples_per_ray
+from dinr.inr.refine import FrameRefiner
 from dinr.inr.render import SliceRenderer, VoxelGrid
 from dinr.io.atomic import write_json, write_text
 from dinr.io.benchmarks import read_wall_seconds, with_seconds_trained
@@ -367,8 +369,60 @@ def render(settings: RenderSettings, model_path: Path, sinogram_path: Path, trut
     voxel = voxel_size_mm(read_sinogram(sinogram_path, rows=slice(0, 0)))
     attrs = provenance("render", dataclasses.asdict(settings),
                        {"model": str(model_path), "sinogram": str(sinogram_path)})
+    if refines(settings, state.beam_geometry()):
+        render_refined(state, sinogram_path, seconds, normalised, out_path, attrs, comm, settings, chunk_mb, voxel)
+        return
     render_grid(state, grid, seconds, normalised, out_path, attrs, comm, settings.chunk, settings.supersample,
                 chunk_mb, voxel)
+
+
+def refines(settings: RenderSettings, geometry: Geometry) -> bool:
+    """Whether ``render.refine`` refines the frames (:mod:`dinr.inr.refine`): ``auto``
+    on parallel beam, where each slice's rays stay in it; never on cone beam."""
+    return settings.refine == "auto" and geometry.beam == "parallel"
+
+
+def render_refined(state: TrainingState, sinogram_path: Path, seconds: np.ndarray, normalised: np.ndarray,
+                   out_path: Path, attrs: dict[str, object], comm: Communicator, settings: RenderSettings,
+                   chunk_mb: float, pixel_mm: float) -> None:
+    """The frames at ``normalised`` times, each sampled from the field and refined against
+    the views around it (:class:`~dinr.inr.refine.FrameRefiner`), into the volume file
+    :func:`render_grid` writes. Bands of slices are dealt to the ranks in rounds, each
+    band's training views at most about ``chunk_mb`` MiB held six times over (measured,
+    weights, targets, projections at the views' instants and at a frame's); rank 0 writes
+    each round."""
+    geometry = state.beam_geometry()
+    trained = state.train_settings()
+    device = choose_device(trained.device, comm, trained.share_gpus)
+    field = state.field().to(device)
+    render_slice = SliceRenderer(field, geometry, settings.chunk, settings.supersample, device)
+    views = training_views(sinogram_path)
+    by_memory = max(1, int(chunk_mb * 2**20 // (6 * 4 * len(views) * geometry.cols)))
+    band = max(1, min(by_memory, -(-geometry.rows // comm.size)))
+    bands = [slice(z, min(z + band, geometry.rows)) for z in range(0, geometry.rows, band)]
+    noise_variance = read_noise_variance(sinogram_path, True)
+
+    def refine_band(rows: slice) -> np.ndarray:
+        sino = read_sinogram(sinogram_path, rows=rows)
+        refiner = FrameRefiner(lambda t: np.stack([render_slice(t, z) for z in range(rows.start, rows.stop)]),
+                               geometry, sino, sino.normalised_time(sino.time), noise_variance,
+                               float(state.field_spec["scale"]), settings.refine_iterations, device)
+        return np.stack([refiner(float(t))[1] for t in normalised])
+
+    shape = (len(normalised), geometry.rows, geometry.n, geometry.n)
+    attrs["dinr_train_settings"] = json.dumps(state.settings, sort_keys=True)
+    grid = VoxelGrid.full(geometry)
+    writer = volume_writer(out_path, shape, seconds, attrs, voxel_size_mm=voxel_size_zyx(grid, pixel_mm)) \
+        if comm.rank == 0 else nullcontext()
+    with writer as dset:
+        if comm.rank == 0:
+            for axis in ("z", "y", "x"):
+                dset.file.create_dataset(f"{axis}_mm", data=getattr(grid, axis) * pixel_mm).attrs["units"] = "mm"
+        for rows, frames in tqdm(comm.map_rounds(bands, refine_band), total=len(bands), desc="render and refine",
+                                 unit="band", mininterval=10, disable=comm.rank != 0):
+            dset[:, rows] = frames
+    if comm.rank == 0:
+        log.info("rendered and refined %d frames of %d x %d x %d voxels", *shape)
 
 
 def render_request(settings: RenderingSettings, where: str, model_path: Path, sinogram_path: Path, out_path: Path,

@@ -1,0 +1,219 @@
+"""Each frame refined against the views around it, the trained field giving the motion.
+
+A frame sampled from the field at normalised instant ``t`` holds what the field's time
+nodes pooled: each node is fitted by the views within a node spacing of it, weighted by
+its hat, so where the object rests for less than the time cells can tell, the frame is
+fitted from fewer directions than a half-turn window holds (docs/measurements.md, "What
+the turning points lack"). The refinement reconstructs the frame again from the views
+themselves, each moved to ``t`` by the field's own motion:
+
+    p~_i = p_i - A_i f(t_i) + A_i f(t)
+
+(``A_i f(s)``: view ``i``'s projection of the field's slices at instant ``s``), and
+takes the frame ``x`` that minimises the training's own objective for one instant,
+
+    1/2 sum_i c_i sum_rays w (P_i x - p~_i)^2 / sigma^2  +  beta TV(x),
+
+started from the field's frame. ``w = exp(-p)`` are the training's transmission weights
+and ``sigma^2`` the scan's weighted noise variance; ``TV`` the isotropic total variation of
+each slice (pixel differences, attenuation per pixel); ``beta`` the training's
+``tv_weight: auto`` in these units (:func:`frame_prior_weight`), so nothing here is chosen
+anew. ``c_i`` is 1 for the views of the frame's half-turn window (those a sliding-window
+peer uses: every direction once) and, for every other training view, ``exp(-m_i)`` with
+``m_i`` the mean over the view's rays of ``w (A_i f(t_i) - A_i f(t))^2 / sigma^2``: how far,
+in units of the noise, the field says the object moved between the view and the frame.
+Where the field sees it still, views a turn or more away count fully, as the field's
+temporal prior pooled them; where it moves, only the window counts. Views held out of
+training stay out. ``P`` projects a slice by bilinear samples at half-pixel steps along
+each ray (:class:`SliceProjector`).
+
+Parallel beam only: its rays stay in their slice, so slices are refined band by band.
+Images are (rows, n, n) slices, top row first, in attenuation per pixel.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import torch
+
+from dinr.baselines.fbp import half_turn_window
+from dinr.geometry import Geometry
+from dinr.io.canonical import Sinogram
+from dinr.train.objective import REFERENCE_NOISE_VARIANCE, TV_EDGE_SCALE
+
+#: Views whose weight ``c_i`` falls below this are left out (their share of the fit is
+#: below the noise of the views that stay).
+WEIGHT_FLOOR = 1e-3
+
+#: The TV's smoothing (its value at a flat pixel), as a share of the field's output scale.
+TV_SMOOTHING = 1e-3
+
+#: Bilinear samples per pixel along a ray of :class:`SliceProjector`.
+SAMPLES_PER_PIXEL = 2
+
+#: Sampled points (views x columns x samples x slices) a projector evaluates at once.
+POINTS_PER_CHUNK = 1 << 24
+
+#: Views between two instants at which the field's slices are rendered for the
+#: projections at the views' own instants (linear in time between them).
+VIEWS_PER_RENDER = 8
+
+
+def frame_prior_weight(noise_variance: float, scale: float) -> float:
+    """``beta`` of the module note: the training's ``tv_weight: auto``
+    (:func:`dinr.train.objective.tv_weight`) in the units of one frame's objective,
+    ``sqrt(sigma0^2 / sigma^2) / (TV_EDGE_SCALE * scale)`` for weighted noise variance
+    ``noise_variance`` and the field's output ``scale`` (1/pixel)."""
+    return math.sqrt(REFERENCE_NOISE_VARIANCE / noise_variance) / (TV_EDGE_SCALE * scale)
+
+
+def total_variation(images: torch.Tensor, smoothing: float) -> torch.Tensor:
+    """Isotropic TV of (rows, n, n) ``images``: the sum over pixels of
+    ``sqrt(dx^2 + dy^2 + smoothing^2)`` with forward differences."""
+    dx = images[:, :-1, 1:] - images[:, :-1, :-1]
+    dy = images[:, 1:, :-1] - images[:, :-1, :-1]
+    return torch.sqrt(dx**2 + dy**2 + smoothing**2).sum()
+
+
+class SliceProjector:
+    """Parallel-beam line integrals (views, rows, cols) of (rows, n, n) slices through
+    the views at angles ``theta`` (radians), by bilinear samples at
+    :data:`SAMPLES_PER_PIXEL` per pixel of each ray's chord through the cylinder (the
+    conventions of :mod:`dinr.geometry.parallel`); differentiable, so its adjoint is
+    autograd's. Views are taken in chunks of at most :data:`POINTS_PER_CHUNK` points, their
+    sampling points built as each chunk is projected."""
+
+    def __init__(self, geometry: Geometry, theta: np.ndarray, rows: int, device: torch.device) -> None:
+        self.geometry, self.device = geometry, device
+        self.theta = torch.as_tensor(np.asarray(theta), dtype=torch.float32, device=device)
+        self.samples = SAMPLES_PER_PIXEL * geometry.n
+        self.u = torch.as_tensor(geometry.detector_u(), dtype=torch.float32, device=device)
+        self.per_chunk = max(1, POINTS_PER_CHUNK // (geometry.cols * self.samples * max(rows, 1)))
+
+    def __len__(self) -> int:
+        return len(self.theta)
+
+    def chunks(self) -> Iterator[slice]:
+        """The chunks of views, as slices of ``theta``."""
+        for start in range(0, len(self.theta), self.per_chunk):
+            yield slice(start, min(start + self.per_chunk, len(self.theta)))
+
+    def project(self, images: torch.Tensor, views: slice) -> torch.Tensor:
+        """(views, rows, cols) projections of (rows, n, n) ``images`` through ``views``."""
+        cols, n = self.geometry.cols, self.geometry.n
+        angle = self.theta[views].repeat_interleave(cols)
+        offsets = torch.full((len(angle), self.samples), 0.5, device=self.device)
+        x, y, _, step = self.geometry.chord_points(angle, self.u.repeat(len(angle) // cols), torch.zeros_like(angle),
+                                                   self.samples, offsets)
+        grid = torch.stack([2.0 * x / n, -2.0 * y / n], dim=-1)[None]  # (1, rays, samples, 2)
+        values = torch.nn.functional.grid_sample(images[None], grid, align_corners=False)[0].sum(-1)
+        return (values.reshape(len(images), -1, cols) * step.reshape(-1, cols)[None]).permute(1, 0, 2)
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        """(views, rows, cols) projections of (rows, n, n) ``images`` through every view."""
+        with torch.no_grad():
+            return torch.cat([self.project(images, views) for views in self.chunks()])
+
+
+def fit_slices(start: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor, projector: SliceProjector,
+               cylinder: torch.Tensor, noise_variance: float, beta: float, smoothing: float,
+               iterations: int) -> np.ndarray:
+    """(rows, n, n) slices minimising the module note's objective from ``start`` (rows,
+    n, n): ``targets`` (views, rows, cols) the views moved to the frame's instant,
+    ``weights`` (views, rows, cols) ``c_i w`` per ray; voxels outside ``cylinder`` (n, n)
+    stay 0. L-BFGS, at most ``iterations`` of them; the data term is summed chunk by
+    chunk, each chunk's graph freed as it goes."""
+    x = start.clone().requires_grad_(True)
+    solver = torch.optim.LBFGS([x], max_iter=iterations, line_search_fn="strong_wolfe",
+                               tolerance_grad=1e-9, tolerance_change=1e-12, history_size=20)
+
+    def objective() -> torch.Tensor:
+        solver.zero_grad()
+        total = 0.0
+        for views in projector.chunks():
+            residual = projector.project(x * cylinder, views) - targets[views]
+            term = 0.5 * (weights[views] * residual**2).sum() / noise_variance
+            term.backward()
+            total += float(term.detach())
+        prior = beta * total_variation(x * cylinder, smoothing)
+        prior.backward()
+        return torch.tensor(total + float(prior.detach()))
+
+    solver.step(objective)
+    return (x * cylinder).detach().cpu().numpy()
+
+
+class FrameRefiner:
+    """Refines frames of a field slice band by slice band (module note).
+
+    ``render(t)`` gives the field's (rows, n, n) slices of the band at normalised instant
+    ``t``; ``views`` are the scan's training views of the band's detector rows, ``time``
+    their normalised instants; ``noise_variance`` the scan's weighted noise variance,
+    ``scale`` the field's output scale. ``A_i f(s)`` of the module note is taken on the
+    voxels: the projection of the field's slices, rendered every :data:`VIEWS_PER_RENDER`
+    views and interpolated linearly in time between two renders, so the refinement fits
+    the residual of the same voxels it refines. Those projections at the views' own
+    instants are computed once per band, two renders held at a time.
+    """
+
+    def __init__(self, render: Callable[[float], np.ndarray], geometry: Geometry, views: Sinogram,
+                 time: np.ndarray, noise_variance: float, scale: float, iterations: int,
+                 device: torch.device) -> None:
+        self.render, self.geometry, self.device, self.time = render, geometry, device, time
+        rows = views.projections.shape[1]
+        self.projector = SliceProjector(geometry, views.theta, rows, device)
+        self.measured = torch.as_tensor(views.projections, device=device)
+        self.transmission = torch.exp(-torch.clamp(self.measured, min=0.0))
+        self.noise_variance, self.iterations = noise_variance, iterations
+        self.beta = frame_prior_weight(noise_variance, scale)
+        self.smoothing = TV_SMOOTHING * scale
+        self.cylinder = torch.as_tensor(geometry.cylinder_mask(), dtype=torch.float32, device=device)
+        self.theta = views.theta
+        self.own = self.projections_at_own_instants()
+
+    def slices(self, instant: float) -> torch.Tensor:
+        return torch.as_tensor(self.render(instant), dtype=torch.float32, device=self.device)
+
+    def projections_at_own_instants(self) -> torch.Tensor:
+        """(views, rows, cols): each view's projection of the field's slices at its own
+        instant (the class note)."""
+        own = torch.empty_like(self.measured)
+        knots = np.append(self.time[::VIEWS_PER_RENDER], self.time[-1])
+        previous = self.slices(float(knots[0]))
+        for left, right in zip(knots[:-1], knots[1:]):
+            current = self.slices(float(right))
+            inside = np.flatnonzero((self.time >= left) & ((self.time < right) | (right == self.time[-1])))
+            if len(inside):
+                views = slice(int(inside[0]), int(inside[-1]) + 1)
+                share = torch.as_tensor((self.time[views] - left) / max(right - left, 1e-12), dtype=torch.float32,
+                                        device=self.device)[:, None, None]
+                with torch.no_grad():
+                    own[views] = ((1 - share) * self.projector.project(previous, views)
+                                  + share * self.projector.project(current, views))
+            previous = current
+        return own
+
+    def view_weights(self, instant: float, moved: torch.Tensor) -> torch.Tensor:
+        """``c_i`` (views,) of the module note for a frame at ``instant``, given the
+        projections ``moved`` (views, rows, cols) of the field's slices at that instant."""
+        window = np.zeros(len(self.theta), dtype=bool)
+        window[half_turn_window(self.theta, self.time, instant)] = True
+        change = (self.transmission * (self.own - moved) ** 2).mean(dim=(1, 2)) / self.noise_variance
+        return torch.where(torch.as_tensor(window, device=self.device), torch.ones_like(change), torch.exp(-change))
+
+    def __call__(self, instant: float) -> tuple[np.ndarray, np.ndarray]:
+        """The field's (rows, n, n) slices of the band at normalised ``instant`` and the
+        same slices refined."""
+        start = self.slices(instant)
+        moved = self.projector(start)
+        weights = self.view_weights(instant, moved)
+        keep = torch.nonzero(weights >= WEIGHT_FLOOR).flatten()
+        targets = (self.measured - self.own + moved)[keep]
+        ray_weights = self.transmission[keep] * weights[keep, None, None]
+        projector = SliceProjector(self.geometry, self.theta[keep.cpu().numpy()], start.shape[0], self.device)
+        refined = fit_slices(start, targets, ray_weights, projector, self.cylinder, self.noise_variance, self.beta,
+                             self.smoothing, self.iterations)
+        return start.cpu().numpy(), refined

@@ -11,7 +11,7 @@ import h5py
 import numpy as np
 import torch
 
-from conftest import TINY_TRAIN, train
+from conftest import TINY_TRAIN, dinr_command, train, write_settings
 from dinr import stages
 from dinr.evaluate.metrics import frame_metrics
 from dinr.geometry.parallel import ParallelGeometry
@@ -106,6 +106,21 @@ def test_render_refines_parallel_frames_and_improves_them(tiny_scan: dict[str, P
     for k in range(len(truth)):
         psnr = [frame_metrics(truth, volume, k, mask, value_range)["psnr"] for volume in (field, refined)]
         assert psnr[1] > psnr[0] + 1.0, (k, psnr)
+
+
+def test_two_ranks_refine_the_volume_one_rank_refines(tiny_scan: dict[str, Path], tmp_path: Path) -> None:
+    model = tmp_path / "model.pt"
+    train(dataclasses.replace(TINY_TRAIN, steps=10), tiny_scan["sinogram"], model, Communicator(use_mpi=False))
+    settings = RenderSettings(frames=4, chunk=4096, supersample=1, exports=[], refine="auto", refine_iterations=5)
+    one = tmp_path / "one.h5"
+    stages.render(settings, model, tiny_scan["sinogram"], tiny_scan["truth"], one, Communicator(use_mpi=False))
+    two = tmp_path / "two.h5"
+    result = dinr_command("render", "--settings", str(write_settings(tmp_path / "render.json", settings)),
+                          "--model", str(model), "--sinogram", str(tiny_scan["sinogram"]),
+                          "--frame-times", str(tiny_scan["truth"]), "--out", str(two), ranks=2)
+    assert result.returncode == 0, result.stderr
+    with h5py.File(one) as a, h5py.File(two) as b:
+        np.testing.assert_array_equal(a["recon"][()], b["recon"][()])
 
 
 def test_cone_beam_frames_are_never_refined() -> None:

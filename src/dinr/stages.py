@@ -387,27 +387,33 @@ def render_refined(state: TrainingState, sinogram_path: Path, seconds: np.ndarra
                    chunk_mb: float, pixel_mm: float) -> None:
     """The frames at ``normalised`` times, each sampled from the field and refined against
     the views around it (:class:`~dinr.inr.refine.FrameRefiner`), into the volume file
-    :func:`render_grid` writes. Bands of slices are dealt to the ranks in rounds, each
-    band's training views at most about ``chunk_mb`` MiB held six times over (measured,
-    weights, targets, projections at the views' instants and at a frame's); rank 0 writes
-    each round."""
+    :func:`render_grid` writes. The slices are cut into bands whose training views take
+    at most about ``chunk_mb`` MiB six times over (measured, weights, targets, projections
+    at the views' instants and at a frame's), whatever the number of ranks, so the volume
+    does not depend on it; the (band, frame) items are dealt to the ranks in rounds, and
+    rank 0 writes each round."""
     geometry = state.beam_geometry()
     trained = state.train_settings()
     device = choose_device(trained.device, comm, trained.share_gpus)
     field = state.field().to(device)
     render_slice = SliceRenderer(field, geometry, settings.chunk, settings.supersample, device)
-    views = training_views(sinogram_path)
-    by_memory = max(1, int(chunk_mb * 2**20 // (6 * 4 * len(views) * geometry.cols)))
-    band = max(1, min(by_memory, -(-geometry.rows // comm.size)))
-    bands = [slice(z, min(z + band, geometry.rows)) for z in range(0, geometry.rows, band)]
+    views = len(training_views(sinogram_path))
+    band = max(1, min(geometry.rows, int(chunk_mb * 2**20 // (6 * 4 * views * geometry.cols))))
+    items = [(frame, slice(z, min(z + band, geometry.rows))) for z in range(0, geometry.rows, band)
+             for frame in range(len(normalised))]
     noise_variance = read_noise_variance(sinogram_path, True)
+    refiners: dict[int, FrameRefiner] = {}
 
-    def refine_band(rows: slice) -> np.ndarray:
-        sino = read_sinogram(sinogram_path, rows=rows)
-        refiner = FrameRefiner(lambda t: np.stack([render_slice(t, z) for z in range(rows.start, rows.stop)]),
-                               geometry, sino, sino.normalised_time(sino.time), noise_variance,
-                               float(state.field_spec["scale"]), settings.refine_iterations, device)
-        return np.stack([refiner(float(t))[1] for t in normalised])
+    def refine(item: tuple[int, slice]) -> np.ndarray:
+        frame, rows = item
+        if rows.start not in refiners:  # a rank's items of one band follow each other
+            refiners.clear()
+            sino = read_sinogram(sinogram_path, rows=rows)
+            refiners[rows.start] = FrameRefiner(
+                lambda t: np.stack([render_slice(t, z) for z in range(rows.start, rows.stop)]), geometry, sino,
+                sino.normalised_time(sino.time), noise_variance, float(state.field_spec["scale"]),
+                settings.refine_iterations, device)
+        return refiners[rows.start](float(normalised[frame]))[1]
 
     shape = (len(normalised), geometry.rows, geometry.n, geometry.n)
     attrs["dinr_train_settings"] = json.dumps(state.settings, sort_keys=True)
@@ -418,9 +424,9 @@ def render_refined(state: TrainingState, sinogram_path: Path, seconds: np.ndarra
         if comm.rank == 0:
             for axis in ("z", "y", "x"):
                 dset.file.create_dataset(f"{axis}_mm", data=getattr(grid, axis) * pixel_mm).attrs["units"] = "mm"
-        for rows, frames in tqdm(comm.map_rounds(bands, refine_band), total=len(bands), desc="render and refine",
-                                 unit="band", mininterval=10, disable=comm.rank != 0):
-            dset[:, rows] = frames
+        for (frame, rows), slices in tqdm(comm.map_rounds(items, refine), total=len(items), desc="render and refine",
+                                          unit="frame band", mininterval=10, disable=comm.rank != 0):
+            dset[frame, rows] = slices
     if comm.rank == 0:
         log.info("rendered and refined %d frames of %d x %d x %d voxels", *shape)
 

@@ -22,6 +22,21 @@ from dinr.train.comm import Communicator
 from dinr.train.objective import tv_weight
 
 GEOMETRY = ParallelGeometry(rows=1, cols=32, center=16.0, n=32)
+HEIGHTS = GEOMETRY.detector_v()
+
+
+class _StaticField(torch.nn.Module):
+    """A field that is one (1, 32, 32) slice at every instant, bilinear between pixel
+    centres: its line integrals are those of the slice."""
+
+    def __init__(self, image: np.ndarray) -> None:
+        super().__init__()
+        self.image = torch.as_tensor(image)[None]
+
+    def forward(self, points: torch.Tensor) -> torch.Tensor:  # (..., 4) normalised (t, z, y, x)
+        grid = torch.stack([points[..., 3], -points[..., 2]], dim=-1).reshape(1, -1, 1, 2)
+        values = torch.nn.functional.grid_sample(self.image, grid, align_corners=False)
+        return values.reshape(points.shape[:-1])
 
 
 def _disk(x0: float, y0: float, radius: float) -> np.ndarray:
@@ -61,14 +76,16 @@ def _views(count: int, turns: float, slices: np.ndarray) -> Sinogram:
 def test_a_still_field_counts_every_view_and_a_moving_one_its_window() -> None:
     still = _disk(0.0, 0.0, 6.0)
     views = _views(240, 4, still)
-    refiner = FrameRefiner(lambda t: still, GEOMETRY, views, views.time, 1e-4, 1.0, 5, torch.device("cpu"))
+    refiner = FrameRefiner(_StaticField(still), lambda t: still, GEOMETRY, views, views.time, HEIGHTS, 1e-4, 1.0, 5,
+                           torch.device("cpu"))
     moved = refiner.projector(torch.as_tensor(still))
     np.testing.assert_array_equal(refiner.view_weights(0.5, moved).numpy(), 1.0)
 
     def moving(t: float) -> np.ndarray:  # a swelling disk: every direction sees it change
         return _disk(0.0, 0.0, 3.0 + 8.0 * t)
 
-    refiner = FrameRefiner(moving, GEOMETRY, views, views.time, 1e-4, 1.0, 5, torch.device("cpu"))
+    refiner = FrameRefiner(_StaticField(still), moving, GEOMETRY, views, views.time, HEIGHTS, 1e-4, 1.0, 5,
+                           torch.device("cpu"))
     weights = refiner.view_weights(0.5, refiner.projector(torch.as_tensor(moving(0.5)))).numpy()
     assert weights[(views.time > 0.45) & (views.time < 0.55)].min() == 1.0  # the frame's half-turn window
     assert weights[np.abs(views.time - 0.5) > 0.25].max() < 1e-3  # a disk 2 px wider or narrower is no evidence
@@ -81,7 +98,8 @@ def test_refining_brings_a_blurred_still_frame_nearer_the_views() -> None:
     views.projections += rng.normal(0.0, 0.005, views.projections.shape).astype(np.float32)
     from scipy import ndimage
     blurred = ndimage.gaussian_filter(truth, (0, 1.5, 1.5)).astype(np.float32) * GEOMETRY.cylinder_mask()
-    refiner = FrameRefiner(lambda t: blurred, GEOMETRY, views, views.time, 2.5e-5, 0.05, 50, torch.device("cpu"))
+    refiner = FrameRefiner(_StaticField(blurred), lambda t: blurred, GEOMETRY, views, views.time, HEIGHTS, 2.5e-5, 0.05,
+                           50, torch.device("cpu"))
     start, refined = refiner(0.5)
     mask = GEOMETRY.cylinder_mask()
     error = {name: np.sqrt(np.mean((image[0] - truth[0])[mask] ** 2)) for name, image in

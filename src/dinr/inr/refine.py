@@ -4,28 +4,33 @@ A frame sampled from the field at normalised instant ``t`` holds what the field'
 nodes pooled: each node is fitted by the views within a node spacing of it, weighted by
 its hat, so where the object rests for less than the time cells can tell, the frame is
 fitted from fewer directions than a half-turn window holds (docs/measurements.md, "What
-the turning points lack"). The refinement reconstructs the frame again from the views
-themselves, each moved to ``t`` by the field's own motion:
+the turning points lack"). The refinement adds to the field's frame ``x0`` the correction
+``d`` that the field's own residuals ask for:
 
-    p~_i = p_i - A_i f(t_i) + A_i f(t)
+    r_i = p_i - A_i f(t_i),
 
-(``A_i f(s)``: view ``i``'s projection of the field's slices at instant ``s``), and
-takes the frame ``x`` that minimises the training's own objective for one instant,
+view ``i``'s measured line integrals less the field's at the view's own instant (the
+training's forward model, :func:`dinr.inr.rays.integrate_rays` at the strata's
+midpoints), so what the field already explains, its motion included, is not in them. ``d``
+minimises the training's own objective for one instant,
 
-    1/2 sum_i c_i sum_rays w (P_i x - p~_i)^2 / sigma^2  +  beta TV(x),
+    1/2 sum_i c_i sum_rays w (P_i d - r_i)^2 / sigma^2  +  beta TV(x0 + d),
 
-started from the field's frame. ``w = exp(-p)`` are the training's transmission weights
-and ``sigma^2`` the scan's weighted noise variance; ``TV`` the isotropic total variation of
-each slice (pixel differences, attenuation per pixel); ``beta`` the training's
-``tv_weight: auto`` in these units (:func:`frame_prior_weight`), so nothing here is chosen
-anew. ``c_i`` is 1 for the views of the frame's half-turn window (those a sliding-window
+from ``d = 0``: ``w = exp(-p)`` are the training's transmission weights and ``sigma^2``
+the scan's weighted noise variance; ``TV`` the isotropic total variation of each slice
+(pixel differences, attenuation per pixel); ``beta`` the training's ``tv_weight: auto``
+in these units (:func:`frame_prior_weight`), so nothing here is chosen anew. ``P``
+projects a slice by bilinear samples at half-pixel steps along each ray
+(:class:`SliceProjector`). The frame's residuals are fitted on voxels while the field's
+are continuous: fitting the voxels' own projections instead would put what the voxels
+cannot hold (1.8 noise variances a ray against the field's 1.1 on the jerk) into the
+frame. ``c_i`` is 1 for the views of the frame's half-turn window (those a sliding-window
 peer uses: every direction once) and, for every other training view, ``exp(-m_i)`` with
-``m_i`` the mean over the view's rays of ``w (A_i f(t_i) - A_i f(t))^2 / sigma^2``: how far,
-in units of the noise, the field says the object moved between the view and the frame.
-Where the field sees it still, views a turn or more away count fully, as the field's
-temporal prior pooled them; where it moves, only the window counts. Views held out of
-training stay out. ``P`` projects a slice by bilinear samples at half-pixel steps along
-each ray (:class:`SliceProjector`).
+``m_i`` the mean over the view's rays of ``w (P_i x(t_i) - P_i x0)^2 / sigma^2``: how
+far, in units of the noise, the field's slices at the view's instant and at the frame's
+differ in that view. Where the field sees the object still, views a turn or more away
+count fully, as its temporal prior pooled them; where it moves, only the window counts.
+Views held out of training stay out.
 
 Parallel beam only: its rays stay in their slice, so slices are refined band by band.
 Images are (rows, n, n) slices, top row first, in attenuation per pixel.
@@ -41,6 +46,8 @@ import torch
 
 from dinr.baselines.fbp import half_turn_window
 from dinr.geometry import Geometry
+from dinr.inr.field import AttenuationField
+from dinr.inr.rays import RayBatch, integrate_rays
 from dinr.io.canonical import Sinogram
 from dinr.train.objective import REFERENCE_NOISE_VARIANCE, TV_EDGE_SCALE
 
@@ -118,50 +125,76 @@ class SliceProjector:
             return torch.cat([self.project(images, views) for views in self.chunks()])
 
 
-def fit_slices(start: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor, projector: SliceProjector,
-               cylinder: torch.Tensor, noise_variance: float, beta: float, smoothing: float,
-               iterations: int) -> np.ndarray:
-    """(rows, n, n) slices minimising the module note's objective from ``start`` (rows,
-    n, n): ``targets`` (views, rows, cols) the views moved to the frame's instant,
-    ``weights`` (views, rows, cols) ``c_i w`` per ray; voxels outside ``cylinder`` (n, n)
-    stay 0. L-BFGS, at most ``iterations`` of them; the data term is summed chunk by
-    chunk, each chunk's graph freed as it goes."""
-    x = start.clone().requires_grad_(True)
-    solver = torch.optim.LBFGS([x], max_iter=iterations, line_search_fn="strong_wolfe",
+def fit_correction(start: torch.Tensor, residuals: torch.Tensor, weights: torch.Tensor,
+                   projector: SliceProjector, cylinder: torch.Tensor, noise_variance: float, beta: float,
+                   smoothing: float, iterations: int) -> np.ndarray:
+    """The refined (rows, n, n) slices ``start + d`` of the module note: ``residuals``
+    (views, rows, cols) the field's residuals at the views' own instants, ``weights``
+    (views, rows, cols) ``c_i w`` per ray; voxels outside ``cylinder`` (n, n) are 0.
+    L-BFGS from ``d = 0``, at most ``iterations`` of them; the data term is summed chunk
+    by chunk, each chunk's graph freed as it goes."""
+    correction = torch.zeros_like(start, requires_grad=True)
+    solver = torch.optim.LBFGS([correction], max_iter=iterations, line_search_fn="strong_wolfe",
                                tolerance_grad=1e-9, tolerance_change=1e-12, history_size=20)
 
     def objective() -> torch.Tensor:
         solver.zero_grad()
         total = 0.0
         for views in projector.chunks():
-            residual = projector.project(x * cylinder, views) - targets[views]
-            term = 0.5 * (weights[views] * residual**2).sum() / noise_variance
+            misfit = projector.project(correction * cylinder, views) - residuals[views]
+            term = 0.5 * (weights[views] * misfit**2).sum() / noise_variance
             term.backward()
             total += float(term.detach())
-        prior = beta * total_variation(x * cylinder, smoothing)
+        prior = beta * total_variation((start + correction) * cylinder, smoothing)
         prior.backward()
         return torch.tensor(total + float(prior.detach()))
 
     solver.step(objective)
-    return (x * cylinder).detach().cpu().numpy()
+    return ((start + correction) * cylinder).detach().cpu().numpy()
+
+
+def field_projections(field: AttenuationField, geometry: Geometry, theta: np.ndarray, times: np.ndarray,
+                      heights: np.ndarray, device: torch.device, rays_per_pass: int = 1 << 15) -> torch.Tensor:
+    """(views, rows, cols) line integrals of the field through the rays of views ``theta``
+    at normalised ``times`` (views,) and detector rows at ``heights`` (rows,) pixels, each
+    ray at its strata's midpoints (one stratum per pixel of the cylinder's diameter, as
+    the training's default)."""
+    cols = geometry.cols
+    u = torch.as_tensor(geometry.detector_u(), dtype=torch.float32, device=device)
+    z = torch.as_tensor(heights, dtype=torch.float32, device=device)
+    per_view = len(heights) * cols
+    samples = int(round(2 * geometry.radius))
+    out = torch.empty(len(theta), len(heights), cols, device=device)
+    step = max(1, rays_per_pass // per_view)
+    with torch.no_grad():
+        for start in range(0, len(theta), step):
+            views = slice(start, min(start + step, len(theta)))
+            count = views.stop - views.start
+            angle = torch.as_tensor(theta[views], dtype=torch.float32, device=device).repeat_interleave(per_view)
+            instant = torch.as_tensor(times[views], dtype=torch.float32, device=device).repeat_interleave(per_view)
+            rays = RayBatch(angle, u.repeat(len(heights) * count), z.repeat_interleave(cols).repeat(count), instant,
+                            torch.zeros_like(angle))
+            jitter = torch.full((len(angle), samples), 0.5, device=device)
+            out[views] = integrate_rays(field, rays, geometry, samples, jitter).reshape(count, len(heights), cols)
+    return out
 
 
 class FrameRefiner:
-    """Refines frames of a field slice band by slice band (module note).
+    """Refines frames of ``field`` slice band by slice band (module note).
 
     ``render(t)`` gives the field's (rows, n, n) slices of the band at normalised instant
-    ``t``; ``views`` are the scan's training views of the band's detector rows, ``time``
-    their normalised instants; ``noise_variance`` the scan's weighted noise variance,
-    ``scale`` the field's output scale. ``A_i f(s)`` of the module note is taken on the
-    voxels: the projection of the field's slices, rendered every :data:`VIEWS_PER_RENDER`
-    views and interpolated linearly in time between two renders, so the refinement fits
-    the residual of the same voxels it refines. Those projections at the views' own
-    instants are computed once per band, two renders held at a time.
+    ``t``; ``views`` are the scan's training views of the band's detector rows (at
+    ``heights`` (rows,) pixels), ``time`` their normalised instants; ``noise_variance``
+    the scan's weighted noise variance, ``scale`` the field's output scale. Computed once
+    per band: the field's residuals at the views' own instants, and the views' projections
+    of the field's slices there (``P_i x(t_i)`` of the module note: slices rendered every
+    :data:`VIEWS_PER_RENDER` views and interpolated linearly in time, two renders held at
+    a time).
     """
 
-    def __init__(self, render: Callable[[float], np.ndarray], geometry: Geometry, views: Sinogram,
-                 time: np.ndarray, noise_variance: float, scale: float, iterations: int,
-                 device: torch.device) -> None:
+    def __init__(self, field: AttenuationField, render: Callable[[float], np.ndarray], geometry: Geometry,
+                 views: Sinogram, time: np.ndarray, heights: np.ndarray, noise_variance: float, scale: float,
+                 iterations: int, device: torch.device) -> None:
         self.render, self.geometry, self.device, self.time = render, geometry, device, time
         rows = views.projections.shape[1]
         self.projector = SliceProjector(geometry, views.theta, rows, device)
@@ -172,6 +205,7 @@ class FrameRefiner:
         self.smoothing = TV_SMOOTHING * scale
         self.cylinder = torch.as_tensor(geometry.cylinder_mask(), dtype=torch.float32, device=device)
         self.theta = views.theta
+        self.residuals = self.measured - field_projections(field, geometry, views.theta, time, heights, device)
         self.own = self.projections_at_own_instants()
 
     def slices(self, instant: float) -> torch.Tensor:
@@ -179,7 +213,7 @@ class FrameRefiner:
 
     def projections_at_own_instants(self) -> torch.Tensor:
         """(views, rows, cols): each view's projection of the field's slices at its own
-        instant (the class note)."""
+        instant, ``P_i x(t_i)`` (the class note)."""
         own = torch.empty_like(self.measured)
         knots = np.append(self.time[::VIEWS_PER_RENDER], self.time[-1])
         previous = self.slices(float(knots[0]))
@@ -198,7 +232,8 @@ class FrameRefiner:
 
     def view_weights(self, instant: float, moved: torch.Tensor) -> torch.Tensor:
         """``c_i`` (views,) of the module note for a frame at ``instant``, given the
-        projections ``moved`` (views, rows, cols) of the field's slices at that instant."""
+        projections ``moved`` (views, rows, cols) of the field's slices at that instant,
+        ``P_i x0``."""
         window = np.zeros(len(self.theta), dtype=bool)
         window[half_turn_window(self.theta, self.time, instant)] = True
         change = (self.transmission * (self.own - moved) ** 2).mean(dim=(1, 2)) / self.noise_variance
@@ -208,12 +243,10 @@ class FrameRefiner:
         """The field's (rows, n, n) slices of the band at normalised ``instant`` and the
         same slices refined."""
         start = self.slices(instant)
-        moved = self.projector(start)
-        weights = self.view_weights(instant, moved)
+        weights = self.view_weights(instant, self.projector(start))
         keep = torch.nonzero(weights >= WEIGHT_FLOOR).flatten()
-        targets = (self.measured - self.own + moved)[keep]
         ray_weights = self.transmission[keep] * weights[keep, None, None]
         projector = SliceProjector(self.geometry, self.theta[keep.cpu().numpy()], start.shape[0], self.device)
-        refined = fit_slices(start, targets, ray_weights, projector, self.cylinder, self.noise_variance, self.beta,
-                             self.smoothing, self.iterations)
+        refined = fit_correction(start, self.residuals[keep], ray_weights, projector, self.cylinder,
+                                 self.noise_variance, self.beta, self.smoothing, self.iterations)
         return start.cpu().numpy(), refined

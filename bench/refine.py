@@ -10,7 +10,7 @@ The render stage renders the run's frames twice into ``folder/refine/``: with
 ``render.refine: none`` (the field's samples) and ``auto`` (:mod:`dinr.inr.refine`), every
 other render key at its default; a volume already there is read back. Every frame of both
 and of each peer found (``results/<dataset>/<method>/recon.h5`` of the MBIR peers and
-sliding FBP) is scored as the evaluate stage scores it. Reports per scan the mean PSNR and
+sliding FBP) is scored as the evaluate stage scores it; without peers, the margins are left out. Reports per scan the mean PSNR and
 SSIM of both, DINR's margin over the best peer in each frame, its worst frame, and the
 render stage's wall time; writes the JSON and a Markdown table (``.md``) beside it.
 """
@@ -76,17 +76,23 @@ def score_run(dataset: str, folder: Path, results: Path) -> dict[str, Any]:
         report["methods"][name] = {"psnr": [round(m["psnr"], 3) for m in frames],
                                    "ssim": [round(m["ssim"], 4) for m in frames]}
     peers = [name for name in PEERS if name in volumes]
-    best = np.max([report["methods"][name]["psnr"] for name in peers], axis=0)
     for name in ("dinr_none", "dinr_auto"):
         psnr = np.array(report["methods"][name]["psnr"])
-        margin = psnr - best
-        report["methods"][name].update(
-            psnr_mean=round(float(psnr.mean()), 3), ssim_mean=round(float(np.mean(report["methods"][name]["ssim"])), 4),
-            margin_per_frame=[round(float(v), 3) for v in margin], worst_margin=round(float(margin.min()), 3),
-            worst_frame=int(margin.argmin()))
+        report["methods"][name].update(psnr_mean=round(float(psnr.mean()), 3),
+                                       ssim_mean=round(float(np.mean(report["methods"][name]["ssim"])), 4))
+        if peers:
+            margin = psnr - np.max([report["methods"][peer]["psnr"] for peer in peers], axis=0)
+            report["methods"][name].update(margin_per_frame=[round(float(v), 3) for v in margin],
+                                           worst_margin=round(float(margin.min()), 3), worst_frame=int(margin.argmin()))
     report["peers"] = peers
-    report["best_peer_mean"] = round(float(max(np.mean(report["methods"][p]["psnr"]) for p in peers)), 3)
+    if peers:
+        report["best_peer_mean"] = round(float(max(np.mean(report["methods"][p]["psnr"]) for p in peers)), 3)
     return report
+
+
+def _worst(scores: dict[str, Any]) -> str:
+    """The worst-frame margin and its frame, or a dash where no peer was found."""
+    return f"{scores['worst_margin']:+.2f} ({scores['worst_frame']})" if "worst_margin" in scores else "–"
 
 
 def table(reports: list[dict[str, Any]]) -> list[str]:
@@ -95,9 +101,8 @@ def table(reports: list[dict[str, Any]]) -> list[str]:
     for r in reports:
         a, b = r["methods"]["dinr_none"], r["methods"]["dinr_auto"]
         delta = np.array(b["psnr"]) - np.array(a["psnr"])
-        lines.append(f"| {r['dataset']} | {a['psnr_mean']:.2f} / {a['ssim_mean']:.3f} / {a['worst_margin']:+.2f} "
-                     f"({a['worst_frame']}) | {b['psnr_mean']:.2f} / {b['ssim_mean']:.3f} / {b['worst_margin']:+.2f} "
-                     f"({b['worst_frame']}) | {delta.min():+.2f} / {delta.max():+.2f} "
+        lines.append(f"| {r['dataset']} | {a['psnr_mean']:.2f} / {a['ssim_mean']:.3f} / {_worst(a)} "
+                     f"| {b['psnr_mean']:.2f} / {b['ssim_mean']:.3f} / {_worst(b)} | {delta.min():+.2f} / {delta.max():+.2f} "
                      f"| {r['render_s']['none']} / {r['render_s']['auto']} |")
     return lines
 

@@ -20,7 +20,7 @@ from ``d = 0``: ``w = exp(-p)`` are the training's transmission weights and ``si
 the scan's weighted noise variance; ``TV`` the isotropic total variation of each slice
 (pixel differences, attenuation per pixel); ``beta`` the training's ``tv_weight: auto``
 in these units (:func:`frame_prior_weight`), so nothing here is chosen anew. ``P``
-projects a slice by bilinear samples at half-pixel steps along each ray
+projects a slice by bilinear samples a pixel apart along each ray
 (:class:`SliceProjector`). The frame's residuals are fitted on voxels while the field's
 are continuous: fitting the voxels' own projections instead would put what the voxels
 cannot hold (1.8 noise variances a ray against the field's 1.1 on the jerk) into the
@@ -58,8 +58,9 @@ WEIGHT_FLOOR = 1e-3
 #: The TV's smoothing (its value at a flat pixel), as a share of the field's output scale.
 TV_SMOOTHING = 1e-3
 
-#: Bilinear samples per pixel along a ray of :class:`SliceProjector`.
-SAMPLES_PER_PIXEL = 2
+#: Bilinear samples per pixel along a ray of :class:`SliceProjector` (2 gave the oscillation's
+#: frames 5, 0, 13 and the jerk's 12, 7 within 0.02 dB at twice the time).
+SAMPLES_PER_PIXEL = 1
 
 #: Sampled points (views x columns x samples x slices) a projector evaluates at once.
 POINTS_PER_CHUNK = 1 << 24

@@ -53,7 +53,7 @@ def test_the_projector_sees_a_disk_where_the_geometry_puts_it() -> None:
     u = GEOMETRY.detector_u()
     for view, expected in zip(projections[:, 0].numpy(), (6.0, -3.0, (6.0 - 3.0) / np.sqrt(2))):
         assert abs(np.sum(u * view) / np.sum(view) - expected) < 0.2  # u = x cos(theta) + y sin(theta)
-        assert abs(view.max() - 6.0) < 0.6  # the chord through the centre: the diameter
+        assert abs(view.max() - 6.0) < 1.0  # the chord through the centre: the diameter, within a pixel
         np.testing.assert_allclose(view.sum(), disk.sum(), rtol=0.02)  # every view holds the disk's mass
 
 

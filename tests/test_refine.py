@@ -79,14 +79,18 @@ def test_a_still_field_counts_every_view_and_a_moving_one_its_window() -> None:
     refiner = FrameRefiner(_StaticField(still), lambda t: still, GEOMETRY, views, views.time, HEIGHTS, 1e-4, 1.0, 5,
                            torch.device("cpu"))
     moved = refiner.projector(torch.as_tensor(still))
-    np.testing.assert_array_equal(refiner.view_weights(0.5, moved).numpy(), 1.0)
+    weights, share = refiner.view_weights(0.5, moved)
+    np.testing.assert_array_equal(weights.numpy(), 1.0)
+    assert share == 1.0
 
     def moving(t: float) -> np.ndarray:  # a swelling disk: every direction sees it change
         return _disk(0.0, 0.0, 3.0 + 8.0 * t)
 
     refiner = FrameRefiner(_StaticField(still), moving, GEOMETRY, views, views.time, HEIGHTS, 1e-4, 1.0, 5,
                            torch.device("cpu"))
-    weights = refiner.view_weights(0.5, refiner.projector(torch.as_tensor(moving(0.5)))).numpy()
+    weights, share = refiner.view_weights(0.5, refiner.projector(torch.as_tensor(moving(0.5))))
+    weights = weights.numpy()
+    assert 0.0 < share < 0.5  # the window's edges see a disk 1 px wider or narrower
     assert weights[(views.time > 0.45) & (views.time < 0.55)].min() == 1.0  # the frame's half-turn window
     assert weights[np.abs(views.time - 0.5) > 0.25].max() < 1e-3  # a disk 2 px wider or narrower is no evidence
 

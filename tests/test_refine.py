@@ -145,8 +145,9 @@ def test_two_ranks_refine_the_volume_one_rank_refines(tiny_scan: dict[str, Path]
         np.testing.assert_array_equal(a["recon"][()], b["recon"][()])
 
 
-def test_cone_beam_frames_are_never_refined() -> None:
+def test_cone_beam_and_static_frames_are_never_refined() -> None:
     from dinr.geometry.cone import ConeGeometry
     settings = RenderSettings(frames=4, chunk=100, supersample=1, exports=[], refine="auto", refine_iterations=1)
     cone = ConeGeometry(rows=4, cols=32, center=16.0, n=32, source_axis=100.0, row_center=2.0)
-    assert stages.refines(settings, GEOMETRY) and not stages.refines(settings, cone)
+    assert stages.refines(settings, GEOMETRY, True)
+    assert not stages.refines(settings, cone, True) and not stages.refines(settings, GEOMETRY, False)

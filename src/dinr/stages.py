@@ -369,17 +369,18 @@ def render(settings: RenderSettings, model_path: Path, sinogram_path: Path, trut
     voxel = voxel_size_mm(read_sinogram(sinogram_path, rows=slice(0, 0)))
     attrs = provenance("render", dataclasses.asdict(settings),
                        {"model": str(model_path), "sinogram": str(sinogram_path)})
-    if refines(settings, state.beam_geometry()):
+    if refines(settings, state.beam_geometry(), bool(state.field_spec["time_resolution"])):
         render_refined(state, sinogram_path, seconds, normalised, out_path, attrs, comm, settings, chunk_mb, voxel)
         return
     render_grid(state, grid, seconds, normalised, out_path, attrs, comm, settings.chunk, settings.supersample,
                 chunk_mb, voxel)
 
 
-def refines(settings: RenderSettings, geometry: Geometry) -> bool:
+def refines(settings: RenderSettings, geometry: Geometry, dynamic: bool) -> bool:
     """Whether ``render.refine`` refines the frames (:mod:`dinr.inr.refine`): ``auto``
-    on parallel beam, where each slice's rays stay in it; never on cone beam."""
-    return settings.refine == "auto" and geometry.beam == "parallel"
+    on parallel beam, where each slice's rays stay in it, for a ``dynamic`` field (a
+    static field already pools every view); never on cone beam."""
+    return settings.refine == "auto" and geometry.beam == "parallel" and dynamic
 
 
 def render_refined(state: TrainingState, sinogram_path: Path, seconds: np.ndarray, normalised: np.ndarray,

@@ -362,7 +362,8 @@ def train(settings: TrainSettings, sinogram_path: Path, checkpoint_path: Path, m
 def render(settings: RenderSettings, model_path: Path, sinogram_path: Path, truth_times_path: Path | None,
            out_path: Path, comm: Communicator, chunk_mb: float = DEFAULT_CHUNK_MB) -> None:
     """Sample the trained field on the scan's grid at the frame times (as
-    :func:`baseline` chooses them), as :func:`render_grid` does."""
+    :func:`baseline` chooses them), as :func:`render_grid` does, and refine each frame
+    against the views around it where ``render.refine`` says so (:func:`render_refined`)."""
     state = load_checkpoint(model_path)
     seconds, normalised = _frame_times(read_scan_time(sinogram_path), truth_times_path, settings.frames)
     grid = VoxelGrid.full(state.beam_geometry())

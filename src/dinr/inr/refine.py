@@ -56,7 +56,8 @@ from dinr.io.canonical import Sinogram
 from dinr.train.objective import REFERENCE_NOISE_VARIANCE, TV_EDGE_SCALE
 
 #: Views whose weight ``c_i`` falls below this are left out (their share of the fit is
-#: below the noise of the views that stay).
+#: below the noise of the views that stay), and a frame whose window's share ``s`` falls
+#: below it is the field's (no fit).
 WEIGHT_FLOOR = 1e-3
 
 #: The TV's smoothing (its value at a flat pixel), as a share of the field's output scale.

@@ -5,14 +5,16 @@ own frames, frame by frame, beside the best peer of each frame.
         --out bench/results/refine.json
 
 Each ``--run dataset=folder`` names a trained run (``folder/model.pt``) of a scan the
-workflow built in ``results/<dataset>/`` (``--results``) (its prepared sinogram, truth and peers' volumes).
+workflow built in ``results/<dataset>/`` under ``--results`` (its prepared sinogram, truth and
+peers' volumes).
 The render stage renders the run's frames twice into ``folder/refine/``: with
 ``render.refine: none`` (the field's samples) and ``auto`` (:mod:`dinr.inr.refine`), every
 other render key at its default; a volume already there is read back. Every frame of both
 and of each peer found (``results/<dataset>/<method>/recon.h5`` of the MBIR peers and
-sliding FBP) is scored as the evaluate stage scores it; without peers, the margins are left out. Reports per scan the mean PSNR and
-SSIM of both, DINR's margin over the best peer in each frame, its worst frame, and the
-render stage's wall time; writes the JSON and a Markdown table (``.md``) beside it.
+sliding FBP) is scored as the evaluate stage scores it; without peers, the margins are left
+out. Reports per scan the mean PSNR and SSIM of both, DINR's margin over the best peer in
+each frame, its worst frame, and the render stage's wall time; writes the JSON and a
+Markdown table (``.md``) beside it.
 """
 
 from __future__ import annotations
@@ -96,13 +98,15 @@ def _worst(scores: dict[str, Any]) -> str:
 
 
 def table(reports: list[dict[str, Any]]) -> list[str]:
-    lines = ["| scan | field: mean / SSIM / worst-frame margin (frame) | refined: mean / SSIM / worst-frame margin (frame) "
+    lines = ["| scan | field: mean / SSIM / worst-frame margin (frame) "
+             "| refined: mean / SSIM / worst-frame margin (frame) "
              "| refined − field per frame, min / max | render s (none / auto) |", "|---|---|---|---|---|"]
     for r in reports:
         a, b = r["methods"]["dinr_none"], r["methods"]["dinr_auto"]
         delta = np.array(b["psnr"]) - np.array(a["psnr"])
         lines.append(f"| {r['dataset']} | {a['psnr_mean']:.2f} / {a['ssim_mean']:.3f} / {_worst(a)} "
-                     f"| {b['psnr_mean']:.2f} / {b['ssim_mean']:.3f} / {_worst(b)} | {delta.min():+.2f} / {delta.max():+.2f} "
+                     f"| {b['psnr_mean']:.2f} / {b['ssim_mean']:.3f} / {_worst(b)} "
+                     f"| {delta.min():+.2f} / {delta.max():+.2f} "
                      f"| {r['render_s']['none']} / {r['render_s']['auto']} |")
     return lines
 

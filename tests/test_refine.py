@@ -22,7 +22,6 @@ from dinr.train.comm import Communicator
 from dinr.train.objective import tv_weight
 
 GEOMETRY = ParallelGeometry(rows=1, cols=32, center=16.0, n=32)
-HEIGHTS = GEOMETRY.detector_v()
 
 
 class _StaticField(torch.nn.Module):
@@ -31,7 +30,7 @@ class _StaticField(torch.nn.Module):
 
     def __init__(self, image: np.ndarray) -> None:
         super().__init__()
-        self.image = torch.as_tensor(image)[None]
+        self.image = torch.nn.Parameter(torch.as_tensor(image)[None], requires_grad=False)
 
     def forward(self, points: torch.Tensor) -> torch.Tensor:  # (..., 4) normalised (t, z, y, x)
         grid = torch.stack([points[..., 3], -points[..., 2]], dim=-1).reshape(1, -1, 1, 2)
@@ -76,7 +75,7 @@ def _views(count: int, turns: float, slices: np.ndarray) -> Sinogram:
 def test_a_still_field_counts_every_view_and_a_moving_one_its_window() -> None:
     still = _disk(0.0, 0.0, 6.0)
     views = _views(240, 4, still)
-    refiner = FrameRefiner(_StaticField(still), lambda t: still, GEOMETRY, views, views.time, HEIGHTS, 1e-4, 1.0, 5,
+    refiner = FrameRefiner(_StaticField(still), lambda t: still, GEOMETRY, views, views.time, slice(None), 1e-4, 1.0, 5,
                            torch.device("cpu"))
     moved = refiner.projector(torch.as_tensor(still))
     weights, share = refiner.view_weights(0.5, moved)
@@ -86,7 +85,7 @@ def test_a_still_field_counts_every_view_and_a_moving_one_its_window() -> None:
     def moving(t: float) -> np.ndarray:  # a swelling disk: every direction sees it change
         return _disk(0.0, 0.0, 3.0 + 8.0 * t)
 
-    refiner = FrameRefiner(_StaticField(still), moving, GEOMETRY, views, views.time, HEIGHTS, 1e-4, 1.0, 5,
+    refiner = FrameRefiner(_StaticField(still), moving, GEOMETRY, views, views.time, slice(None), 1e-4, 1.0, 5,
                            torch.device("cpu"))
     weights, share = refiner.view_weights(0.5, refiner.projector(torch.as_tensor(moving(0.5))))
     weights = weights.numpy()
@@ -102,7 +101,7 @@ def test_refining_brings_a_blurred_still_frame_nearer_the_views() -> None:
     views.projections += rng.normal(0.0, 0.005, views.projections.shape).astype(np.float32)
     from scipy import ndimage
     blurred = ndimage.gaussian_filter(truth, (0, 1.5, 1.5)).astype(np.float32) * GEOMETRY.cylinder_mask()
-    refiner = FrameRefiner(_StaticField(blurred), lambda t: blurred, GEOMETRY, views, views.time, HEIGHTS, 2.5e-5, 0.05,
+    refiner = FrameRefiner(_StaticField(blurred), lambda t: blurred, GEOMETRY, views, views.time, slice(None), 2.5e-5, 0.05,
                            50, torch.device("cpu"))
     start, refined = refiner(0.5)
     mask = GEOMETRY.cylinder_mask()

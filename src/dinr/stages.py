@@ -413,7 +413,7 @@ def render_refined(state: TrainingState, sinogram_path: Path, seconds: np.ndarra
             sino = read_sinogram(sinogram_path, rows=rows)
             refiners[rows.start] = FrameRefiner(
                 field, lambda t: np.stack([render_slice(t, z) for z in range(rows.start, rows.stop)]), geometry,
-                sino, sino.normalised_time(sino.time), geometry.detector_v()[rows], noise_variance,
+                sino, sino.normalised_time(sino.time), rows, noise_variance,
                 float(state.field_spec["scale"]), settings.refine_iterations, device)
         return refiners[rows.start](float(normalised[frame]))[1]
 

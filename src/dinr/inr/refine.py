@@ -10,8 +10,8 @@ the turning points lack"). The refinement adds to the field's frame ``x0`` the c
     r_i = p_i - A_i f(t_i),
 
 view ``i``'s measured line integrals less the field's at the view's own instant (the
-training's forward model, :func:`dinr.inr.rays.integrate_rays` at the strata's
-midpoints), so what the field already explains, its motion included, is not in them. ``d``
+training's forward model at the strata's midpoints, one stratum a pixel of the diameter:
+:func:`dinr.evaluate.residuals.field_prediction`), so what the field already explains, its motion included, is not in them. ``d``
 minimises the training's own objective for one instant,
 
     1/2 sum_i c_i sum_rays w (P_i d - r_i)^2 / sigma^2  +  beta TV(x0 + d),
@@ -49,9 +49,9 @@ import numpy as np
 import torch
 
 from dinr.baselines.fbp import half_turn_window
+from dinr.evaluate.residuals import field_prediction
 from dinr.geometry import Geometry
 from dinr.inr.field import AttenuationField
-from dinr.inr.rays import RayBatch, integrate_rays
 from dinr.io.canonical import Sinogram
 from dinr.train.objective import REFERENCE_NOISE_VARIANCE, TV_EDGE_SCALE
 
@@ -159,38 +159,11 @@ def fit_correction(start: torch.Tensor, residuals: torch.Tensor, weights: torch.
     return ((start + correction) * cylinder).detach().cpu().numpy()
 
 
-def field_projections(field: AttenuationField, geometry: Geometry, theta: np.ndarray, times: np.ndarray,
-                      heights: np.ndarray, device: torch.device, rays_per_pass: int = 1 << 15) -> torch.Tensor:
-    """(views, rows, cols) line integrals of the field through the rays of views ``theta``
-    at normalised ``times`` (views,) and detector rows at ``heights`` (rows,) pixels, each
-    ray at its strata's midpoints (one stratum per pixel of the cylinder's diameter, as
-    the training's default)."""
-    cols = geometry.cols
-    u = torch.as_tensor(geometry.detector_u(), dtype=torch.float32, device=device)
-    z = torch.as_tensor(heights, dtype=torch.float32, device=device)
-    per_view = len(heights) * cols
-    samples = int(round(2 * geometry.radius))
-    out = torch.empty(len(theta), len(heights), cols, device=device)
-    step = max(1, rays_per_pass // per_view)
-    with torch.no_grad():
-        for start in range(0, len(theta), step):
-            views = slice(start, min(start + step, len(theta)))
-            count = views.stop - views.start
-            angle = torch.as_tensor(theta[views], dtype=torch.float32, device=device).repeat_interleave(per_view)
-            instant = torch.as_tensor(times[views], dtype=torch.float32, device=device).repeat_interleave(per_view)
-            rays = RayBatch(angle, u.repeat(len(heights) * count), z.repeat_interleave(cols).repeat(count), instant,
-                            torch.zeros_like(angle))
-            jitter = torch.full((len(angle), samples), 0.5, device=device)
-            out[views] = integrate_rays(field, rays, geometry, samples, jitter).reshape(count, len(heights), cols)
-    return out
-
-
 class FrameRefiner:
     """Refines frames of ``field`` slice band by slice band (module note).
 
     ``render(t)`` gives the field's (rows, n, n) slices of the band at normalised instant
-    ``t``; ``views`` are the scan's training views of the band's detector rows (at
-    ``heights`` (rows,) pixels), ``time`` their normalised instants; ``noise_variance``
+    ``t``; ``views`` are the scan's training views of the band's detector ``rows``, ``time`` their normalised instants; ``noise_variance``
     the scan's weighted noise variance, ``scale`` the field's output scale. Computed once
     per band: the field's residuals at the views' own instants, and the views' projections
     of the field's slices there (``P_i x(t_i)`` of the module note: slices rendered every
@@ -199,11 +172,10 @@ class FrameRefiner:
     """
 
     def __init__(self, field: AttenuationField, render: Callable[[float], np.ndarray], geometry: Geometry,
-                 views: Sinogram, time: np.ndarray, heights: np.ndarray, noise_variance: float, scale: float,
+                 views: Sinogram, time: np.ndarray, rows: slice, noise_variance: float, scale: float,
                  iterations: int, device: torch.device) -> None:
         self.render, self.geometry, self.device, self.time = render, geometry, device, time
-        rows = views.projections.shape[1]
-        self.projector = SliceProjector(geometry, views.theta, rows, device)
+        self.projector = SliceProjector(geometry, views.theta, views.projections.shape[1], device)
         self.measured = torch.as_tensor(views.projections, device=device)
         self.transmission = torch.exp(-torch.clamp(self.measured, min=0.0))
         self.noise_variance, self.iterations = noise_variance, iterations
@@ -211,7 +183,8 @@ class FrameRefiner:
         self.smoothing = TV_SMOOTHING * scale
         self.cylinder = torch.as_tensor(geometry.cylinder_mask(), dtype=torch.float32, device=device)
         self.theta = views.theta
-        self.residuals = self.measured - field_projections(field, geometry, views.theta, time, heights, device)
+        predicted = field_prediction(field, views, geometry, int(round(2 * geometry.radius)), rows)
+        self.residuals = self.measured - torch.as_tensor(predicted, device=device)
         self.own = self.projections_at_own_instants()
 
     def slices(self, instant: float) -> torch.Tensor:
